@@ -1,0 +1,1 @@
+"""The bundled HTTP/1.1 mock target."""

@@ -1,0 +1,74 @@
+"""The admin API under /_mock/: config, stats, reset. Never counted in stats.
+
+On loopback it is open; elsewhere the server insists on a bearer token (see cli.py). A PUT
+validates the whole config before anything changes, so a bad one leaves the old in place.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+from typing import TYPE_CHECKING
+
+from mockserver.config import parse_config
+from mockserver.http import Reply, Request, json_response
+from mockserver.latency import ConfigError
+from mockserver.stats import merge_snapshots
+
+if TYPE_CHECKING:
+    from mockserver.app import App
+
+
+def _authorized(app: App, req: Request) -> bool:
+    if app.admin_token is None:
+        return app.admin_open
+    given = req.header(b"authorization") or b""
+    expected = b"Bearer " + app.admin_token.encode()
+    return hmac.compare_digest(given, expected)
+
+
+def handle(app: App, req: Request) -> Reply:
+    keep = req.keep_alive
+    if not _authorized(app, req):
+        return Reply(json_response(401, {"error": "admin API needs Authorization: Bearer <token>"},
+                                   keep))
+    name = req.path[len("/_mock/"):]
+    routes = {"config": ("GET", "PUT"), "stats": ("GET",), "reset": ("POST",)}
+    if name not in routes:
+        return Reply(json_response(404, {"error": f"no admin endpoint /_mock/{name}"}, keep))
+    if req.method not in routes[name]:
+        return Reply(json_response(405, {"error": f"/_mock/{name} takes "
+                                         + " or ".join(routes[name])}, keep))
+    cluster = app.cluster
+    assert cluster is not None
+
+    if name == "config" and req.method == "GET":
+        return Reply(json_response(200, app.config.to_dict(), keep))
+
+    if name == "config":
+        try:
+            raw = json.loads(req.body or b"null")
+            parse_config(raw)  # validate before any process changes
+        except ValueError as exc:
+            field = exc.field if isinstance(exc, ConfigError) else "body"
+            message = exc.message if isinstance(exc, ConfigError) else f"not JSON: {exc}"
+            return Reply(json_response(400, {"error": message, "field": field}, keep))
+
+        async def put() -> bytes:
+            await cluster.call_all({"op": "config", "config": raw})
+            return json_response(200, app.config.to_dict(), keep)
+        return Reply(produce=put)
+
+    if name == "stats":
+        async def stats() -> bytes:
+            answers = await cluster.call_all({"op": "stats"})
+            merged = merge_snapshots([a for a in answers if a is not None])
+            merged["missing_processes"] = sum(a is None for a in answers)
+            return json_response(200, merged, keep)
+        return Reply(produce=stats)
+
+    async def reset() -> bytes:
+        answers = await cluster.call_all({"op": "reset"})
+        return json_response(200, {"reset": True,
+                                   "missing_processes": sum(a is None for a in answers)}, keep)
+    return Reply(produce=reset)

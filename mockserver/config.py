@@ -1,0 +1,256 @@
+"""The mock server's configuration: default profile, routes, global faults, limits.
+
+One dict shape serves the routes file (TOML or JSON), `PUT /_mock/config` and the
+harness's `[target.mock]` table, so all three validate in the same place and report the
+same field names. Parsing never half-applies: it builds a new frozen MockConfig or raises
+ConfigError, and the server swaps configs atomically.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import tomllib
+from dataclasses import dataclass, field
+from fnmatch import translate
+from pathlib import Path
+from typing import Any
+
+from mockserver.latency import ConfigError, LatencyModel, parse_latency
+
+HTTP_METHODS = {"GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"}
+
+
+@dataclass(frozen=True)
+class Faults:
+    """Probabilities (0..1) of each injected fault, drawn independently per request."""
+
+    error: float = 0.0
+    error_status: int = 500
+    reset: float = 0.0
+    hang: float = 0.0
+    hang_ms: float = 5000.0
+    malformed: float = 0.0
+    slow_body: float = 0.0
+    slow_body_bytes_per_s: float = 1024.0
+    spike: float = 0.0
+    spike_ms: float = 1000.0
+
+    @property
+    def any(self) -> bool:
+        return bool(self.error or self.reset or self.hang or self.malformed or self.slow_body
+                    or self.spike)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "error": {"p": self.error, "status": self.error_status},
+            "reset": {"p": self.reset},
+            "hang": {"p": self.hang, "ms": self.hang_ms},
+            "malformed": {"p": self.malformed},
+            "slow_body": {"p": self.slow_body, "bytes_per_s": self.slow_body_bytes_per_s},
+            "spike": {"p": self.spike, "ms": self.spike_ms},
+        }
+
+
+# fault kind -> {extra key: (Faults attribute, minimum, maximum)}
+_FAULT_EXTRAS: dict[str, dict[str, tuple[str, float, float]]] = {
+    "error": {"status": ("error_status", 400, 599)},
+    "reset": {},
+    "hang": {"ms": ("hang_ms", 0, 60_000)},
+    "malformed": {},
+    "slow_body": {"bytes_per_s": ("slow_body_bytes_per_s", 1, 1e12)},
+    "spike": {"ms": ("spike_ms", 0, 600_000)},
+}
+
+
+def _number(value: Any, name: str, lo: float, hi: float) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not lo <= value <= hi:
+        raise ConfigError(name, f"expected a number from {lo:g} to {hi:g}, got {value!r}")
+    return float(value)
+
+
+def _integer(value: Any, name: str, lo: int, hi: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
+        raise ConfigError(name, f"expected an integer from {lo} to {hi}, got {value!r}")
+    return value
+
+
+def parse_faults(raw: Any, name: str) -> Faults:
+    if not isinstance(raw, dict):
+        raise ConfigError(name, f"expected a table of fault kinds, got {raw!r}")
+    values: dict[str, Any] = {}
+    for kind, spec in raw.items():
+        where = f"{name}.{kind}"
+        if kind not in _FAULT_EXTRAS:
+            raise ConfigError(where, f"unknown fault (expected one of {', '.join(_FAULT_EXTRAS)})")
+        if not isinstance(spec, dict):
+            spec = {"p": spec}
+        extras = _FAULT_EXTRAS[kind]
+        for key, value in spec.items():
+            if key == "p":
+                values[kind] = _number(value, f"{where}.p", 0, 1)
+            elif key in extras:
+                attr, lo, hi = extras[key]
+                values[attr] = (_integer(value, f"{where}.{key}", int(lo), int(hi))
+                                if attr == "error_status"
+                                else _number(value, f"{where}.{key}", lo, hi))
+            else:
+                allowed = ", ".join(["p", *extras])
+                raise ConfigError(f"{where}.{key}", f"unknown key (expected one of {allowed})")
+    return Faults(**values)
+
+
+@dataclass(frozen=True)
+class Profile:
+    """What a matched request gets: latency, status and a body of a given size."""
+
+    latency: LatencyModel | None = None
+    status: int = 200
+    body_bytes: int = 2
+    faults: Faults | None = None  # None: the global faults apply
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "latency": self.latency.to_dict() if self.latency else {"dist": "fixed", "ms": 0},
+            "status": self.status,
+            "body_bytes": self.body_bytes,
+        }
+        if self.faults is not None:
+            out["faults"] = self.faults.to_dict()
+        return out
+
+
+_PROFILE_KEYS = {"latency", "status", "body_bytes", "faults"}
+
+
+def parse_profile(raw: Any, name: str, extra_keys: frozenset[str] = frozenset()) -> Profile:
+    if not isinstance(raw, dict):
+        raise ConfigError(name, f"expected a table, got {raw!r}")
+    for key in raw:
+        if key not in _PROFILE_KEYS | extra_keys:
+            allowed = ", ".join(sorted(_PROFILE_KEYS | extra_keys))
+            raise ConfigError(f"{name}.{key}", f"unknown key (expected one of {allowed})")
+    latency = None
+    if "latency" in raw:
+        latency = parse_latency(raw["latency"], f"{name}.latency")
+        if latency.to_dict() == {"dist": "fixed", "ms": 0.0}:
+            latency = None  # the zero-delay fast path
+    return Profile(
+        latency=latency,
+        status=_integer(raw.get("status", 200), f"{name}.status", 200, 599),
+        body_bytes=_integer(raw.get("body_bytes", 2), f"{name}.body_bytes", 0, 64 << 20),
+        faults=parse_faults(raw["faults"], f"{name}.faults") if "faults" in raw else None,
+    )
+
+
+@dataclass(frozen=True)
+class Route:
+    """A path pattern (glob: `*` matches anything, `/api/*`) with its own profile."""
+
+    path: str
+    method: str | None
+    profile: Profile
+    regex: re.Pattern[str] = field(compare=False, repr=False)
+
+    def matches(self, method: str, path: str) -> bool:
+        return (self.method is None or self.method == method) and bool(self.regex.match(path))
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"path": self.path, **self.profile.to_dict()}
+        if self.method:
+            out["method"] = self.method
+        return out
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_header_bytes: int = 16 * 1024
+    max_body_bytes: int = 1 << 20
+    idle_timeout_s: float = 30.0
+    max_pipeline: int = 128
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"max_header_bytes": self.max_header_bytes, "max_body_bytes": self.max_body_bytes,
+                "idle_timeout_s": self.idle_timeout_s, "max_pipeline": self.max_pipeline}
+
+
+def parse_limits(raw: Any, name: str) -> Limits:
+    if not isinstance(raw, dict):
+        raise ConfigError(name, f"expected a table, got {raw!r}")
+    bounds = {"max_header_bytes": (256, 1 << 20), "max_body_bytes": (0, 1 << 30),
+              "idle_timeout_s": (0.1, 3600), "max_pipeline": (1, 10_000)}
+    values: dict[str, Any] = {}
+    for key, value in raw.items():
+        if key not in bounds:
+            raise ConfigError(f"{name}.{key}",
+                              f"unknown key (expected one of {', '.join(bounds)})")
+        lo, hi = bounds[key]
+        values[key] = (_number(value, f"{name}.{key}", lo, hi) if key == "idle_timeout_s"
+                       else _integer(value, f"{name}.{key}", int(lo), int(hi)))
+    return Limits(**values)
+
+
+@dataclass(frozen=True)
+class MockConfig:
+    default: Profile = Profile()
+    faults: Faults = Faults()
+    routes: tuple[Route, ...] = ()
+    limits: Limits = Limits()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "default": self.default.to_dict(),
+            "faults": self.faults.to_dict(),
+            "routes": [r.to_dict() for r in self.routes],
+            "limits": self.limits.to_dict(),
+        }
+
+
+def parse_config(raw: Any, name: str = "config") -> MockConfig:
+    """Validate a whole config dict; raises ConfigError naming the first bad field."""
+    if not isinstance(raw, dict):
+        raise ConfigError(name, f"expected an object, got {type(raw).__name__}")
+    allowed = {"default", "faults", "routes", "limits"}
+    for key in raw:
+        if key not in allowed:
+            raise ConfigError(key, f"unknown key (expected one of {', '.join(sorted(allowed))})")
+    routes_raw = raw.get("routes", [])
+    if not isinstance(routes_raw, list):
+        raise ConfigError("routes", f"expected a list of tables, got {routes_raw!r}")
+    routes = []
+    for i, item in enumerate(routes_raw):
+        where = f"routes[{i}]"
+        profile = parse_profile(item, where, frozenset({"path", "method"}))
+        path = item.get("path")
+        if not isinstance(path, str) or not path.startswith("/"):
+            raise ConfigError(f"{where}.path", f"expected a path starting with '/', got {path!r}")
+        method = item.get("method")
+        if method is not None and (not isinstance(method, str)
+                                   or method.upper() not in HTTP_METHODS):
+            raise ConfigError(f"{where}.method",
+                              f"expected one of {', '.join(sorted(HTTP_METHODS))}, got {method!r}")
+        routes.append(Route(path, method.upper() if method else None, profile,
+                            re.compile(translate(path))))
+    return MockConfig(
+        default=parse_profile(raw.get("default", {}), "default"),
+        faults=parse_faults(raw.get("faults", {}), "faults"),
+        routes=tuple(routes),
+        limits=parse_limits(raw.get("limits", {}), "limits"),
+    )
+
+
+def load_config_file(path: str | Path) -> MockConfig:
+    """Read a routes file, TOML or JSON by extension; errors name the file."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(str(path), f"cannot read: {exc.strerror}") from None
+    try:
+        raw = json.loads(text) if path.suffix == ".json" else tomllib.loads(text)
+    except (json.JSONDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(str(path), f"not valid {path.suffix.lstrip('.') or 'TOML'}: {exc}") from None
+    try:
+        return parse_config(raw)
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc.field}", exc.message) from None

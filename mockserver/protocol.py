@@ -1,0 +1,281 @@
+"""The hot path: one asyncio.Protocol per connection, httptools parser callbacks, no framework.
+
+Pipelined requests are answered strictly in order: each reply takes a slot in a queue and
+the queue is flushed from its head as slots become ready, so a slow first request holds
+back a fast second one, as HTTP/1.1 requires. The common case (nothing queued, no delay)
+writes straight to the transport without allocating a slot.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import struct
+from collections import deque
+from typing import TYPE_CHECKING
+
+import httptools
+
+from mockserver.http import CLOSE, HANG, KEEP, RESET, Reply, Request, error_response
+
+if TYPE_CHECKING:
+    from mockserver.app import App
+
+
+class _Slot:
+    __slots__ = ("data", "ready", "action", "stream")
+
+    def __init__(self, reply: Reply, ready: bool) -> None:
+        self.data = reply.data
+        self.ready = ready
+        self.action = reply.action
+        self.stream = reply.stream
+
+
+class HttpProtocol(asyncio.Protocol):
+    __slots__ = ("app", "loop", "parser", "transport", "url", "headers", "body", "body_size",
+                 "head_size", "in_head", "queue", "busy", "broken", "closing", "last_active",
+                 "paused_reading", "_drain", "_tasks")
+
+    def __init__(self, app: App) -> None:
+        self.app = app
+        self.loop = asyncio.get_running_loop()
+        self.parser = httptools.HttpRequestParser(self)
+        self.transport: asyncio.Transport | None = None
+        self.url = b""
+        self.headers: list[tuple[bytes, bytes]] = []
+        self.body: list[bytes] = []
+        self.body_size = 0
+        self.head_size = 0
+        self.in_head = False
+        self.queue: deque[_Slot] = deque()
+        self.busy = False          # a streamed body is being written
+        self.broken = False        # a protocol error was answered; ignore further bytes
+        self.closing = False       # close once the queue drains (shutdown, Connection: close)
+        self.last_active = 0.0
+        self.paused_reading = False
+        self._drain: asyncio.Future[None] | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    # -- connection lifecycle -------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+        self.last_active = self.loop.time()
+        self.app.connection_opened(self)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.app.connection_closed(self)
+        self.queue.clear()
+        for task in self._tasks:
+            task.cancel()
+        if self._drain is not None and not self._drain.done():
+            self._drain.set_result(None)
+
+    def pause_writing(self) -> None:
+        self._drain = self.loop.create_future()
+
+    def resume_writing(self) -> None:
+        if self._drain is not None and not self._drain.done():
+            self._drain.set_result(None)
+        self._drain = None
+
+    async def drain(self) -> None:
+        """Wait while the kernel buffer is full, so a streamed body is paced by the reader."""
+        if self._drain is not None:
+            await self._drain
+
+    @property
+    def idle(self) -> bool:
+        return not self.queue and not self.busy and not self.in_head and not self.url
+
+    # -- parser callbacks -----------------------------------------------------------------
+
+    def data_received(self, data: bytes) -> None:
+        if self.broken:
+            return
+        self.last_active = self.loop.time()
+        try:
+            self.parser.feed_data(data)
+        except _TooLarge as exc:
+            self._fail(exc.status, exc.message)
+            return
+        except httptools.HttpParserUpgrade:
+            self.closing = True  # answered as plain HTTP; we do not speak the upgraded protocol
+            self._flush()
+            return
+        except httptools.HttpParserError as exc:
+            self._fail(400, f"malformed request: {exc}")
+            return
+        if self.in_head:
+            # A header that never ends is buffered inside httptools, out of the callbacks'
+            # sight; bound it by the bytes received since the message began (+ one read).
+            self.head_size += len(data)
+            if self.head_size > self.app.config.limits.max_header_bytes + 65536:
+                self._fail(431, "request header section too large")
+
+    def on_message_begin(self) -> None:
+        self.in_head = True
+        self.head_size = 0
+        self.url = b""
+        self.headers = []
+        self.body = []
+        self.body_size = 0
+
+    def on_url(self, url: bytes) -> None:
+        self.url += url
+        self.head_size += len(url)
+        if self.head_size > self.app.config.limits.max_header_bytes:
+            raise _TooLarge(431, "request header section too large")
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self.headers.append((name, value))
+        self.head_size += len(name) + len(value) + 4
+        if self.head_size > self.app.config.limits.max_header_bytes:
+            raise _TooLarge(431, "request header section too large")
+
+    def on_headers_complete(self) -> None:
+        self.in_head = False
+        for name, value in self.headers:
+            if name.lower() == b"content-length":
+                try:
+                    size = int(value)
+                except ValueError:
+                    raise _TooLarge(400, "bad Content-Length") from None
+                if size > self.app.config.limits.max_body_bytes:
+                    raise _TooLarge(413, "request body too large")
+
+    def on_body(self, body: bytes) -> None:
+        self.body_size += len(body)
+        if self.body_size > self.app.config.limits.max_body_bytes:
+            raise _TooLarge(413, "request body too large")
+        self.body.append(body)
+
+    def on_message_complete(self) -> None:
+        parser = self.parser
+        path, _, query = self.url.partition(b"?")
+        request = Request(
+            method=parser.get_method().decode("ascii", "replace"),
+            path=path.decode("latin-1"),
+            query=query.decode("latin-1"),
+            headers=self.headers,
+            body=b"".join(self.body) if self.body else b"",
+            keep_alive=parser.should_keep_alive() and not self.closing,
+            http_version=parser.get_http_version(),
+        )
+        self.url = b""
+        reply = self.app.handle(request, self)
+        if not request.keep_alive and reply.action == KEEP:
+            reply.action = CLOSE
+        self.submit(reply)
+
+    # -- replies, in order ----------------------------------------------------------------
+
+    def submit(self, reply: Reply) -> None:
+        if not self.queue and not self.busy and reply.delay <= 0 and reply.produce is None \
+                and reply.stream is None and reply.action == KEEP:
+            self.transport.write(reply.data)  # type: ignore[union-attr]
+            self.app.stats.bytes_out += len(reply.data)
+            return
+        slot = _Slot(reply, ready=reply.delay <= 0 and reply.produce is None)
+        self.queue.append(slot)
+        if reply.produce is not None:
+            self._spawn(self._produce(slot, reply))
+        elif reply.delay > 0:
+            self.loop.call_later(reply.delay, self._ready, slot)
+        if len(self.queue) > self.app.config.limits.max_pipeline and not self.paused_reading:
+            self.paused_reading = True
+            self.transport.pause_reading()  # type: ignore[union-attr]
+        self._flush()
+
+    async def _produce(self, slot: _Slot, reply: Reply) -> None:
+        if reply.delay > 0:
+            await asyncio.sleep(reply.delay)
+        slot.data = await reply.produce()  # type: ignore[misc]
+        self._ready(slot)
+
+    def _ready(self, slot: _Slot) -> None:
+        slot.ready = True
+        self._flush()
+
+    def _flush(self) -> None:
+        transport = self.transport
+        if transport is None or transport.is_closing():
+            return
+        queue = self.queue
+        self.last_active = self.loop.time()
+        while queue and queue[0].ready and not self.busy:
+            slot = queue.popleft()
+            if slot.action == RESET:
+                self._reset()
+                return
+            if slot.action == HANG:
+                transport.close()  # held the request for its time, then dropped it unanswered
+                return
+            if slot.data:
+                transport.write(slot.data)
+                self.app.stats.bytes_out += len(slot.data)
+            if slot.stream is not None:
+                self.busy = True
+                self._spawn(self._stream(slot))
+                return
+            if slot.action == CLOSE:
+                transport.close()
+                return
+        if self.paused_reading and len(queue) <= self.app.config.limits.max_pipeline // 2:
+            self.paused_reading = False
+            transport.resume_reading()
+        if self.closing and not queue and not self.busy:
+            transport.close()
+
+    async def _stream(self, slot: _Slot) -> None:
+        try:
+            await slot.stream(self)  # type: ignore[misc]
+        except (ConnectionError, asyncio.CancelledError):
+            return
+        self.busy = False
+        if slot.action == CLOSE and self.transport is not None:
+            self.transport.close()
+            return
+        self._flush()
+
+    def write(self, data: bytes) -> None:
+        """Used by streamed bodies; counts bytes like every other write."""
+        if self.transport is None or self.transport.is_closing():
+            raise ConnectionResetError("client went away")
+        self.transport.write(data)
+        self.app.stats.bytes_out += len(data)
+
+    def _spawn(self, coro: object) -> None:
+        task = self.loop.create_task(coro)  # type: ignore[arg-type]
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _reset(self) -> None:
+        """Close with RST (SO_LINGER 0) so the client sees ECONNRESET, not a clean FIN."""
+        sock = self.transport.get_extra_info("socket")  # type: ignore[union-attr]
+        if sock is not None:
+            try:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            except OSError:
+                pass
+        self.transport.abort()  # type: ignore[union-attr]
+
+    def _fail(self, status: int, message: str) -> None:
+        """Answer a protocol error after the replies already queued, then close."""
+        self.broken = True
+        self.app.stats.malformed_requests += 1
+        self.submit(Reply(data=error_response(status, message), action=CLOSE))
+
+    def shutdown(self) -> None:
+        """Server is stopping: close now if idle, else after the queued replies."""
+        self.closing = True
+        if self.idle and self.transport is not None:
+            self.transport.close()
+
+
+class _TooLarge(Exception):
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message

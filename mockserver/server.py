@@ -1,0 +1,109 @@
+"""Run one server process: bind, serve, sweep idle connections, stop gracefully.
+
+The supervisor in cli.py runs one of these per `--processes`, each with its own
+SO_REUSEPORT socket on the same port so the kernel spreads connections across them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import socket
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from mockserver.app import App
+from mockserver.cluster import Cluster
+from mockserver.config import MockConfig
+from mockserver.protocol import HttpProtocol
+
+
+@dataclass(frozen=True)
+class ServerOptions:
+    host: str
+    port: int
+    config: MockConfig
+    seed: int | None = None
+    admin_token: str | None = None
+    admin_open: bool = True
+    reuse_port: bool = False
+    grace_s: float = 5.0
+    loop: str = "uvloop"
+    backlog: int = 4096
+
+
+def make_socket(host: str, port: int, reuse_port: bool) -> socket.socket:
+    """A bound TCP socket; with reuse_port several processes may bind the same port."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if reuse_port:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    try:
+        sock.bind((host, port))
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
+def new_loop_factory(name: str) -> Callable[[], asyncio.AbstractEventLoop]:
+    if name == "uvloop":
+        try:
+            import uvloop
+            return uvloop.new_event_loop
+        except ImportError:  # the plain loop works everywhere, only slower
+            pass
+    return asyncio.new_event_loop
+
+
+async def serve(opts: ServerOptions, *, index: int = 0, count: int = 1,
+                sock_dir: str | None = None,
+                on_ready: Callable[[int], None] | None = None) -> None:
+    """Serve until SIGTERM/SIGINT, then finish in-flight requests within grace_s."""
+    loop = asyncio.get_running_loop()
+    app = App(opts.config, seed=opts.seed, index=index, admin_token=opts.admin_token,
+              admin_open=opts.admin_open)
+    app.cluster = Cluster(app, sock_dir, index, count)
+    await app.cluster.start()
+    sock = make_socket(opts.host, opts.port, opts.reuse_port)
+    sock.listen(opts.backlog)
+    server = await loop.create_server(lambda: HttpProtocol(app), sock=sock)
+    stop = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    sweeper = loop.create_task(_sweep_idle(app))
+    if on_ready is not None:
+        on_ready(sock.getsockname()[1])
+    await stop.wait()
+
+    server.close()  # stop accepting; established connections stay
+    for conn in list(app.connections):
+        conn.shutdown()
+    deadline = loop.time() + opts.grace_s
+    while app.connections and loop.time() < deadline:
+        await asyncio.sleep(0.02)
+    for conn in list(app.connections):
+        if conn.transport is not None:
+            conn.transport.abort()
+    sweeper.cancel()
+    await app.cluster.close()
+
+
+async def _sweep_idle(app: App) -> None:
+    """Close keep-alive connections idle past the limit: one timer for all, not one each."""
+    loop = asyncio.get_running_loop()
+    while True:
+        timeout = app.config.limits.idle_timeout_s
+        await asyncio.sleep(min(1.0, timeout / 4))
+        now = loop.time()
+        for conn in list(app.connections):
+            if conn.idle and now - conn.last_active > timeout and conn.transport is not None:
+                conn.transport.close()
+
+
+def run_process(opts: ServerOptions, index: int = 0, count: int = 1,
+                sock_dir: str | None = None,
+                on_ready: Callable[[int], None] | None = None) -> None:
+    with asyncio.Runner(loop_factory=new_loop_factory(opts.loop)) as runner:
+        runner.run(serve(opts, index=index, count=count, sock_dir=sock_dir, on_ready=on_ready))

@@ -1,0 +1,72 @@
+"""Request counters of one server process, and the exact merge of several processes' counts.
+
+Admin requests (`/_mock/*`) and `/health` are never counted: the harness reconciles what it
+sent against `requests_total`, and a health probe or a stats poll must not skew that.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+
+class Stats:
+    """Plain counters, touched once per request on the hot path (dict.get + store)."""
+
+    __slots__ = ("requests_total", "by_route", "by_status", "faults", "bytes_out",
+                 "connections_open", "connections_total", "since", "malformed_requests")
+
+    def __init__(self) -> None:
+        self.connections_open = 0
+        self.reset()
+
+    def reset(self) -> None:
+        """Zero everything except open connections, which are a level, not a count."""
+        self.requests_total = 0
+        self.by_route: dict[str, int] = {}
+        self.by_status: dict[int, int] = {}
+        self.faults: dict[str, int] = {}
+        self.bytes_out = 0
+        self.connections_total = 0
+        self.malformed_requests = 0
+        self.since = time.time()
+
+    def count(self, route: str, status: int) -> None:
+        self.requests_total += 1
+        self.by_route[route] = self.by_route.get(route, 0) + 1
+        self.by_status[status] = self.by_status.get(status, 0) + 1
+
+    def fault(self, kind: str) -> None:
+        self.faults[kind] = self.faults.get(kind, 0) + 1
+
+    def snapshot(self) -> dict[str, Any]:
+        return {
+            "requests_total": self.requests_total,
+            "by_route": dict(self.by_route),
+            "by_status": {str(k): v for k, v in sorted(self.by_status.items())},
+            "faults": dict(self.faults),
+            "bytes_out": self.bytes_out,
+            "connections_open": self.connections_open,
+            "connections_total": self.connections_total,
+            "malformed_requests": self.malformed_requests,
+            "since": self.since,
+            "processes": 1,
+        }
+
+
+def merge_snapshots(snaps: list[dict[str, Any]]) -> dict[str, Any]:
+    """Sum per-process snapshots; `since` is the earliest reset among them."""
+    out: dict[str, Any] = {"requests_total": 0, "by_route": {}, "by_status": {}, "faults": {},
+                           "bytes_out": 0, "connections_open": 0, "connections_total": 0,
+                           "malformed_requests": 0, "since": None, "processes": 0}
+    for snap in snaps:
+        for key in ("requests_total", "bytes_out", "connections_open", "connections_total",
+                    "malformed_requests", "processes"):
+            out[key] += snap[key]
+        for key in ("by_route", "by_status", "faults"):
+            for name, n in snap[key].items():
+                out[key][name] = out[key].get(name, 0) + n
+        since = snap["since"]
+        out["since"] = since if out["since"] is None else min(out["since"], since)
+    out["by_status"] = dict(sorted(out["by_status"].items()))
+    return out
