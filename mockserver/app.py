@@ -13,9 +13,19 @@ from typing import TYPE_CHECKING, Any
 
 from mockserver import admin
 from mockserver.config import MockConfig
-from mockserver.http import CLOSE, HANG, KEEP, RESET, Reply, Request, body_bytes, head, json_response
+from mockserver.http import (
+    CLOSE,
+    HANG,
+    KEEP,
+    RESET,
+    Reply,
+    Request,
+    body_bytes,
+    head,
+    json_response,
+)
 from mockserver.latency import ConfigError, parse_latency_header
-from mockserver.routes import Plan, paced_body, plan_for
+from mockserver.routes import BUILTIN_SEGMENTS, Plan, paced_body, plan_for
 from mockserver.stats import Stats
 
 if TYPE_CHECKING:
@@ -37,11 +47,31 @@ class App:
         self.connections: set[HttpProtocol] = set()
         self.cluster: Cluster | None = None
         self._cache: dict[tuple[int, int, bool, bool], bytes] = {}
+        self.fast_paths: dict[bytes, bool] = {}
+        self.set_config(config)
 
     # -- state shared with the admin API ---------------------------------------------------
 
     def set_config(self, config: MockConfig) -> None:
+        """Swap configs atomically; re-derive what the protocol's fast path may assume."""
+        self.stats.fold()
         self.config = config
+        default = config.default
+        faults = default.faults if default.faults is not None else config.faults
+        self.fast_path = not config.routes and default.latency is None and not faults.any
+        self.fast_paths = {}
+        self.fast_response = head(default.status, default.body_bytes, True) + (
+            b"" if default.status in (204, 304) else body_bytes(default.body_bytes))
+        self.stats.fast_status = default.status
+
+    def classify_fast(self, url: bytes) -> bool:
+        """Does this URL reach the default profile (not admin, health or a built-in route)?"""
+        path = url.partition(b"?")[0]
+        first = path[1:].partition(b"/")[0].decode("latin-1")
+        hit = path[:1] == b"/" and first not in BUILTIN_SEGMENTS
+        if len(self.fast_paths) < 4096:
+            self.fast_paths[url] = hit
+        return hit
 
     def connection_opened(self, conn: HttpProtocol) -> None:
         self.connections.add(conn)

@@ -103,7 +103,7 @@ def _supervise(opts: ServerOptions, count: int) -> int:
                                daemon=False)
             proc.start()
             children.append((proc, parent_end))
-        for proc, end in children:
+        for _, end in children:
             if not end.poll(30) or end.recv()[0] != "ready":
                 print("mockserver: error: a server process failed to start", file=sys.stderr)
                 return 1

@@ -249,7 +249,8 @@ def load_config_file(path: str | Path) -> MockConfig:
     try:
         raw = json.loads(text) if path.suffix == ".json" else tomllib.loads(text)
     except (json.JSONDecodeError, tomllib.TOMLDecodeError) as exc:
-        raise ConfigError(str(path), f"not valid {path.suffix.lstrip('.') or 'TOML'}: {exc}") from None
+        kind = "json" if path.suffix == ".json" else "TOML"
+        raise ConfigError(str(path), f"not valid {kind}: {exc}") from None
     try:
         return parse_config(raw)
     except ConfigError as exc:

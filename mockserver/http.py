@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Any
 
@@ -50,7 +50,6 @@ class Reply:
     action: int = KEEP
     produce: Callable[[], Awaitable[bytes]] | None = None
     stream: Callable[[Any], Awaitable[None]] | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def body_bytes(n: int) -> bytes:

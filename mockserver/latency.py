@@ -247,7 +247,8 @@ def parse_latency(spec: Any, field: str = "latency") -> LatencyModel:
     if isinstance(spec, int | float) and not isinstance(spec, bool):
         spec = {"dist": "fixed", "ms": spec}
     if not isinstance(spec, dict):
-        raise ConfigError(field, f"expected a table like {{dist = \"fixed\", ms = 10}}, got {spec!r}")
+        raise ConfigError(field,
+                          f"expected a table like {{dist = \"fixed\", ms = 10}}, got {spec!r}")
     dist = spec.get("dist")
     if dist not in MODELS:
         raise ConfigError(f"{field}.dist",

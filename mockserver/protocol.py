@@ -35,7 +35,7 @@ class _Slot:
 class HttpProtocol(asyncio.Protocol):
     __slots__ = ("app", "loop", "parser", "transport", "url", "headers", "body", "body_size",
                  "head_size", "in_head", "queue", "busy", "broken", "closing", "last_active",
-                 "paused_reading", "_drain", "_tasks")
+                 "active", "special", "paused_reading", "_drain", "_tasks")
 
     def __init__(self, app: App) -> None:
         self.app = app
@@ -53,6 +53,8 @@ class HttpProtocol(asyncio.Protocol):
         self.broken = False        # a protocol error was answered; ignore further bytes
         self.closing = False       # close once the queue drains (shutdown, Connection: close)
         self.last_active = 0.0
+        self.active = True         # data arrived since the idle sweeper last looked
+        self.special = False       # the request carries X-Mock-Latency: no fast path
         self.paused_reading = False
         self._drain: asyncio.Future[None] | None = None
         self._tasks: set[asyncio.Task[None]] = set()
@@ -94,11 +96,17 @@ class HttpProtocol(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         if self.broken:
             return
-        self.last_active = self.loop.time()
+        self.active = True
         try:
             self.parser.feed_data(data)
-        except _TooLarge as exc:
-            self._fail(exc.status, exc.message)
+        except httptools.HttpParserCallbackError as exc:
+            # httptools wraps what a callback raised; our limits raise _TooLarge.
+            cause = exc.__context__
+            if isinstance(cause, _TooLarge):
+                self._fail(cause.status, cause.message)
+            else:
+                self._fail(500, "internal error")
+                raise
             return
         except httptools.HttpParserUpgrade:
             self.closing = True  # answered as plain HTTP; we do not speak the upgraded protocol
@@ -114,15 +122,12 @@ class HttpProtocol(asyncio.Protocol):
             if self.head_size > self.app.config.limits.max_header_bytes + 65536:
                 self._fail(431, "request header section too large")
 
-    def on_message_begin(self) -> None:
-        self.in_head = True
-        self.head_size = 0
-        self.url = b""
-        self.headers = []
-        self.body = []
-        self.body_size = 0
+    # Only the callbacks we need are defined: httptools skips absent ones, and each Python
+    # callback costs about as much as the parsing itself. Per-message state is reset at the
+    # end of on_message_complete instead of in an on_message_begin.
 
     def on_url(self, url: bytes) -> None:
+        self.in_head = True
         self.url += url
         self.head_size += len(url)
         if self.head_size > self.app.config.limits.max_header_bytes:
@@ -133,11 +138,11 @@ class HttpProtocol(asyncio.Protocol):
         self.head_size += len(name) + len(value) + 4
         if self.head_size > self.app.config.limits.max_header_bytes:
             raise _TooLarge(431, "request header section too large")
-
-    def on_headers_complete(self) -> None:
-        self.in_head = False
-        for name, value in self.headers:
-            if name.lower() == b"content-length":
+        if len(name) == 14:  # Content-Length and X-Mock-Latency: the two we look at here
+            lower = name.lower()
+            if lower == b"x-mock-latency":
+                self.special = True
+            elif lower == b"content-length":
                 try:
                     size = int(value)
                 except ValueError:
@@ -146,6 +151,7 @@ class HttpProtocol(asyncio.Protocol):
                     raise _TooLarge(413, "request body too large")
 
     def on_body(self, body: bytes) -> None:
+        self.in_head = False
         self.body_size += len(body)
         if self.body_size > self.app.config.limits.max_body_bytes:
             raise _TooLarge(413, "request body too large")
@@ -153,7 +159,25 @@ class HttpProtocol(asyncio.Protocol):
 
     def on_message_complete(self) -> None:
         parser = self.parser
-        path, _, query = self.url.partition(b"?")
+        app = self.app
+        url = self.url
+        if app.fast_path and not self.special and not self.queue and not self.busy \
+                and not self.closing and parser.should_keep_alive():
+            # The default profile with nothing to vary: a cached reply, no objects made.
+            hit = app.fast_paths.get(url)
+            if hit is None:
+                hit = app.classify_fast(url)
+            if hit and parser.get_method() != b"HEAD":
+                self.url = b""
+                self.in_head = False
+                self.head_size = 0
+                self.headers.clear()
+                data = app.fast_response
+                app.stats.fast_hits += 1
+                self.transport.write(data)  # type: ignore[union-attr]
+                app.stats.bytes_out += len(data)
+                return
+        path, _, query = url.partition(b"?")
         request = Request(
             method=parser.get_method().decode("ascii", "replace"),
             path=path.decode("latin-1"),
@@ -164,6 +188,12 @@ class HttpProtocol(asyncio.Protocol):
             http_version=parser.get_http_version(),
         )
         self.url = b""
+        self.in_head = False
+        self.head_size = 0
+        self.headers = []
+        self.body = []
+        self.body_size = 0
+        self.special = False
         reply = self.app.handle(request, self)
         if not request.keep_alive and reply.action == KEEP:
             reply.action = CLOSE

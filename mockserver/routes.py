@@ -97,6 +97,8 @@ _BUILTINS: dict[str, Any] = {
     "delay": _delay, "status": _status, "bytes": _bytes, "cpu": _cpu, "drip": _drip,
     "echo": _echo,
 }
+# First path segments that never reach the default profile.
+BUILTIN_SEGMENTS = frozenset({*_BUILTINS, "_mock", "health"})
 
 
 def plan_for(req: Request, config: MockConfig, rng: random.Random) -> Plan:

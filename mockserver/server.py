@@ -98,7 +98,10 @@ async def _sweep_idle(app: App) -> None:
         await asyncio.sleep(min(1.0, timeout / 4))
         now = loop.time()
         for conn in list(app.connections):
-            if conn.idle and now - conn.last_active > timeout and conn.transport is not None:
+            if conn.active:  # data_received only sets a flag; the clock is read here
+                conn.active = False
+                conn.last_active = now
+            elif conn.idle and now - conn.last_active > timeout and conn.transport is not None:
                 conn.transport.close()
 
 

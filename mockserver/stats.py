@@ -14,10 +14,12 @@ class Stats:
     """Plain counters, touched once per request on the hot path (dict.get + store)."""
 
     __slots__ = ("requests_total", "by_route", "by_status", "faults", "bytes_out",
-                 "connections_open", "connections_total", "since", "malformed_requests")
+                 "connections_open", "connections_total", "since", "malformed_requests",
+                 "fast_hits", "fast_status")
 
     def __init__(self) -> None:
         self.connections_open = 0
+        self.fast_status = 200
         self.reset()
 
     def reset(self) -> None:
@@ -29,7 +31,16 @@ class Stats:
         self.bytes_out = 0
         self.connections_total = 0
         self.malformed_requests = 0
+        self.fast_hits = 0  # default-profile replies from the fast path, folded in on read
         self.since = time.time()
+
+    def fold(self) -> None:
+        """Move fast-path hits into the regular counters (before a read or a config change)."""
+        if self.fast_hits:
+            n, self.fast_hits = self.fast_hits, 0
+            self.requests_total += n
+            self.by_route["default"] = self.by_route.get("default", 0) + n
+            self.by_status[self.fast_status] = self.by_status.get(self.fast_status, 0) + n
 
     def count(self, route: str, status: int) -> None:
         self.requests_total += 1
@@ -40,6 +51,7 @@ class Stats:
         self.faults[kind] = self.faults.get(kind, 0) + 1
 
     def snapshot(self) -> dict[str, Any]:
+        self.fold()
         return {
             "requests_total": self.requests_total,
             "by_route": dict(self.by_route),

@@ -1,0 +1,38 @@
+"""`make bench`: run the benchmarks, print one ratio line each, write docs/benchmarks.md.
+
+    python -m bench [--full] [--check]
+
+Quick mode (default) keeps the whole suite within a few minutes; --full runs longer
+measurements. --check exits 1 when any goal is missed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from bench import target
+from bench.common import write_report
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(prog="bench")
+    parser.add_argument("--full", action="store_true")
+    parser.add_argument("--check", action="store_true")
+    args = parser.parse_args()
+    quick = not args.full
+    sections = []
+    for module in (target,):
+        for section in module.run(quick):
+            print(section.ratio_line, flush=True)
+            sections.append(section)
+    path = write_report(sections, "quick" if quick else "full")
+    print(f"written: {path}")
+    missed = [goal for s in sections for goal, ok in s.goals if not ok]
+    for goal in missed:
+        print(f"goal missed: {goal}")
+    return 1 if args.check and missed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

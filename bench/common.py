@@ -1,0 +1,184 @@
+"""Benchmark plumbing: pinned processes, wrk runs, and the docs/benchmarks.md writer.
+
+Two cores: the target is pinned to core 0, the load generator to core 1, so they never
+fight for one core and ratios measured in the same run are comparable.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import platform
+import re
+import resource
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from importlib import metadata
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+SERVER_CORE, CLIENT_CORE = "0", "1"
+
+
+def raise_nofile() -> None:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+def taskset(core: str) -> list[str]:
+    return ["taskset", "-c", core] if shutil.which("taskset") and os.cpu_count() > 1 else []
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_port(port: int, timeout: float = 15) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
+            return
+        time.sleep(0.05)
+    raise RuntimeError(f"nothing listens on {port}")
+
+
+@contextlib.contextmanager
+def pinned(cmd: list[str], port: int, core: str = SERVER_CORE) -> Iterator[subprocess.Popen]:
+    proc = subprocess.Popen(taskset(core) + cmd, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, preexec_fn=raise_nofile)
+    try:
+        wait_port(port)
+        yield proc
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def mockserver(port: int, *extra: str) -> list[str]:
+    return [str(BIN / "mockserver"), "--port", str(port), *extra]
+
+
+def aiohttp_app(port: int) -> list[str]:
+    return [sys.executable, str(ROOT / "bench" / "aiohttp_app.py"), str(port)]
+
+
+@contextlib.contextmanager
+def nginx(port: int) -> Iterator[subprocess.Popen | None]:
+    exe = shutil.which("nginx") or ("/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists()
+                                    else None)
+    if exe is None:
+        yield None
+        return
+    tmp = Path(tempfile.mkdtemp(prefix="bench-nginx-"))
+    conf = tmp / "nginx.conf"
+    # keepalive_requests raised: the default closes a keep-alive connection every 1,000
+    # requests, which would charge nginx reconnects that the other targets do not pay.
+    conf.write_text(f"""
+worker_processes 1; daemon off; pid {tmp}/nginx.pid; error_log {tmp}/error.log;
+events {{ worker_connections 4096; }}
+http {{ access_log off; keepalive_requests 100000000; keepalive_timeout 60s;
+  client_body_temp_path {tmp}; proxy_temp_path {tmp}; fastcgi_temp_path {tmp};
+  uwsgi_temp_path {tmp}; scgi_temp_path {tmp};
+  server {{ listen 127.0.0.1:{port}; location / {{ return 200 "ok"; }} }} }}
+""")
+    with pinned([exe, "-c", str(conf), "-p", str(tmp)], port) as proc:
+        yield proc
+    shutil.rmtree(tmp, ignore_errors=True)
+
+
+@dataclass
+class WrkResult:
+    rps: float
+    p50_ms: float
+    p99_ms: float
+
+
+def _ms(text: str) -> float:
+    m = re.match(r"([\d.]+)(us|ms|s)", text)
+    assert m, text
+    value, unit = float(m.group(1)), m.group(2)
+    return value / 1000 if unit == "us" else value * 1000 if unit == "s" else value
+
+
+def wrk(url: str, connections: int, seconds: float, threads: int = 1) -> WrkResult:
+    out = subprocess.run(taskset(CLIENT_CORE) + ["wrk", "--latency", f"-t{threads}",
+                         f"-c{connections}", f"-d{seconds}s", url],
+                         capture_output=True, text=True, preexec_fn=raise_nofile,
+                         timeout=seconds + 60).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    p50 = _ms(re.search(r"50%\s+(\S+)", out).group(1))
+    p99 = _ms(re.search(r"99%\s+(\S+)", out).group(1))
+    return WrkResult(rps, p50, p99)
+
+
+def have_wrk() -> bool:
+    return shutil.which("wrk") is not None
+
+
+def versions(*names: str) -> str:
+    parts = [f"Python {platform.python_version()}"]
+    for name in names:
+        with contextlib.suppress(metadata.PackageNotFoundError):
+            parts.append(f"{name} {metadata.version(name)}")
+    return ", ".join(parts)
+
+
+def cpu_model() -> str:
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.processor() or "unknown"
+
+
+@dataclass
+class Section:
+    """One benchmark's outcome: a ratio line for the console, a table for the docs."""
+
+    title: str
+    ratio_line: str
+    table: list[str]
+    goals: list[tuple[str, bool]] = field(default_factory=list)
+    notes: str = ""
+
+    def markdown(self) -> str:
+        lines = [f"## {self.title}", "", self.ratio_line, "", *self.table, ""]
+        if self.goals:
+            lines += ["Goals:", ""]
+            lines += [f"- {'met' if ok else 'MISSED'}: {goal}" for goal, ok in self.goals]
+            lines.append("")
+        if self.notes:
+            lines += [self.notes, ""]
+        return "\n".join(lines)
+
+
+def write_report(sections: list[Section], mode: str) -> Path:
+    path = ROOT / "docs" / "benchmarks.md"
+    head = [
+        "# Benchmarks",
+        "",
+        f"Written by `make bench` (mode: {mode}). Every ratio compares numbers measured side by"
+        " side in one run; the machine is shared, so absolute numbers move between runs.",
+        "",
+        f"- date: {datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')}",
+        f"- machine: {cpu_model()}, {os.cpu_count()} cores, {platform.system()} "
+        f"{platform.release()}",
+        f"- versions: {versions('uvloop', 'httptools', 'aiohttp', 'locust', 'pyzmq')}",
+        f"- pinning: target on core {SERVER_CORE}, load generator on core {CLIENT_CORE}",
+        "",
+    ]
+    path.write_text("\n".join(head + [s.markdown() for s in sections]))
+    return path

@@ -1,0 +1,99 @@
+"""Shared fixtures: real mockserver processes started the way a user starts them."""
+
+from __future__ import annotations
+
+import json
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+
+
+@dataclass
+class Mock:
+    proc: subprocess.Popen[str]
+    host: str
+    port: int
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def get_json(self, path: str, method: str = "GET", body: bytes | None = None,
+                 headers: dict[str, str] | None = None) -> tuple[int, dict]:
+        req = urllib.request.Request(self.url + path, data=body, method=method,
+                                     headers=headers or {})
+        try:
+            with urllib.request.urlopen(req, timeout=10) as resp:
+                return resp.status, json.loads(resp.read())
+        except urllib.error.HTTPError as exc:
+            return exc.code, json.loads(exc.read())
+
+    def stats(self) -> dict:
+        return self.get_json("/_mock/stats")[1]
+
+    def stop(self, timeout: float = 15) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        return self.proc.wait(timeout)
+
+
+def start_mockserver(*args: str, host: str = "127.0.0.1", timeout: float = 20) -> Mock:
+    """Start `mockserver --port 0 ...` and wait for its `listening on` line."""
+    proc = subprocess.Popen([str(BIN / "mockserver"), "--host", host, "--port", "0", *args],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + timeout
+    assert proc.stdout is not None
+    line = proc.stdout.readline()
+    if not line.startswith("listening on http://"):
+        proc.kill()
+        raise RuntimeError(f"mockserver did not start: {line!r} {proc.stderr.read()}")
+    assert time.monotonic() < deadline
+    port = int(line.strip().rsplit(":", 1)[1])
+    return Mock(proc, host, port)
+
+
+@pytest.fixture
+def mock() -> Iterator[Mock]:
+    server = start_mockserver("--seed", "7")
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def shared_mock() -> Iterator[Mock]:
+    server = start_mockserver("--seed", "11")
+    yield server
+    server.stop()
+
+
+def raw_exchange(port: int, data: bytes, *, timeout: float = 5.0, read_until_close: bool = True,
+                 expect: int | None = None) -> bytes:
+    """Send raw bytes and read what comes back: until close, or until `expect` bytes."""
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
+        sock.sendall(data)
+        chunks = []
+        total = 0
+        while True:
+            try:
+                chunk = sock.recv(65536)
+            except (TimeoutError, ConnectionResetError):
+                break
+            if not chunk:
+                break
+            chunks.append(chunk)
+            total += len(chunk)
+            if expect is not None and total >= expect and not read_until_close:
+                break
+        return b"".join(chunks)
+

@@ -1,0 +1,120 @@
+"""Admin API: validation, token rules, reset, and exact counts across processes."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+from tests.conftest import Mock, start_mockserver
+
+MOCKSERVER = str(Path(sys.executable).parent / "mockserver")
+
+
+def hammer(mock: Mock, paths: list[str], connections: int) -> int:
+    """Send every path on each of `connections` keep-alive connections; returns the count."""
+    sent = []
+
+    def one() -> None:
+        conn = http.client.HTTPConnection(mock.host, mock.port, timeout=10)
+        n = 0
+        for path in paths:
+            conn.request("GET", path)
+            conn.getresponse().read()
+            n += 1
+        conn.close()
+        sent.append(n)
+
+    threads = [threading.Thread(target=one) for _ in range(connections)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return sum(sent)
+
+
+def test_config_get_put_and_validation(mock: Mock):
+    status, config = mock.get_json("/_mock/config")
+    assert status == 200 and config["default"]["status"] == 200
+    new = {"default": {"status": 201, "body_bytes": 7}}
+    status, body = mock.get_json("/_mock/config", "PUT", json.dumps(new).encode())
+    assert status == 200 and body["default"]["status"] == 201
+    conn = http.client.HTTPConnection(mock.host, mock.port, timeout=5)
+    conn.request("GET", "/x")
+    resp = conn.getresponse()
+    assert resp.status == 201 and len(resp.read()) == 7
+    # Bad input: 400 naming the field; the old config stays.
+    for bad, field in (({"default": {"status": "x"}}, "default.status"),
+                       ({"routes": [{"path": "nope"}]}, "routes[0].path"),
+                       ({"faults": {"error": 2}}, "faults.error.p")):
+        status, body = mock.get_json("/_mock/config", "PUT", json.dumps(bad).encode())
+        assert status == 400 and body["field"] == field, body
+    status, body = mock.get_json("/_mock/config", "PUT", b"{not json")
+    assert status == 400 and body["field"] == "body"
+    assert mock.get_json("/_mock/config")[1]["default"]["status"] == 201
+    assert mock.get_json("/_mock/nothing")[0] == 404
+    assert mock.get_json("/_mock/stats", "POST", b"")[0] == 405
+
+
+def test_stats_count_exactly_and_reset(mock: Mock):
+    assert mock.stats()["requests_total"] == 0
+    sent = hammer(mock, ["/", "/status/404", "/bytes/10", "/health"], 4)
+    stats = mock.stats()
+    assert stats["requests_total"] == sent - 4  # /health is never counted
+    assert stats["by_status"] == {"200": 8, "404": 4}
+    assert stats["by_route"] == {"default": 4, "/status/{code}": 4, "/bytes/{n}": 4}
+    assert stats["connections_total"] >= 4 and stats["bytes_out"] > 0
+    assert mock.get_json("/_mock/reset", "POST", b"")[0] == 200
+    assert mock.stats()["requests_total"] == 0
+
+
+def test_two_processes_count_exactly():
+    mock = start_mockserver("--processes", "2")
+    try:
+        sent = hammer(mock, ["/", "/delay/1"] * 50, 16)
+        stats = mock.stats()
+        assert stats["processes"] == 2 and stats["missing_processes"] == 0
+        assert stats["requests_total"] == sent == 1600
+        # Config and reset reach both processes.
+        mock.get_json("/_mock/config", "PUT", b'{"default": {"status": 202}}')
+        statuses = set()
+        for _ in range(8):
+            conn = http.client.HTTPConnection(mock.host, mock.port, timeout=5)
+            conn.request("GET", "/")
+            statuses.add(conn.getresponse().status)
+            conn.close()
+        assert statuses == {202}
+        mock.get_json("/_mock/reset", "POST", b"")
+        assert mock.stats()["requests_total"] == 0
+        assert mock.stop() == 0
+    finally:
+        mock.proc.kill()
+
+
+def test_off_loopback_needs_a_token():
+    proc = subprocess.run([MOCKSERVER, "--host", "0.0.0.0", "--port", "0"],
+                          capture_output=True, text=True, timeout=20)
+    assert proc.returncode == 2 and "--admin-token" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    mock = start_mockserver("--admin-token", "s3cret", host="0.0.0.0")
+    try:
+        local = Mock(mock.proc, "127.0.0.1", mock.port)
+        assert local.get_json("/_mock/stats")[0] == 401
+        assert local.get_json("/_mock/stats", headers={"Authorization": "Bearer wrong"})[0] == 401
+        status, body = local.get_json("/_mock/stats",
+                                      headers={"Authorization": "Bearer s3cret"})
+        assert status == 200 and body["requests_total"] == 0
+    finally:
+        mock.stop()
+
+
+def test_bad_config_file_exits_2(tmp_path):
+    bad = tmp_path / "routes.toml"
+    bad.write_text("[default]\nlatency = { dist = 'fixed', ms = -3 }\n")
+    proc = subprocess.run([MOCKSERVER, "--port", "0", "--config", str(bad)],
+                          capture_output=True, text=True, timeout=20)
+    assert proc.returncode == 2
+    assert "routes.toml: default.latency.ms" in proc.stderr and "Traceback" not in proc.stderr
