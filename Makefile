@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml | $(BIN)/python
 	touch $(STAMP)
 
 run: $(STAMP)
-	$(BIN)/python -m harness.quickstart
+	$(BIN)/harness run scenarios/quickstart.toml
 
 test: $(STAMP)
 	$(BIN)/ruff check harness mockserver tests bench

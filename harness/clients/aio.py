@@ -1,0 +1,107 @@
+"""The asyncio model (standard loop) and the uvloop model: N coroutines on one event loop
+in one thread, with the aiohttp engine (the lesson's library, what user code uses) or the
+`fast` engine (raw protocol + httptools, built for rate)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+import aiohttp
+
+from harness.clients.base import (
+    BODY_LENGTH,
+    CONNECT_REFUSED,
+    MALFORMED,
+    OTHER,
+    RESET,
+    TIMEOUT,
+    LocalModel,
+    RequestFailed,
+    async_user,
+    request_bytes,
+)
+from harness.clients.fast import FastClient
+
+
+class AsyncioModel(LocalModel):
+    loop_factory: Callable[[], asyncio.AbstractEventLoop] = asyncio.new_event_loop
+
+    def launch(self) -> None:
+        self.spawn(self._run_loop)
+
+    def _run_loop(self) -> None:
+        with asyncio.Runner(loop_factory=type(self).loop_factory) as runner:
+            runner.run(self._main())
+
+    async def _main(self) -> None:
+        if self.job.engine == "fast":
+            await self._run_fast()
+        else:
+            await self._run_aiohttp()
+
+    async def _run_fast(self) -> None:
+        job, pacer, rec = self.job, self.pacer, self.recorder
+        host, port = job.host_port
+        wire = [(request_bytes(s, host, port, job.base_path), s.method == "HEAD")
+                for s in job.specs]
+        clients = [FastClient(host, port, job.timeout_s) for _ in range(job.concurrency)]
+
+        def sender(client: FastClient):
+            async def send(k: int) -> tuple[int, int]:
+                data, is_head = wire[k]
+                return await client.send(data, is_head)
+            return send
+        try:
+            await asyncio.gather(*(async_user(i, job, pacer, rec, sender(c))
+                                   for i, c in enumerate(clients)))
+        finally:
+            for client in clients:
+                client.close()
+
+    async def _run_aiohttp(self) -> None:
+        job, pacer, rec = self.job, self.pacer, self.recorder
+        specs = job.specs
+        base = job.url
+        connector = aiohttp.TCPConnector(limit=job.concurrency, limit_per_host=0,
+                                         force_close=False)
+        timeout = aiohttp.ClientTimeout(total=job.timeout_s)
+        async with aiohttp.ClientSession(connector=connector, timeout=timeout,
+                                         auto_decompress=False) as session:
+            async def send(k: int) -> tuple[int, int]:
+                spec = specs[k]
+                try:
+                    async with session.request(spec.method, base + spec.path,
+                                               headers=dict(spec.headers),
+                                               data=spec.body or None) as resp:
+                        body = await resp.read()
+                        return resp.status, len(body)
+                except aiohttp.ClientError as exc:
+                    raise RequestFailed(classify(exc), str(exc)) from None
+                except TimeoutError:
+                    raise RequestFailed(TIMEOUT) from None
+            await asyncio.gather(*(async_user(i, job, pacer, rec, send)
+                                   for i in range(job.concurrency)))
+
+
+def classify(exc: aiohttp.ClientError) -> str:
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        return CONNECT_REFUSED if isinstance(exc.os_error, ConnectionRefusedError) else OTHER
+    if isinstance(exc, aiohttp.ServerTimeoutError):
+        return TIMEOUT
+    if isinstance(exc, aiohttp.ClientPayloadError):
+        return BODY_LENGTH
+    if isinstance(exc, aiohttp.ServerDisconnectedError | aiohttp.ClientOSError):
+        return RESET
+    if isinstance(exc, aiohttp.ClientResponseError):
+        return MALFORMED
+    return OTHER
+
+
+def _uvloop_factory() -> asyncio.AbstractEventLoop:
+    import uvloop
+    return uvloop.new_event_loop()
+
+
+class UvloopModel(AsyncioModel):
+    loop_factory = staticmethod(_uvloop_factory)

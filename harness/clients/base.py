@@ -1,0 +1,230 @@
+"""The one interface every concurrency model implements, and the loops they share.
+
+A model is started with a Job and the run's start time, runs in the background (threads,
+an event loop in a thread, or processes), and is drained for finished intervals while it
+runs. Closed and open load, stages, warm-up and bounds come from the Pacer, so each model
+only supplies how one request is sent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from harness.plan import LATE_NS, Job, Pacer, Picker, sleep_until
+from harness.scenario import RequestSpec
+from harness.stats import IntervalStats, Recorder
+
+# Error kinds, as they appear in errors.csv.
+CONNECT_REFUSED = "connect_refused"
+TIMEOUT = "timeout"
+RESET = "reset"
+STATUS = "unexpected_status"
+MALFORMED = "malformed_response"
+BODY_LENGTH = "body_length_mismatch"
+OTHER = "other"
+
+
+class RequestFailed(Exception):
+    """A request that did not succeed, with its kind; `keep` is True when the connection
+    is still usable (an unexpected status), False when it must be reopened."""
+
+    def __init__(self, kind: str, detail: str = "", keep: bool = False) -> None:
+        super().__init__(f"{kind}: {detail}" if detail else kind)
+        self.kind, self.keep = kind, keep
+
+
+def status_ok(spec: RequestSpec, status: int) -> bool:
+    return status in spec.expect_status if spec.expect_status else 200 <= status < 400
+
+
+def cpu_work(n: int) -> int:
+    """The lesson's CPU-bound exercise, done per request when a model sets cpu_work."""
+    return sum(i * i for i in range(n))
+
+
+def request_bytes(spec: RequestSpec, host: str, port: int, base_path: str) -> bytes:
+    """The wire form of a request, built once per spec (the fast engine sends it as is)."""
+    lines = [f"{spec.method} {base_path}{spec.path} HTTP/1.1", f"Host: {host}:{port}"]
+    names = {k.lower() for k, _ in spec.headers}
+    lines += [f"{k}: {v}" for k, v in spec.headers]
+    if spec.body or spec.method in ("POST", "PUT", "PATCH"):
+        lines.append(f"Content-Length: {len(spec.body)}")
+    if "user-agent" not in names:
+        lines.append("User-Agent: loadharness")
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + spec.body
+
+
+class ClientModel(ABC):
+    """Start, drain while running, wait, stop. What the worker drives for every model."""
+
+    @abstractmethod
+    def start(self, job: Job, t0: float) -> None: ...
+
+    @abstractmethod
+    def drain(self, before_ns: int | None) -> dict[tuple[int, str], IntervalStats]: ...
+
+    @abstractmethod
+    def wait(self, timeout: float) -> bool:
+        """True once every user has finished."""
+
+    @abstractmethod
+    def stop(self) -> None: ...
+
+    @abstractmethod
+    def totals(self) -> dict[str, int]:
+        """requests sent (warm-up included), late and skipped sends."""
+
+    def pids(self) -> list[int]:
+        """Processes whose CPU and memory belong to this model (besides the worker)."""
+        return []
+
+
+class LocalModel(ClientModel):
+    """Runs in this process: a Recorder, a Pacer and background threads."""
+
+    def __init__(self) -> None:
+        self.threads: list[threading.Thread] = []
+        self.recorder: Recorder | None = None
+        self.pacer: Pacer | None = None
+        self.error: BaseException | None = None
+
+    def start(self, job: Job, t0: float) -> None:
+        self.job = job
+        self.pacer = Pacer(job, t0)
+        self.recorder = Recorder([r["name"] for r in job.requests],
+                                 int(self.pacer.t_measure * 1e9), users=job.concurrency)
+        self.launch()
+
+    @abstractmethod
+    def launch(self) -> None:
+        """Start the background threads that send the load."""
+
+    def spawn(self, target: Callable[..., Any], *args: Any) -> None:
+        def guarded() -> None:
+            try:
+                target(*args)
+            except BaseException as exc:  # surfaced by the worker as a failed run
+                self.error = exc
+                if self.pacer is not None:
+                    self.pacer.stop.set()
+        thread = threading.Thread(target=guarded, daemon=True)
+        thread.start()
+        self.threads.append(thread)
+
+    def drain(self, before_ns: int | None) -> dict[tuple[int, str], IntervalStats]:
+        assert self.recorder is not None
+        return self.recorder.drain(before_ns)
+
+    def wait(self, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        for thread in self.threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+        return not any(t.is_alive() for t in self.threads)
+
+    def stop(self) -> None:
+        if self.pacer is not None:
+            self.pacer.stop.set()
+
+    def totals(self) -> dict[str, int]:
+        rec, pacer = self.recorder, self.pacer
+        assert rec is not None and pacer is not None
+        return {"sent": sum(rec.sent), "late": sum(rec.late),
+                "skipped": rec.skipped + pacer.skipped(time.perf_counter())}
+
+
+def blocking_user(user: int, job: Job, pacer: Pacer, rec: Recorder,
+                  send: Callable[[int], tuple[int, int]], close: Callable[[], None]) -> None:
+    """One user of a thread-based model: closed or open loop around `send(spec index)`."""
+    picker = Picker(job.specs, job.seed * 31 + user)
+    specs = job.specs
+    perf, perf_ns = time.perf_counter, time.perf_counter_ns
+    open_model = job.mode == "open"
+    try:
+        while True:
+            if open_model:
+                intended = pacer.next_intended()
+                if intended is None:
+                    break
+                sleep_until(intended)
+                t_start = int(intended * 1e9)
+                if perf_ns() - t_start > LATE_NS:
+                    rec.late[user] += 1
+            else:
+                now = perf()
+                if not pacer.running(now):
+                    break
+                if not pacer.active(user, now):
+                    time.sleep(0.01)
+                    continue
+                t_start = perf_ns()
+            if not pacer.claim(t_start / 1e9):
+                break
+            k = picker.pick()
+            rec.sent[user] += 1
+            try:
+                status, nbytes = send(k)
+                done = perf_ns()
+                if status_ok(specs[k], status):
+                    rec.ok(k, done, done - t_start, nbytes)
+                else:
+                    rec.fail(k, done, done - t_start, STATUS)
+            except RequestFailed as exc:
+                done = perf_ns()
+                rec.fail(k, done, done - t_start, exc.kind)
+            if job.cpu_work:
+                cpu_work(job.cpu_work)
+            if job.think_time_s and not open_model:
+                time.sleep(job.think_time_s)
+    finally:
+        close()
+
+
+async def async_user(user: int, job: Job, pacer: Pacer, rec: Recorder,
+                     send: Callable[[int], Awaitable[tuple[int, int]]]) -> None:
+    """One user (coroutine) of an asyncio-based model: the same loop, awaiting `send`."""
+    picker = Picker(job.specs, job.seed * 31 + user)
+    specs = job.specs
+    perf, perf_ns = time.perf_counter, time.perf_counter_ns
+    open_model = job.mode == "open"
+    while True:
+        if open_model:
+            intended = pacer.next_intended()
+            if intended is None:
+                break
+            delay = intended - perf()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            t_start = int(intended * 1e9)
+            if perf_ns() - t_start > LATE_NS:
+                rec.late[user] += 1
+        else:
+            now = perf()
+            if not pacer.running(now):
+                break
+            if not pacer.active(user, now):
+                await asyncio.sleep(0.01)
+                continue
+            t_start = perf_ns()
+        if not pacer.claim(t_start / 1e9):
+            break
+        k = picker.pick()
+        rec.sent[user] += 1
+        try:
+            status, nbytes = await send(k)
+            done = perf_ns()
+            if status_ok(specs[k], status):
+                rec.ok(k, done, done - t_start, nbytes)
+            else:
+                rec.fail(k, done, done - t_start, STATUS)
+        except RequestFailed as exc:
+            done = perf_ns()
+            rec.fail(k, done, done - t_start, exc.kind)
+        if job.cpu_work:
+            cpu_work(job.cpu_work)
+        if job.think_time_s and not open_model:
+            await asyncio.sleep(job.think_time_s)

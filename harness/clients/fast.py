@@ -1,0 +1,151 @@
+"""The `fast` engine: a raw asyncio.Protocol and the httptools response parser.
+
+No client library between the socket and the bytes: one connection per user, the request
+bytes built once per spec, one timer per request for the timeout. Handles Content-Length,
+chunked and close-delimited bodies, and HEAD (headers only).
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import httptools
+
+from harness.clients.base import (
+    BODY_LENGTH,
+    CONNECT_REFUSED,
+    MALFORMED,
+    OTHER,
+    RESET,
+    TIMEOUT,
+    RequestFailed,
+)
+
+
+class FastConnection(asyncio.Protocol):
+    __slots__ = ("loop", "transport", "parser", "waiter", "status", "nbytes", "length",
+                 "chunked", "headers_done", "head", "timer")
+
+    def __init__(self) -> None:
+        self.loop = asyncio.get_running_loop()
+        self.transport: asyncio.Transport | None = None
+        self.parser = httptools.HttpResponseParser(self)
+        self.waiter: asyncio.Future[tuple[int, int]] | None = None
+        self.timer: asyncio.TimerHandle | None = None
+        self._reset_message()
+
+    def _reset_message(self) -> None:
+        self.status = 0
+        self.nbytes = 0
+        self.length = -1
+        self.chunked = False
+        self.headers_done = False
+        self.head = False
+
+    # -- protocol ---------------------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def data_received(self, data: bytes) -> None:
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserError as exc:
+            self._finish_error(RequestFailed(MALFORMED, str(exc)))
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.transport = None
+        if self.waiter is None or self.waiter.done():
+            return
+        if self.headers_done and self.length < 0 and not self.chunked:
+            self._finish_ok()  # close-delimited body: the close is its end
+        elif self.headers_done:
+            self._finish_error(RequestFailed(BODY_LENGTH, "connection closed mid-body"))
+        else:
+            self._finish_error(RequestFailed(RESET, "connection closed before the response"))
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        lower = name.lower()
+        if lower == b"content-length":
+            self.length = int(value)
+        elif lower == b"transfer-encoding" and b"chunked" in value.lower():
+            self.chunked = True
+
+    def on_headers_complete(self) -> None:
+        self.headers_done = True
+        self.status = self.parser.get_status_code()
+        if self.head:
+            # httptools cannot be told the request was HEAD: finish here, fresh parser next.
+            self.parser = httptools.HttpResponseParser(self)
+            self._finish_ok()
+
+    def on_body(self, body: bytes) -> None:
+        self.nbytes += len(body)
+
+    def on_message_complete(self) -> None:
+        if not self.head:
+            self._finish_ok()
+
+    # -- requests ---------------------------------------------------------------------------
+
+    def _finish_ok(self) -> None:
+        waiter = self.waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result((self.status, self.nbytes))
+        if self.timer is not None:
+            self.timer.cancel()
+
+    def _finish_error(self, exc: RequestFailed) -> None:
+        waiter = self.waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_exception(exc)
+        if self.timer is not None:
+            self.timer.cancel()
+        self.close()
+
+    def _on_timeout(self) -> None:
+        self._finish_error(RequestFailed(TIMEOUT, "no complete response in time"))
+
+    def close(self) -> None:
+        if self.transport is not None:
+            self.transport.abort()
+            self.transport = None
+
+    async def request(self, data: bytes, is_head: bool, timeout: float) -> tuple[int, int]:
+        self._reset_message()
+        self.head = is_head
+        self.waiter = waiter = self.loop.create_future()
+        self.timer = self.loop.call_later(timeout, self._on_timeout)
+        self.transport.write(data)  # type: ignore[union-attr]
+        return await waiter
+
+
+class FastClient:
+    """One user's connection, reopened after any error that leaves it unusable."""
+
+    def __init__(self, host: str, port: int, timeout: float) -> None:
+        self.host, self.port, self.timeout = host, port, timeout
+        self.conn: FastConnection | None = None
+
+    async def send(self, data: bytes, is_head: bool) -> tuple[int, int]:
+        conn = self.conn
+        if conn is None or conn.transport is None:
+            try:
+                _, conn = await asyncio.wait_for(asyncio.get_running_loop().create_connection(
+                    FastConnection, self.host, self.port), self.timeout)
+            except ConnectionRefusedError as exc:
+                raise RequestFailed(CONNECT_REFUSED, str(exc)) from None
+            except TimeoutError:
+                raise RequestFailed(TIMEOUT, "connect timed out") from None
+            except OSError as exc:
+                raise RequestFailed(OTHER, str(exc)) from None
+            self.conn = conn
+        try:
+            return await conn.request(data, is_head, self.timeout)
+        except RequestFailed:
+            self.conn = None
+            raise
+
+    def close(self) -> None:
+        if self.conn is not None:
+            self.conn.close()

@@ -1,0 +1,57 @@
+"""The embedded mockserver a run starts when the scenario names no target."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+
+class MockError(Exception):
+    pass
+
+
+class EmbeddedMock:
+    def __init__(self, seed: int, processes: int = 1) -> None:
+        exe = Path(sys.executable).parent / "mockserver"
+        cmd = [str(exe) if exe.exists() else sys.executable] + \
+            ([] if exe.exists() else ["-m", "mockserver"])
+        # Its own session: Ctrl-C on the run must not kill the target mid-run.
+        self.proc = subprocess.Popen(
+            [*cmd, "--host", "127.0.0.1", "--port", "0", "--seed", str(seed),
+             "--processes", str(processes)],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+        line = self.proc.stdout.readline().strip() if self.proc.stdout else ""
+        if not line.startswith("listening on "):
+            self.proc.kill()
+            raise MockError(f"embedded mockserver did not start: {line or self.proc.stderr}")
+        self.url = line.removeprefix("listening on ")
+
+    def call(self, path: str, method: str = "GET", body: Any = None) -> dict[str, Any]:
+        data = None if body is None else json.dumps(body).encode()
+        req = urllib.request.Request(self.url + path, data=data, method=method)
+        try:
+            with urllib.request.urlopen(req, timeout=10) as resp:
+                return json.loads(resp.read())
+        except urllib.error.HTTPError as exc:
+            raise MockError(f"{method} {path}: {exc.code} {exc.read().decode()}") from None
+
+    def configure(self, config: dict[str, Any]) -> None:
+        self.call("/_mock/config", "PUT", config)
+
+    def stats(self) -> dict[str, Any]:
+        return self.call("/_mock/stats")
+
+    def reset(self) -> None:
+        self.call("/_mock/reset", "POST", {})
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()

@@ -1,0 +1,68 @@
+"""Live progress: a rich table on a terminal, a plain line every few seconds otherwise."""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import Any
+
+from rich.console import Console
+from rich.live import Live
+from rich.table import Table
+
+from harness.coordinator import ModelResult
+from harness.stats import IntervalStats
+
+
+def _latest(result: ModelResult) -> tuple[int, int, float, int]:
+    """Requests, errors and p99 of the newest complete second; total requests so far."""
+    if not result.cells:
+        return 0, 0, float("nan"), 0
+    newest = max(k for k, _ in result.cells)
+    second = newest - 1 if newest > 0 else newest
+    cell = IntervalStats()
+    total = 0
+    for (k, _), c in result.cells.items():
+        total += c.hist.get_total_count()
+        if k == second:
+            cell.add(c)
+    n = cell.hist.get_total_count()
+    p99 = cell.hist.get_value_at_percentile(99) / 1000 if n else float("nan")
+    return n, sum(cell.errors.values()), p99, total
+
+
+class Progress:
+    def __init__(self, quiet: bool = False) -> None:
+        self.quiet = quiet
+        self.tty = sys.stdout.isatty()
+        self.console = Console(stderr=False)
+        self.live: Live | None = None
+        self.last_plain = 0.0
+        self.rows: dict[str, tuple[float, int, int, float, int]] = {}
+
+    def __call__(self, result: ModelResult, elapsed: float, _: dict[str, Any]) -> None:
+        if self.quiet:
+            return
+        rps, errors, p99, total = _latest(result)
+        self.rows[result.label] = (elapsed, rps, errors, p99, total)
+        if self.tty:
+            if self.live is None:
+                self.live = Live(self._table(), console=self.console, refresh_per_second=4)
+                self.live.start()
+            self.live.update(self._table())
+        elif time.monotonic() - self.last_plain >= 2.0:
+            self.last_plain = time.monotonic()
+            print(f"{result.label}: {elapsed:5.1f}s  {rps:>7} req/s  p99 {p99:7.2f} ms  "
+                  f"errors {errors}  total {total}", flush=True)
+
+    def _table(self) -> Table:
+        table = Table("model", "elapsed", "req/s", "p99 ms", "errors/s", "requests")
+        for label, (elapsed, rps, errors, p99, total) in self.rows.items():
+            table.add_row(label, f"{elapsed:.1f}s", str(rps), f"{p99:.2f}", str(errors),
+                          str(total))
+        return table
+
+    def close(self) -> None:
+        if self.live is not None:
+            self.live.stop()
+            self.live = None

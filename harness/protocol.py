@@ -1,0 +1,80 @@
+"""Coordinator <-> worker messages: msgpack maps over ZeroMQ, a protocol version in each.
+
+Every message is one frame (after ROUTER's identity frame) holding a map with `v` (the
+protocol version), `t` (the type) and the type's fields. `decode` checks all of that and
+raises Malformed for anything else, so a receiver can drop and count bad input instead of
+crashing on it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgpack
+
+VERSION = 1
+HEARTBEAT_S = 0.5          # both sides send one at least this often
+LOST_AFTER_S = 3 * HEARTBEAT_S
+
+# type -> {field: accepted python types}
+SCHEMA: dict[str, dict[str, tuple[type, ...]]] = {
+    "HELLO": {"name": (str,), "pid": (int,), "host": (str,)},
+    "WELCOME": {"index": (int,)},
+    "REFUSE": {"reason": (str,)},
+    "PREPARE": {"model": (int,), "job": (dict,)},
+    "READY": {"model": (int,)},
+    "START": {"model": (int,), "start_in": (float, int)},
+    "STATS": {"model": (int,), "cells": (list,)},
+    "DONE": {"model": (int,), "totals": (dict,), "error": (str,)},
+    "HEARTBEAT": {},
+    "ABORT": {"reason": (str,)},
+    "BYE": {},
+}
+
+
+class Malformed(ValueError):
+    """A frame that is not a valid message of this protocol version."""
+
+
+class VersionMismatch(Malformed):
+    def __init__(self, version: Any) -> None:
+        super().__init__(f"protocol version {version!r}, this side speaks {VERSION}")
+        self.version = version
+
+
+def encode(kind: str, **fields: Any) -> bytes:
+    assert kind in SCHEMA, kind
+    return msgpack.packb({"v": VERSION, "t": kind, **fields}, use_bin_type=True)
+
+
+def decode(frame: bytes) -> dict[str, Any]:
+    try:
+        msg = msgpack.unpackb(frame, raw=False, strict_map_key=False)
+    except Exception as exc:  # msgpack raises several unrelated types on garbage
+        raise Malformed(f"not msgpack: {type(exc).__name__}") from None
+    if not isinstance(msg, dict):
+        raise Malformed(f"expected a map, got {type(msg).__name__}")
+    kind = msg.get("t")
+    if kind not in SCHEMA:
+        raise Malformed(f"unknown message type {kind!r}")
+    if msg.get("v") != VERSION:
+        raise VersionMismatch(msg.get("v"))
+    for name, types in SCHEMA[kind].items():
+        value = msg.get(name)
+        if not isinstance(value, types) or isinstance(value, bool):
+            raise Malformed(f"{kind}.{name}: expected {types[0].__name__}, got {value!r:.40}")
+    return msg
+
+
+def check_cells(cells: list[Any]) -> list[tuple[int, str, dict[str, Any]]]:
+    """STATS cells: [interval, request name, {hist: bytes, errors: {kind: n}, bytes: n}]."""
+    out = []
+    for cell in cells:
+        if not (isinstance(cell, list | tuple) and len(cell) == 3 and isinstance(cell[0], int)
+                and isinstance(cell[1], str) and isinstance(cell[2], dict)
+                and isinstance(cell[2].get("hist"), bytes)
+                and isinstance(cell[2].get("errors"), dict)
+                and isinstance(cell[2].get("bytes"), int)):
+            raise Malformed("STATS.cells: expected [interval, name, {hist, errors, bytes}]")
+        out.append((cell[0], cell[1], cell[2]))
+    return out

@@ -1,0 +1,222 @@
+"""Merged run data -> pandas frames -> results/<run-id>/ (CSV, JSON, histograms).
+
+Column sets are a contract (README, "Result files"): reports and compare read them back.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import math
+import platform
+import re
+import socket
+import sys
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from hdrh.histogram import HdrHistogram
+
+from harness.coordinator import ModelResult, RunOutcome
+from harness.scenario import Scenario
+from harness.stats import IntervalStats, merge
+
+SUMMARY_COLUMNS = ["model", "name", "requests", "failures", "error_rate", "rps", "p50_ms",
+                   "p90_ms", "p95_ms", "p99_ms", "p999_ms", "max_ms", "mean_ms", "min_ms",
+                   "bytes_in", "duration_s", "cpu_pct", "rss_peak_mb", "sent", "late",
+                   "skipped"]
+TIMESERIES_COLUMNS = ["model", "name", "second", "requests", "failures", "rps", "p50_ms",
+                      "p95_ms", "p99_ms", "max_ms"]
+ERRORS_COLUMNS = ["model", "name", "second", "kind", "count"]
+AGGREGATED = "Aggregated"
+
+
+def _ms(hist: HdrHistogram, pct: float) -> float:
+    return hist.get_value_at_percentile(pct) / 1000.0 if hist.get_total_count() else math.nan
+
+
+def hist_row(hist: HdrHistogram) -> dict[str, float]:
+    n = hist.get_total_count()
+    return {
+        "p50_ms": _ms(hist, 50), "p90_ms": _ms(hist, 90), "p95_ms": _ms(hist, 95),
+        "p99_ms": _ms(hist, 99), "p999_ms": _ms(hist, 99.9),
+        "max_ms": hist.get_max_value() / 1000.0 if n else math.nan,
+        "mean_ms": hist.get_mean_value() / 1000.0 if n else math.nan,
+        "min_ms": hist.get_min_value() / 1000.0 if n else math.nan,
+    }
+
+
+@dataclass
+class ModelTotals:
+    sent: int
+    late: int
+    skipped: int
+    cpu_s: float
+    rss_peak: int
+    measured_s: float
+
+
+def model_totals(result: ModelResult, scenario: Scenario) -> ModelTotals:
+    totals = list(result.totals.values())
+    elapsed = max((t.get("elapsed_s", 0.0) for t in totals), default=0.0)
+    measured = max(elapsed - scenario.warmup_s, 1e-9)
+    if scenario.run_seconds:
+        measured = min(measured, scenario.run_seconds)
+    return ModelTotals(
+        sent=sum(int(t.get("sent", 0)) for t in totals),
+        late=sum(int(t.get("late", 0)) for t in totals),
+        skipped=sum(int(t.get("skipped", 0)) for t in totals),
+        cpu_s=sum(float(t.get("cpu_s", 0.0)) for t in totals),
+        rss_peak=sum(int(t.get("rss_peak", 0)) for t in totals),
+        measured_s=measured,
+    )
+
+
+def _by_name(result: ModelResult) -> dict[str, IntervalStats]:
+    out: dict[str, IntervalStats] = {}
+    for (_, name), cell in sorted(result.cells.items()):
+        out.setdefault(name, IntervalStats()).add(cell)
+    return out
+
+
+def summary_frame(outcome: RunOutcome, scenario: Scenario) -> pd.DataFrame:
+    rows = []
+    for result in outcome.models:
+        totals = model_totals(result, scenario)
+        per_name = _by_name(result)
+        names = [r.name for r in scenario.requests]
+        everything = IntervalStats()
+        for cell in per_name.values():
+            everything.add(cell)
+        model_cols = {
+            "duration_s": round(totals.measured_s, 3),
+            "cpu_pct": round(100.0 * totals.cpu_s / max(totals.measured_s + scenario.warmup_s,
+                                                        1e-9), 1),
+            "rss_peak_mb": round(totals.rss_peak / 2**20, 1),
+            "sent": totals.sent, "late": totals.late, "skipped": totals.skipped,
+        }
+        for name, cell in [*((n, per_name.get(n, IntervalStats())) for n in names),
+                           (AGGREGATED, everything)]:
+            requests = cell.hist.get_total_count()
+            failures = sum(cell.errors.values())
+            rows.append({
+                "model": result.label, "name": name, "requests": requests,
+                "failures": failures, "error_rate": failures / requests if requests else 0.0,
+                "rps": requests / totals.measured_s, **hist_row(cell.hist),
+                "bytes_in": cell.bytes_in, **model_cols,
+            })
+    return pd.DataFrame(rows, columns=SUMMARY_COLUMNS)
+
+
+def timeseries_frame(outcome: RunOutcome) -> pd.DataFrame:
+    rows = []
+    for result in outcome.models:
+        seconds = sorted({k for k, _ in result.cells})
+        for k in seconds:
+            cells = {name: c for (kk, name), c in result.cells.items() if kk == k}
+            agg = IntervalStats()
+            for c in cells.values():
+                agg.add(c)
+            for name, cell in [*sorted(cells.items()), (AGGREGATED, agg)]:
+                row = hist_row(cell.hist)
+                n = cell.hist.get_total_count()
+                rows.append({"model": result.label, "name": name, "second": k, "requests": n,
+                             "failures": sum(cell.errors.values()), "rps": float(n),
+                             "p50_ms": row["p50_ms"], "p95_ms": row["p95_ms"],
+                             "p99_ms": row["p99_ms"], "max_ms": row["max_ms"]})
+    return pd.DataFrame(rows, columns=TIMESERIES_COLUMNS)
+
+
+def errors_frame(outcome: RunOutcome) -> pd.DataFrame:
+    rows = [{"model": r.label, "name": name, "second": k, "kind": kind, "count": n}
+            for r in outcome.models for (k, name), cell in sorted(r.cells.items())
+            for kind, n in sorted(cell.errors.items())]
+    return pd.DataFrame(rows, columns=ERRORS_COLUMNS)
+
+
+def histograms_frame(result: ModelResult) -> pd.DataFrame:
+    rows = [{"name": name, "second": k,
+             "hist": base64.b64encode(cell.hist.encode()).decode("ascii")}
+            for (k, name), cell in sorted(result.cells.items())]
+    return pd.DataFrame(rows, columns=["name", "second", "hist"])
+
+
+def read_histograms(path: Path) -> dict[str, HdrHistogram]:
+    """Merge a histograms/<model>.csv back into one exact histogram per request name."""
+    frame = pd.read_csv(path)
+    out: dict[str, HdrHistogram] = {}
+    for name, group in frame.groupby("name"):
+        out[str(name)] = merge(HdrHistogram.decode(base64.b64decode(h)) for h in group["hist"])
+    return out
+
+
+def versions() -> dict[str, str]:
+    out = {"python": platform.python_version(), "loadharness": "0.1.0"}
+    for name in ("aiohttp", "uvloop", "httptools", "pyzmq", "pandas", "hdrhistogram", "locust"):
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            pass
+    return out
+
+
+def new_run_dir(out: Path, name: str) -> Path:
+    stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
+    slug = re.sub(r"[^A-Za-z0-9_.-]+", "-", name).strip("-") or "run"
+    base = out / f"{stamp}-{slug}"
+    path, n = base, 1
+    while path.exists():
+        n += 1
+        path = Path(f"{base}-{n}")
+    path.mkdir(parents=True)
+    return path
+
+
+def write_run(run_dir: Path, scenario: Scenario, outcome: RunOutcome, *, url: str,
+              embedded: bool, mock_stats: dict[str, Any] | None, extra: dict[str, Any]
+              ) -> pd.DataFrame:
+    """Write every result file; returns the summary frame (for verdict and thresholds)."""
+    summary = summary_frame(outcome, scenario)
+    summary.to_csv(run_dir / "summary.csv", index=False)
+    timeseries_frame(outcome).to_csv(run_dir / "timeseries.csv", index=False)
+    errors_frame(outcome).to_csv(run_dir / "errors.csv", index=False)
+    hist_dir = run_dir / "histograms"
+    hist_dir.mkdir(exist_ok=True)
+    for result in outcome.models:
+        histograms_frame(result).to_csv(hist_dir / f"{result.label}.csv", index=False)
+    models_meta = {}
+    for r in outcome.models:
+        t = model_totals(r, scenario)
+        models_meta[r.label] = {
+            "requests_sent": t.sent, "late": t.late, "skipped": t.skipped,
+            "cpu_s": round(t.cpu_s, 3), "rss_peak_bytes": t.rss_peak,
+            "measured_s": round(t.measured_s, 3), "aborted": r.aborted, "errors": r.errors,
+            "started": r.started_wall, "ended": r.ended_wall,
+            "workers_reported": sorted(r.totals),
+        }
+    meta = {
+        "run_id": run_dir.name,
+        "scenario": {"name": scenario.name, "source": scenario.source, "raw": scenario.raw},
+        "target_url": url,
+        "embedded_mockserver": embedded,
+        "versions": versions(),
+        "host": {"name": socket.gethostname(), "platform": platform.platform(),
+                 "python": sys.version.split()[0]},
+        "workers": [{"name": w.name, "index": w.index, "host": w.host,
+                     "lost": not w.alive, "lost_at": w.lost_at, "lost_during": w.lost_during}
+                    for w in outcome.workers],
+        "partial": outcome.partial,
+        "interrupted": outcome.interrupted,
+        "requests_sent": sum(m["requests_sent"] for m in models_meta.values()),
+        "models": models_meta,
+        "dropped_messages": outcome.dropped_messages,
+        "refused_workers": outcome.refused_workers,
+        "mockserver_stats": mock_stats,
+        **extra,
+    }
+    (run_dir / "meta.json").write_text(json.dumps(meta, indent=2, default=str) + "\n")
+    return summary

@@ -1,0 +1,443 @@
+"""Scenario files: TOML -> frozen dataclasses. All validation lives here.
+
+Errors read `FILE: [section].key: expected ..., got ...` so a user finds the line without a
+traceback; the CLI maps ScenarioError to exit 2 before anything is started or sent.
+`--set key.path=value` overrides and `${ENV}` / `${ENV:-default}` interpolation are applied
+to the raw tables first, so they are validated like everything else.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from mockserver.config import parse_config
+from mockserver.latency import ConfigError
+
+MODELS = ("sync", "thread", "asyncio", "uvloop", "process", "locust", "locust-http")
+ENGINES = ("aiohttp", "fast")
+METHODS = ("GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS")
+METRICS = ("requests", "failures", "rps", "error_rate", "p50_ms", "p90_ms", "p95_ms", "p99_ms",
+           "p999_ms", "max_ms", "mean_ms")
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
+_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
+_THRESHOLD = re.compile(r"^\s*(<=|>=|<|>|==)\s*(-?\d+(?:\.\d+)?)\s*$")
+_ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+class ScenarioError(ValueError):
+    """An invalid scenario: names the file and the key, says what was expected."""
+
+    def __init__(self, source: str, key: str, message: str) -> None:
+        super().__init__(f"{source}: {key}: {message}")
+        self.source, self.key, self.message = source, key, message
+
+
+@dataclass(frozen=True)
+class Stage:
+    duration_s: float
+    target: float
+
+
+@dataclass(frozen=True)
+class RequestSpec:
+    name: str
+    method: str = "GET"
+    path: str = "/"
+    headers: tuple[tuple[str, str], ...] = ()
+    body: bytes = b""
+    weight: float = 1.0
+    expect_status: tuple[int, ...] = ()  # empty: any 2xx or 3xx
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    model: str
+    engine: str = "aiohttp"
+    processes: int = 2
+    sub_model: str = "asyncio"
+    cpu_work: int = 0
+    concurrency: int | None = None
+
+    @property
+    def label(self) -> str:
+        """The name a model carries in results: engine or sub-model where it matters."""
+        if self.model in ("asyncio", "uvloop"):
+            return f"{self.model}-{self.engine}"
+        if self.model == "process":
+            return f"process-{self.sub_model}x{self.processes}"
+        return self.model
+
+
+@dataclass(frozen=True)
+class Threshold:
+    metric: str
+    op: str
+    value: float
+    request: str | None = None  # None: the Aggregated row
+
+    def holds(self, actual: float) -> bool:
+        return {"<": actual < self.value, "<=": actual <= self.value, ">": actual > self.value,
+                ">=": actual >= self.value, "==": actual == self.value}[self.op]
+
+    def __str__(self) -> str:
+        where = f"[{self.request}] " if self.request else ""
+        return f"{where}{self.metric} {self.op} {self.value:g}"
+
+
+@dataclass(frozen=True)
+class Scenario:
+    source: str
+    name: str
+    duration_s: float | None
+    total_requests: int | None
+    warmup_s: float
+    seed: int
+    workers: int
+    timeout_s: float
+    target_url: str | None
+    mock: dict[str, Any] | None
+    mode: str                      # "closed" or "open"
+    concurrency: int
+    rate: float | None
+    stages: tuple[Stage, ...]
+    think_time_s: float
+    requests: tuple[RequestSpec, ...]
+    models: tuple[ModelSpec, ...]
+    thresholds: tuple[Threshold, ...]
+    raw: dict[str, Any] = field(compare=False, repr=False)
+
+    @property
+    def run_seconds(self) -> float:
+        """Measured time (after warm-up); with stages, their sum."""
+        if self.stages:
+            return sum(s.duration_s for s in self.stages)
+        return self.duration_s or 0.0
+
+
+# -- small validators ------------------------------------------------------------------------
+
+class _Ctx:
+    def __init__(self, source: str) -> None:
+        self.source = source
+
+    def fail(self, key: str, message: str) -> ScenarioError:
+        return ScenarioError(self.source, key, message)
+
+    def table(self, raw: Any, key: str) -> dict[str, Any]:
+        if not isinstance(raw, dict):
+            raise self.fail(key, f"expected a table, got {_show(raw)}")
+        return raw
+
+    def keys(self, raw: dict[str, Any], allowed: tuple[str, ...], where: str) -> None:
+        for key in raw:
+            if key not in allowed:
+                raise self.fail(f"{where}.{key}",
+                                f"unknown key (expected one of {', '.join(allowed)})")
+
+    def number(self, raw: Any, key: str, *, positive: bool = True, minimum: float = 0) -> float:
+        if isinstance(raw, bool) or not isinstance(raw, int | float) or not math.isfinite(raw) \
+                or raw < minimum or (positive and raw <= 0):
+            kind = "a positive number" if positive else f"a number >= {minimum:g}"
+            raise self.fail(key, f"expected {kind}, got {_show(raw)}")
+        return float(raw)
+
+    def integer(self, raw: Any, key: str, minimum: int = 1) -> int:
+        if isinstance(raw, bool) or not isinstance(raw, int) or raw < minimum:
+            raise self.fail(key, f"expected an integer >= {minimum}, got {_show(raw)}")
+        return raw
+
+    def string(self, raw: Any, key: str) -> str:
+        if not isinstance(raw, str) or not raw:
+            raise self.fail(key, f"expected a non-empty string, got {_show(raw)}")
+        return raw
+
+    def duration(self, raw: Any, key: str, *, allow_zero: bool = False) -> float:
+        seconds: float | None = None
+        if isinstance(raw, int | float) and not isinstance(raw, bool):
+            seconds = float(raw)
+        elif isinstance(raw, str) and (m := _DURATION.match(raw)):
+            seconds = float(m.group(1)) * _UNITS[m.group(2)]
+        if seconds is None or not math.isfinite(seconds) or seconds < 0 \
+                or (seconds == 0 and not allow_zero):
+            raise self.fail(key, f'expected a duration like "10s", "500ms" or "2m", '
+                                 f"got {_show(raw)}")
+        return seconds
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, str):
+        return f'"{value}"'
+    if isinstance(value, dict):
+        return "a table"
+    if isinstance(value, list):
+        return "a list"
+    return repr(value)
+
+
+# -- overrides and interpolation -------------------------------------------------------------
+
+def apply_set(raw: dict[str, Any], assignment: str, source: str) -> None:
+    """`key.path=value`: value parsed as TOML (numbers, booleans, arrays) else a string."""
+    path, sep, text = assignment.partition("=")
+    if not sep or not path.strip():
+        raise ScenarioError(source, f"--set {assignment}", "expected KEY.PATH=VALUE")
+    try:
+        value = tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = text
+    parts = path.strip().split(".")
+    node: Any = raw
+    for i, part in enumerate(parts[:-1]):
+        if isinstance(node, list):
+            if not part.isdigit() or int(part) >= len(node):
+                raise ScenarioError(source, f"--set {path}", f"no list item {part}")
+            node = node[int(part)]
+        else:
+            node = node.setdefault(part, {})
+        if not isinstance(node, dict | list):
+            raise ScenarioError(source, f"--set {path}",
+                                f"{'.'.join(parts[:i + 1])} is not a table")
+    last = parts[-1]
+    if isinstance(node, list):
+        if not last.isdigit() or int(last) >= len(node):
+            raise ScenarioError(source, f"--set {path}", f"no list item {last}")
+        node[int(last)] = value
+    else:
+        node[last] = value
+
+
+def interpolate(value: Any, source: str, key: str = "") -> Any:
+    """Replace ${VAR} and ${VAR:-default} in every string; a missing VAR is an error."""
+    if isinstance(value, dict):
+        return {k: interpolate(v, source, f"{key}.{k}" if key else k) for k, v in value.items()}
+    if isinstance(value, list):
+        return [interpolate(v, source, f"{key}[{i}]") for i, v in enumerate(value)]
+    if isinstance(value, str) and "${" in value:
+        def sub(m: re.Match[str]) -> str:
+            env = os.environ.get(m.group(1))
+            if env is None:
+                if m.group(2) is None:
+                    raise ScenarioError(source, key, f"environment variable {m.group(1)} is "
+                                                     "not set (use ${VAR:-default})")
+                return m.group(2)
+            return env
+        return _ENV.sub(sub, value)
+    return value
+
+
+# -- sections ----------------------------------------------------------------------------------
+
+def _requests(ctx: _Ctx, raw: Any) -> tuple[RequestSpec, ...]:
+    if raw is None:
+        raise ctx.fail("[[requests]]", "expected at least one request")
+    if not isinstance(raw, list) or not raw:
+        raise ctx.fail("[[requests]]", f"expected at least one request, got {_show(raw)}")
+    out, names = [], set()
+    for i, item in enumerate(raw):
+        where = f"[[requests]][{i}]"
+        item = ctx.table(item, where)
+        ctx.keys(item, ("name", "method", "path", "headers", "body", "weight", "expect_status"),
+                 where)
+        name = ctx.string(item.get("name", f"request{i}"), f"{where}.name")
+        if name in names or name == "Aggregated":
+            raise ctx.fail(f"{where}.name", f'expected a unique name, got "{name}" again')
+        names.add(name)
+        method = item.get("method", "GET")
+        if not isinstance(method, str) or method.upper() not in METHODS:
+            raise ctx.fail(f"{where}.method",
+                           f"expected one of {', '.join(METHODS)}, got {_show(method)}")
+        path = item.get("path", "/")
+        if not isinstance(path, str) or not path.startswith("/") or " " in path:
+            raise ctx.fail(f"{where}.path", f'expected a path starting with "/", got {_show(path)}')
+        headers = ctx.table(item.get("headers", {}), f"{where}.headers")
+        for k, v in headers.items():
+            if not isinstance(v, str) or not re.fullmatch(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+", k):
+                raise ctx.fail(f"{where}.headers.{k}", f"expected a header string, got {_show(v)}")
+        body = item.get("body", "")
+        if not isinstance(body, str):
+            raise ctx.fail(f"{where}.body", f"expected a string, got {_show(body)}")
+        expect = item.get("expect_status", [])
+        expect = [expect] if isinstance(expect, int) and not isinstance(expect, bool) else expect
+        if not isinstance(expect, list) or not all(
+                isinstance(s, int) and not isinstance(s, bool) and 100 <= s <= 599 for s in expect):
+            raise ctx.fail(f"{where}.expect_status",
+                           f"expected a status code or a list of them, got {_show(expect)}")
+        out.append(RequestSpec(name, method.upper(), path, tuple(headers.items()),
+                               body.encode(), ctx.number(item.get("weight", 1), f"{where}.weight"),
+                               tuple(expect)))
+    return tuple(out)
+
+
+def _models(ctx: _Ctx, raw: Any) -> tuple[ModelSpec, ...]:
+    if raw is None:
+        return (ModelSpec("asyncio"),)
+    if not isinstance(raw, list) or not raw:
+        raise ctx.fail("[[models]]", f"expected at least one model, got {_show(raw)}")
+    out = []
+    for i, item in enumerate(raw):
+        where = f"[[models]][{i}]"
+        item = ctx.table(item, where)
+        ctx.keys(item, ("model", "engine", "processes", "sub_model", "cpu_work", "concurrency"),
+                 where)
+        model = item.get("model")
+        if model not in MODELS:
+            raise ctx.fail(f"{where}.model", f"expected one of {', '.join(MODELS)}, "
+                                             f"got {_show(model)}")
+        engine = item.get("engine", "aiohttp")
+        if engine not in ENGINES or (engine != "aiohttp" and model not in ("asyncio", "uvloop")):
+            raise ctx.fail(f"{where}.engine", f"expected one of {', '.join(ENGINES)} (asyncio "
+                                              f"and uvloop models only), got {_show(engine)}")
+        sub = item.get("sub_model", "asyncio")
+        if sub not in ("thread", "asyncio"):
+            raise ctx.fail(f"{where}.sub_model",
+                           f'expected "thread" or "asyncio", got {_show(sub)}')
+        conc = item.get("concurrency")
+        out.append(ModelSpec(
+            model, engine, ctx.integer(item.get("processes", 2), f"{where}.processes"), sub,
+            ctx.integer(item.get("cpu_work", 0), f"{where}.cpu_work", 0),
+            None if conc is None else ctx.integer(conc, f"{where}.concurrency")))
+    labels = [m.label for m in out]
+    if len(set(labels)) != len(labels):
+        raise ctx.fail("[[models]]", f"expected each model once, got {', '.join(labels)}")
+    return tuple(out)
+
+
+def _thresholds(ctx: _Ctx, raw: Any, names: set[str]) -> tuple[Threshold, ...]:
+    out = []
+    table = ctx.table(raw, "[thresholds]")
+    for key, value in table.items():
+        if isinstance(value, dict):  # per request name
+            if key not in names:
+                raise ctx.fail(f"[thresholds.{key}]", f"expected a request name "
+                                                      f"({', '.join(sorted(names))})")
+            for metric, cond in value.items():
+                out.append(_threshold(ctx, f"[thresholds.{key}].{metric}", metric, cond, key))
+        else:
+            out.append(_threshold(ctx, f"[thresholds].{key}", key, value, None))
+    return tuple(out)
+
+
+def _threshold(ctx: _Ctx, where: str, metric: str, cond: Any, request: str | None) -> Threshold:
+    if metric not in METRICS:
+        raise ctx.fail(where, f"unknown metric (expected one of {', '.join(METRICS)})")
+    m = _THRESHOLD.match(cond) if isinstance(cond, str) else None
+    if m is None:
+        raise ctx.fail(where, f'expected a condition like "< 250", got {_show(cond)}')
+    return Threshold(metric, m.group(1), float(m.group(2)), request)
+
+
+def _target(ctx: _Ctx, raw: dict[str, Any]) -> tuple[str | None, dict[str, Any] | None]:
+    ctx.keys(raw, ("url", "mock"), "[target]")
+    url = raw.get("url")
+    if url is not None:
+        parts = urlsplit(url) if isinstance(url, str) else None
+        if parts is None or parts.scheme != "http" or not parts.hostname:
+            raise ctx.fail("[target].url", f'expected an http:// URL, got {_show(url)}')
+        try:
+            parts.port  # noqa: B018 - raises on a bad port
+        except ValueError:
+            raise ctx.fail("[target].url", f"expected a valid port, got {_show(url)}") from None
+        url = url.rstrip("/")
+    mock = None
+    if "mock" in raw:
+        mock = mock_config(ctx.table(raw["mock"], "[target.mock]"))
+        try:
+            parse_config(mock)
+        except ConfigError as exc:
+            raise ctx.fail(f"[target.mock].{exc.field.removeprefix('default.')}",
+                           exc.message) from None
+    return url, mock
+
+
+def mock_config(table: dict[str, Any]) -> dict[str, Any]:
+    """[target.mock] holds the default profile's keys plus faults/routes/limits."""
+    profile_keys = ("latency", "status", "body_bytes")
+    out: dict[str, Any] = {"default": {k: v for k, v in table.items() if k in profile_keys}}
+    out.update({k: v for k, v in table.items() if k not in profile_keys})
+    return out
+
+
+def parse_scenario(raw: dict[str, Any], source: str) -> Scenario:
+    ctx = _Ctx(source)
+    raw = interpolate(raw, source)
+    ctx.keys(raw, ("run", "target", "load", "requests", "models", "thresholds"), "scenario")
+    run = ctx.table(raw.get("run", {}), "[run]")
+    ctx.keys(run, ("name", "duration", "requests", "warmup", "seed", "workers", "timeout"),
+             "[run]")
+    load = ctx.table(raw.get("load", {}), "[load]")
+    ctx.keys(load, ("mode", "concurrency", "rate", "stages", "think_time"), "[load]")
+
+    duration = ctx.duration(run["duration"], "[run].duration") if "duration" in run else None
+    total = ctx.integer(run["requests"], "[run].requests") if "requests" in run else None
+    stages = []
+    for i, st in enumerate(load.get("stages", [])):
+        st = ctx.table(st, f"[load].stages[{i}]")
+        ctx.keys(st, ("duration", "target"), f"[load].stages[{i}]")
+        stages.append(Stage(ctx.duration(st.get("duration"), f"[load].stages[{i}].duration"),
+                            ctx.number(st.get("target"), f"[load].stages[{i}].target",
+                                       positive=False)))
+    if duration is None and total is None and not stages:
+        raise ctx.fail("[run]", 'expected duration = "10s" or requests = N (or [load].stages)')
+
+    mode = load.get("mode", "open" if "rate" in load else "closed")
+    if mode not in ("closed", "open"):
+        raise ctx.fail("[load].mode", f'expected "closed" or "open", got {_show(mode)}')
+    rate = ctx.number(load["rate"], "[load].rate") if "rate" in load else None
+    if mode == "open" and rate is None and not stages:
+        raise ctx.fail("[load].rate", "expected a positive number for the open model")
+    default_conc = 100 if mode == "open" else 10
+    concurrency = ctx.integer(load.get("concurrency", default_conc), "[load].concurrency")
+    if stages and mode == "closed":
+        concurrency = max(concurrency if "concurrency" in load else 1,
+                          math.ceil(max(s.target for s in stages)) or 1)
+    url, mock = _target(ctx, ctx.table(raw.get("target", {}), "[target]"))
+    requests = _requests(ctx, raw.get("requests"))
+    workers = ctx.integer(run.get("workers", 1), "[run].workers")
+    if workers > 64:
+        raise ctx.fail("[run].workers", f"expected at most 64 local workers, got {workers}")
+    return Scenario(
+        source=source,
+        name=ctx.string(run.get("name", Path(source).stem), "[run].name"),
+        duration_s=duration,
+        total_requests=total,
+        warmup_s=ctx.duration(run.get("warmup", 0), "[run].warmup", allow_zero=True),
+        seed=ctx.integer(run.get("seed", 1), "[run].seed", 0),
+        workers=workers,
+        timeout_s=ctx.duration(run.get("timeout", "10s"), "[run].timeout"),
+        target_url=url,
+        mock=mock,
+        mode=mode,
+        concurrency=concurrency,
+        rate=rate,
+        stages=tuple(stages),
+        think_time_s=ctx.duration(load.get("think_time", 0), "[load].think_time",
+                                  allow_zero=True),
+        requests=requests,
+        models=_models(ctx, raw.get("models")),
+        thresholds=_thresholds(ctx, raw.get("thresholds", {}), {r.name for r in requests}),
+        raw=raw,
+    )
+
+
+def load_scenario(path: str | Path, overrides: list[str] = ()) -> Scenario:
+    """Read, override, interpolate and validate a scenario file."""
+    path = Path(path)
+    source = path.name
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ScenarioError(str(path), "file", f"cannot read: {exc.strerror}") from None
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ScenarioError(source, "TOML", str(exc)) from None
+    for assignment in overrides:
+        apply_set(raw, assignment, source)
+    return parse_scenario(raw, source)

@@ -1,0 +1,148 @@
+"""HDR histograms: record in batches, snapshot per interval, merge exactly.
+
+The hot path only appends a tuple to a list (about 50 ns); once per interval `drain`
+groups the samples by interval and request name and records them into HdrHistograms in
+bulk: values are first rounded to the histogram's own bucket (lossless at 3 significant
+digits) and counted with numpy, so one `record_value` call covers many samples. A single
+`record_value` costs about 1.6 us, a fifth of a core at 130k requests/s if done per request.
+
+Latencies are in microseconds. Every request that ended (answered, failed or timed out)
+goes into the latency histogram, so a timeout counts against p99 instead of hiding.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from hdrh.histogram import HdrHistogram
+
+LOWEST_US = 1
+HIGHEST_US = 3_600_000_000  # one hour
+DIGITS = 3
+_SUB_BUCKET_BITS = 11  # 2048 sub-buckets: what 3 significant digits needs
+
+
+def new_histogram() -> HdrHistogram:
+    return HdrHistogram(LOWEST_US, HIGHEST_US, DIGITS)
+
+
+def record_batch(hist: HdrHistogram, values_us: Sequence[int] | np.ndarray) -> None:
+    """Record many values with few calls; equal to recording each one (tested)."""
+    if len(values_us) == 0:
+        return
+    arr = np.clip(np.asarray(values_us, dtype=np.int64), LOWEST_US, HIGHEST_US)
+    bits = np.floor(np.log2(arr)).astype(np.int64) + 1
+    shift = np.maximum(0, bits - _SUB_BUCKET_BITS)
+    arr = (arr >> shift) << shift
+    values, counts = np.unique(arr, return_counts=True)
+    for value, count in zip(values.tolist(), counts.tolist(), strict=True):
+        hist.record_value(value, count)
+
+
+def encode(hist: HdrHistogram) -> bytes:
+    return hist.encode()
+
+
+def decode(data: bytes) -> HdrHistogram:
+    return HdrHistogram.decode(data)
+
+
+def merge(parts: Iterable[HdrHistogram]) -> HdrHistogram:
+    out = new_histogram()
+    for part in parts:
+        out.add(part)
+    return out
+
+
+@dataclass
+class IntervalStats:
+    """One (request name, interval) cell: the histogram, error kinds, bytes received."""
+
+    hist: HdrHistogram = field(default_factory=new_histogram)
+    errors: dict[str, int] = field(default_factory=dict)
+    bytes_in: int = 0
+
+    def to_wire(self) -> dict[str, Any]:
+        return {"hist": encode(self.hist), "errors": self.errors, "bytes": self.bytes_in}
+
+    @classmethod
+    def from_wire(cls, data: dict[str, Any]) -> IntervalStats:
+        return cls(decode(data["hist"]), dict(data["errors"]), int(data["bytes"]))
+
+    def add(self, other: IntervalStats) -> None:
+        self.hist.add(other.hist)
+        for kind, n in other.errors.items():
+            self.errors[kind] = self.errors.get(kind, 0) + n
+        self.bytes_in += other.bytes_in
+
+
+class Recorder:
+    """Collects samples of one process; safe to append from many threads (GIL-atomic ops).
+
+    `t_measure_ns` is the perf_counter_ns at which measurement starts (after warm-up);
+    samples finishing before it are dropped from the results (they are still counted in
+    `sent`, which the client loops keep per user).
+    """
+
+    def __init__(self, names: Sequence[str], t_measure_ns: int, interval_s: float = 1.0,
+                 users: int = 1) -> None:
+        self.names = list(names)
+        self.t_measure_ns = t_measure_ns
+        self.interval_ns = int(interval_s * 1e9)
+        self.samples: list[tuple[int, int, int]] = []   # (t_done_ns, name index, latency us)
+        self.errors: list[tuple[int, int, str]] = []    # (t_done_ns, name index, kind)
+        self.bytes: list[tuple[int, int, int]] = []     # (t_done_ns, name index, nbytes)
+        self.sent = [0] * users      # one slot per user: no two threads share a counter
+        self.late = [0] * users      # open model: sends later than intended (> 1 ms)
+        self.skipped = 0
+
+    def ok(self, name: int, t_done_ns: int, latency_ns: int, nbytes: int) -> None:
+        self.samples.append((t_done_ns, name, latency_ns // 1000))
+        if nbytes:
+            self.bytes.append((t_done_ns, name, nbytes))
+
+    def fail(self, name: int, t_done_ns: int, latency_ns: int, kind: str) -> None:
+        self.samples.append((t_done_ns, name, latency_ns // 1000))
+        self.errors.append((t_done_ns, name, kind))
+
+    def interval_of(self, t_ns: int) -> int:
+        return (t_ns - self.t_measure_ns) // self.interval_ns
+
+    def drain(self, before_ns: int | None = None) -> dict[tuple[int, str], IntervalStats]:
+        """Take every sample of intervals that ended before `before_ns` (None: all)."""
+        cut = None if before_ns is None else self.interval_of(before_ns)
+        out: dict[tuple[int, str], IntervalStats] = {}
+        grouped: dict[tuple[int, str], list[int]] = {}
+
+        def take(items: list[tuple[int, int, Any]]) -> list[tuple[int, str, Any]]:
+            n = len(items)  # appends racing with us land after n and stay for next time
+            batch = items[:n]
+            keep = []
+            taken = []
+            for t, name, value in batch:
+                k = self.interval_of(t)
+                if k < 0:
+                    continue  # warm-up
+                if cut is not None and k >= cut:
+                    keep.append((t, name, value))
+                else:
+                    taken.append((k, self.names[name], value))
+            del items[:n]
+            items[:0] = keep
+            return taken
+
+        for k, name, us in take(self.samples):
+            grouped.setdefault((k, name), []).append(us)
+        for key, values in grouped.items():
+            cell = out.setdefault(key, IntervalStats())
+            record_batch(cell.hist, values)
+        for k, name, kind in take(self.errors):
+            cell = out.setdefault((k, name), IntervalStats())
+            cell.errors[kind] = cell.errors.get(kind, 0) + 1
+        for k, name, nbytes in take(self.bytes):
+            cell = out.setdefault((k, name), IntervalStats())
+            cell.bytes_in += nbytes
+        return out

@@ -1,0 +1,81 @@
+"""Which model fits this workload, measured, and whether that agrees with the lesson's rule:
+I/O-bound and slow -> asyncio; I/O-bound and fast -> threads; CPU-bound -> processes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pandas as pd
+
+from harness.scenario import Scenario
+
+SLOW_IO_MS = 20.0   # a median at or above this is "slow I/O" for the rule of thumb
+
+
+@dataclass(frozen=True)
+class Verdict:
+    table: pd.DataFrame
+    winner: str
+    workload: str
+    expected: str
+    agrees: bool
+    reason: str
+
+
+def family(label: str) -> str:
+    if label.startswith("process"):
+        return "processes"
+    if label.startswith(("asyncio", "uvloop")):
+        return "asyncio"
+    if label.startswith("thread"):
+        return "threads"
+    return label
+
+
+def workload_kind(scenario: Scenario, summary: pd.DataFrame) -> str:
+    if any(m.cpu_work > 0 for m in scenario.models) or any(
+            r.path.startswith("/cpu/") for r in scenario.requests):
+        return "cpu-bound"
+    agg = summary[summary["name"] == "Aggregated"]
+    median = agg["p50_ms"].min()
+    return "io-slow" if median >= SLOW_IO_MS else "io-fast"
+
+
+EXPECTED = {"cpu-bound": "processes", "io-slow": "asyncio", "io-fast": "threads"}
+
+
+def decide(scenario: Scenario, summary: pd.DataFrame) -> Verdict | None:
+    """The winner: highest requests/s among models with under 1% errors (p99 breaks ties)."""
+    agg = summary[summary["name"] == "Aggregated"].copy()
+    if len(agg) < 2:
+        return None
+    table = agg[["model", "rps", "p50_ms", "p99_ms", "failures", "error_rate", "cpu_pct",
+                 "rss_peak_mb"]].reset_index(drop=True)
+    healthy = table[table["error_rate"] < 0.01]
+    pool = healthy if len(healthy) else table
+    best = pool.sort_values(["rps", "p99_ms"], ascending=[False, True]).iloc[0]
+    winner = str(best["model"])
+    kind = workload_kind(scenario, summary)
+    expected = EXPECTED[kind]
+    agrees = family(winner) == expected
+    ran = {family(m) for m in table["model"]}
+    if agrees:
+        reason = f"{winner} won a {kind} workload, as the rule says ({expected})"
+    elif expected not in ran:
+        reason = f"no {expected} model ran, so the rule could not be tested"
+    else:
+        reason = (f"{winner} won a {kind} workload where the rule says {expected}: "
+                  "measured beats argued; see rps and p99 above")
+    table["winner"] = table["model"] == winner
+    return Verdict(table, winner, kind, expected, agrees, reason)
+
+
+def format_verdict(v: Verdict) -> str:
+    lines = ["model                     rps     p50 ms    p99 ms  errors   cpu%   rss MB"]
+    for row in v.table.itertuples():
+        mark = " *" if row.winner else ""
+        lines.append(f"{row.model:<20}{row.rps:>10.0f}{row.p50_ms:>11.2f}{row.p99_ms:>10.2f}"
+                     f"{row.failures:>8d}{row.cpu_pct:>7.0f}{row.rss_peak_mb:>9.1f}{mark}")
+    lines.append(f"verdict: {v.winner} for this {v.workload} workload; lesson's rule: "
+                 f"{v.expected} -> {'agrees' if v.agrees else 'disagrees'} ({v.reason})")
+    return "\n".join(lines)

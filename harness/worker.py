@@ -1,0 +1,190 @@
+"""The worker: a DEALER socket that takes its slice of each model, runs it, streams STATS.
+
+It never sends load without a coordinator: if no message (heartbeats included) arrives
+for LOST_AFTER_S, it stops the model and exits non-zero.
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+import socket
+import sys
+import time
+from typing import Any
+
+import psutil
+import zmq
+
+from harness import protocol
+from harness.clients import create
+from harness.clients.base import ClientModel
+from harness.plan import Job
+from harness.protocol import HEARTBEAT_S, LOST_AFTER_S, Malformed
+
+CONNECT_TIMEOUT_S = 30.0
+
+
+class CoordinatorLost(Exception):
+    pass
+
+
+class WorkerError(Exception):
+    """Refused by the coordinator, or it never answered."""
+
+
+def raise_nofile() -> None:
+    """10,000 connections need more descriptors than the usual soft limit of 1,024."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+class Worker:
+    def __init__(self, endpoint: str, name: str | None = None,
+                 curve: dict[str, bytes] | None = None) -> None:
+        self.endpoint = endpoint
+        self.name = name or f"{socket.gethostname()}-{os.getpid()}"
+        self.ctx = zmq.Context.instance()
+        self.sock = self.ctx.socket(zmq.DEALER)
+        self.sock.setsockopt(zmq.LINGER, 2000)
+        if curve:
+            self.sock.curve_secretkey = curve["secret"]
+            self.sock.curve_publickey = curve["public"]
+            self.sock.curve_serverkey = curve["server"]
+        self.sock.connect(endpoint)
+        self.last_heard = time.monotonic()
+        self.last_sent = 0.0
+        self.dropped = 0
+        self.proc = psutil.Process()
+
+    def send(self, kind: str, **fields: Any) -> None:
+        self.sock.send(protocol.encode(kind, **fields))
+        self.last_sent = time.monotonic()
+
+    def recv(self, timeout_s: float) -> dict[str, Any] | None:
+        """One valid message or None; heartbeats refresh liveness, bad frames are counted."""
+        if self.sock.poll(int(timeout_s * 1000)) == 0:
+            return None
+        frame = self.sock.recv()
+        self.last_heard = time.monotonic()
+        try:
+            return protocol.decode(frame)
+        except Malformed as exc:
+            self.dropped += 1
+            print(f"worker {self.name}: dropped a bad message: {exc}", file=sys.stderr)
+            return None
+
+    def tick(self) -> None:
+        now = time.monotonic()
+        if now - self.last_sent >= HEARTBEAT_S:
+            self.send("HEARTBEAT")
+        if now - self.last_heard > LOST_AFTER_S:
+            raise CoordinatorLost(f"no word from the coordinator for {now - self.last_heard:.1f}s")
+
+    def hello(self) -> int:
+        """Say HELLO until WELCOME (the coordinator may start after us), bounded."""
+        deadline = time.monotonic() + CONNECT_TIMEOUT_S
+        while time.monotonic() < deadline:
+            self.send("HELLO", name=self.name, pid=os.getpid(), host=socket.gethostname())
+            until = time.monotonic() + 1.0
+            while time.monotonic() < until:
+                msg = self.recv(0.2)
+                if msg is None:
+                    continue
+                if msg["t"] == "WELCOME":
+                    self.last_heard = time.monotonic()
+                    return msg["index"]
+                if msg["t"] == "REFUSE":
+                    raise WorkerError(f"refused by the coordinator: {msg['reason']}")
+        raise WorkerError(f"no coordinator answered at {self.endpoint} "
+                          f"within {CONNECT_TIMEOUT_S:.0f}s")
+
+    def serve(self) -> int:
+        raise_nofile()
+        self.hello()
+        jobs: dict[int, Job] = {}
+        while True:
+            msg = self.recv(HEARTBEAT_S / 2)
+            self.tick()
+            if msg is None:
+                continue
+            kind = msg["t"]
+            if kind == "PREPARE":
+                jobs[msg["model"]] = Job.from_wire(msg["job"])
+                self.send("READY", model=msg["model"])
+            elif kind == "START" and msg["model"] in jobs:
+                self.run_model(msg["model"], jobs.pop(msg["model"]), float(msg["start_in"]))
+            elif kind in ("BYE", "ABORT"):
+                return 0
+
+    def run_model(self, index: int, job: Job, start_in: float) -> None:
+        t0 = time.perf_counter() + start_in
+        model = create(job)
+        cpu_before = self._cpu_s()
+        model.start(job, t0)
+        peak_rss = self.proc.memory_info().rss
+        aborted = False
+        try:
+            while not model.wait(0.2):
+                self._flush(index, model, time.perf_counter_ns())
+                peak_rss = max(peak_rss, self._rss(model))
+                msg = self.recv(0)
+                while msg is not None:
+                    if msg["t"] == "ABORT":
+                        model.stop()
+                        aborted = True
+                    msg = self.recv(0)
+                self.tick()
+        except CoordinatorLost:
+            model.stop()
+            model.wait(5)
+            raise
+        self._flush(index, model, None)
+        totals = model.totals()
+        child_cpu = sum(t.get("cpu_s", 0) for t in getattr(model, "done", []))
+        totals.update({
+            "cpu_s": round(self._cpu_s() - cpu_before + child_cpu, 4),
+            "rss_peak": max(peak_rss, self._rss(model)),
+            "dropped": self.dropped,
+            "aborted": int(aborted),
+            "elapsed_s": round(time.perf_counter() - t0, 4),
+        })
+        error = getattr(model, "error", None)
+        self.send("DONE", model=index, totals=totals, error=repr(error) if error else "")
+
+    def _flush(self, index: int, model: ClientModel, before_ns: int | None) -> None:
+        cells = [[k, name, cell.to_wire()] for (k, name), cell in model.drain(before_ns).items()]
+        if cells:
+            self.send("STATS", model=index, cells=cells)
+
+    def _cpu_s(self) -> float:
+        t = self.proc.cpu_times()
+        return t.user + t.system
+
+    def _rss(self, model: ClientModel) -> int:
+        rss = self.proc.memory_info().rss
+        for pid in model.pids():
+            try:
+                rss += psutil.Process(pid).memory_info().rss
+            except psutil.Error:
+                pass
+        return rss
+
+    def close(self) -> None:
+        self.sock.close(linger=1000)
+
+
+def run_worker(endpoint: str, name: str | None = None,
+               curve: dict[str, bytes] | None = None) -> int:
+    worker = Worker(endpoint, name, curve)
+    try:
+        return worker.serve()
+    except CoordinatorLost as exc:
+        print(f"worker {worker.name}: {exc}; stopped sending load", file=sys.stderr)
+        return 1
+    except WorkerError as exc:
+        print(f"worker {worker.name}: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        worker.close()
