@@ -213,19 +213,31 @@ def apply_set(raw: dict[str, Any], assignment: str, source: str) -> None:
         node[last] = value
 
 
-def interpolate(value: Any, source: str, key: str = "") -> Any:
+def _key(parts: tuple[str | int, ...]) -> str:
+    """("requests", 0, "path") -> "[[requests]][0].path", as the other messages name keys."""
+    if not parts:
+        return "scenario"
+    head, *rest = parts
+    out = f"[[{head}]]" if rest and isinstance(rest[0], int) else f"[{head}]"
+    for part in rest:
+        out += f"[{part}]" if isinstance(part, int) else f".{part}"
+    return out
+
+
+def interpolate(value: Any, source: str, parts: tuple[str | int, ...] = ()) -> Any:
     """Replace ${VAR} and ${VAR:-default} in every string; a missing VAR is an error."""
     if isinstance(value, dict):
-        return {k: interpolate(v, source, f"{key}.{k}" if key else k) for k, v in value.items()}
+        return {k: interpolate(v, source, (*parts, k)) for k, v in value.items()}
     if isinstance(value, list):
-        return [interpolate(v, source, f"{key}[{i}]") for i, v in enumerate(value)]
+        return [interpolate(v, source, (*parts, i)) for i, v in enumerate(value)]
     if isinstance(value, str) and "${" in value:
         def sub(m: re.Match[str]) -> str:
             env = os.environ.get(m.group(1))
             if env is None:
                 if m.group(2) is None:
-                    raise ScenarioError(source, key, f"environment variable {m.group(1)} is "
-                                                     "not set (use ${VAR:-default})")
+                    raise ScenarioError(source, _key(parts),
+                                        f"environment variable {m.group(1)} is not set "
+                                        "(use ${VAR:-default})")
                 return m.group(2)
             return env
         return _ENV.sub(sub, value)

@@ -19,6 +19,7 @@ import zmq
 from harness import protocol
 from harness.clients import create
 from harness.clients.base import ClientModel
+from harness.clients.process import ProcessModel
 from harness.plan import Job
 from harness.protocol import HEARTBEAT_S, LOST_AFTER_S, Malformed
 
@@ -103,27 +104,38 @@ class Worker:
     def serve(self) -> int:
         raise_nofile()
         self.hello()
-        jobs: dict[int, Job] = {}
+        jobs: dict[int, tuple[Job, ProcessModel]] = {}
+        preparing: set[int] = set()
         while True:
-            msg = self.recv(HEARTBEAT_S / 2)
+            msg = self.recv(0.05 if preparing else HEARTBEAT_S / 2)
             self.tick()
+            for index in [i for i in preparing if jobs[i][1].ready()]:
+                preparing.discard(index)
+                self.send("READY", model=index)  # only once its processes have started
             if msg is None:
                 continue
             kind = msg["t"]
             if kind == "PREPARE":
-                jobs[msg["model"]] = Job.from_wire(msg["job"])
-                self.send("READY", model=msg["model"])
+                try:
+                    job = Job.from_wire(msg["job"])
+                except TypeError:
+                    self.dropped += 1
+                    continue
+                jobs[msg["model"]] = (job, create(job))  # spawns its load processes
+                preparing.add(msg["model"])
             elif kind == "START" and msg["model"] in jobs:
-                self.run_model(msg["model"], jobs.pop(msg["model"]), float(msg["start_in"]))
+                job, model = jobs.pop(msg["model"])
+                self.run_model(msg["model"], job, model, float(msg["start_in"]))
             elif kind in ("BYE", "ABORT"):
+                for _, model in jobs.values():
+                    model.kill()
                 return 0
 
-    def run_model(self, index: int, job: Job, start_in: float) -> None:
+    def run_model(self, index: int, job: Job, model: ClientModel, start_in: float) -> None:
         t0 = time.perf_counter() + start_in
-        model = create(job)
         cpu_before = self._cpu_s()
         model.start(job, t0)
-        peak_rss = self.proc.memory_info().rss
+        peak_rss = self._rss(model)
         aborted = False
         try:
             while not model.wait(0.2):
@@ -138,13 +150,14 @@ class Worker:
                 self.tick()
         except CoordinatorLost:
             model.stop()
-            model.wait(5)
+            if not model.wait(3):
+                model.kill()
             raise
         self._flush(index, model, None)
         totals = model.totals()
-        child_cpu = sum(t.get("cpu_s", 0) for t in getattr(model, "done", []))
         totals.update({
-            "cpu_s": round(self._cpu_s() - cpu_before + child_cpu, 4),
+            "cpu_s": round(totals["cpu_s"], 4),
+            "control_cpu_s": round(self._cpu_s() - cpu_before, 4),
             "rss_peak": max(peak_rss, self._rss(model)),
             "dropped": self.dropped,
             "aborted": int(aborted),
@@ -163,7 +176,8 @@ class Worker:
         return t.user + t.system
 
     def _rss(self, model: ClientModel) -> int:
-        rss = self.proc.memory_info().rss
+        """Resident memory of the model's load processes (the control loop is apart)."""
+        rss = 0
         for pid in model.pids():
             try:
                 rss += psutil.Process(pid).memory_info().rss

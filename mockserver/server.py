@@ -7,6 +7,7 @@ SO_REUSEPORT socket on the same port so the kernel spreads connections across th
 from __future__ import annotations
 
 import asyncio
+import resource
 import signal
 import socket
 from collections.abc import Callable
@@ -105,8 +106,16 @@ async def _sweep_idle(app: App) -> None:
                 conn.transport.close()
 
 
+def raise_nofile() -> None:
+    """Thousands of client connections need more descriptors than the soft limit of 1,024."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
 def run_process(opts: ServerOptions, index: int = 0, count: int = 1,
                 sock_dir: str | None = None,
                 on_ready: Callable[[int], None] | None = None) -> None:
+    raise_nofile()
     with asyncio.Runner(loop_factory=new_loop_factory(opts.loop)) as runner:
         runner.run(serve(opts, index=index, count=count, sock_dir=sock_dir, on_ready=on_ready))

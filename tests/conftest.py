@@ -97,3 +97,24 @@ def raw_exchange(port: int, data: bytes, *, timeout: float = 5.0, read_until_clo
                 break
         return b"".join(chunks)
 
+
+
+HARNESS = str(BIN / "harness")
+
+
+def run_harness(*args: str, timeout: float = 120, env: dict | None = None
+                ) -> subprocess.CompletedProcess[str]:
+    """`harness ARGS...` as a user runs it; returns the completed process."""
+    import os
+    full_env = {**os.environ, **(env or {})}
+    return subprocess.run([HARNESS, *args], capture_output=True, text=True, timeout=timeout,
+                          env=full_env)
+
+
+def write_scenario(path: Path, body: str) -> Path:
+    path.write_text(body)
+    return path
+
+
+def load_meta(run_dir: str) -> dict:
+    return json.loads((Path(run_dir) / "meta.json").read_text())

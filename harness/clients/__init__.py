@@ -7,6 +7,7 @@ from harness.plan import Job
 
 
 def create_local(model: str, job: Job) -> LocalModel:
+    """A model that runs inside the current process (what a load process runs)."""
     from harness.clients.aio import AsyncioModel, UvloopModel
     from harness.clients.threaded import SyncModel, ThreadModel
 
@@ -15,8 +16,7 @@ def create_local(model: str, job: Job) -> LocalModel:
 
 
 def create(job: Job) -> ClientModel:
-    """The model a job names; Locust models come from harness.clients.locust."""
-    if job.model == "process":
-        from harness.clients.process import ProcessModel
-        return ProcessModel()
-    return create_local(job.model, job)
+    """What a worker runs: the job's model in one or more load processes of its own."""
+    from harness.clients.process import ProcessModel
+
+    return ProcessModel(job)

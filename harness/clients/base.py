@@ -144,6 +144,7 @@ def blocking_user(user: int, job: Job, pacer: Pacer, rec: Recorder,
     specs = job.specs
     perf, perf_ns = time.perf_counter, time.perf_counter_ns
     open_model = job.mode == "open"
+    sleep_until(pacer.t0)  # every worker starts at the coordinator's START offset
     try:
         while True:
             if open_model:
@@ -191,6 +192,8 @@ async def async_user(user: int, job: Job, pacer: Pacer, rec: Recorder,
     specs = job.specs
     perf, perf_ns = time.perf_counter, time.perf_counter_ns
     open_model = job.mode == "open"
+    if pacer.t0 > perf():
+        await asyncio.sleep(pacer.t0 - perf())
     while True:
         if open_model:
             intended = pacer.next_intended()

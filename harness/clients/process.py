@@ -1,14 +1,20 @@
-"""The process model: P processes, each running a thread or asyncio sub-model on its share.
+"""Load runs in child processes: P of them for the process model, one for every other model.
 
-Children are spawned (not forked: the worker holds a ZeroMQ context, which must not cross
-a fork). Each child drains its own recorder every quarter second and ships the encoded
-intervals to the parent over a multiprocessing queue; the parent merges them like any
-other model's, so the worker cannot tell the difference.
+Why always a child: a worker's control loop (heartbeats, STATS) shares no GIL with the
+load. In one process a busy event-loop thread that keeps releasing and retaking the GIL
+around its syscalls can starve the control thread for seconds (the GIL convoy effect), and
+a starved worker looks dead to its coordinator. It also makes the CPU and memory figures
+those of the load alone.
+
+Children are spawned, not forked (the worker holds a ZeroMQ context, which must not cross
+a fork), at PREPARE time so their imports are done before READY. Each drains its recorder
+every quarter second and ships the encoded intervals over a multiprocessing queue.
 """
 
 from __future__ import annotations
 
 import multiprocessing
+import os
 import queue
 import resource
 import time
@@ -19,21 +25,36 @@ from harness.plan import Job
 from harness.stats import IntervalStats
 
 
-def _child(job_wire: dict[str, Any], t0: float, out: Any, stop: Any) -> None:
+def _child(index: int, job_wire: dict[str, Any], model_name: str, control: Any,
+           out: Any) -> None:
     from harness.clients import create_local
 
+    parent = os.getppid()
     job = Job.from_wire(job_wire)
-    model = create_local(job.sub_model, job)
-    model.start(job, t0)
-    error = ""
+    model = create_local(model_name, job)
+    out.put(("ready", index))
+    while True:  # wait for START, but never outlive the worker
+        try:
+            msg = control.get(timeout=0.25)
+            break
+        except queue.Empty:
+            if os.getppid() != parent:
+                return
+    if msg[0] != "start":
+        return
+    model.start(job, msg[1])
     while not model.wait(0.25):
-        if stop.is_set():
-            model.stop()
+        if os.getppid() != parent:
+            model.stop()  # the worker is gone (kill -9): no runaway load
+        try:
+            if control.get_nowait()[0] == "stop":
+                model.stop()
+        except queue.Empty:
+            pass
         out.put(("stats", _wire(model.drain(time.perf_counter_ns()))))
-    if model.error is not None:
-        error = repr(model.error)
     out.put(("stats", _wire(model.drain(None))))
     usage = resource.getrusage(resource.RUSAGE_SELF)
+    error = repr(model.error) if model.error is not None else ""
     out.put(("done", {**model.totals(), "cpu_s": usage.ru_utime + usage.ru_stime}, error))
 
 
@@ -42,24 +63,35 @@ def _wire(cells: dict[tuple[int, str], IntervalStats]) -> list[Any]:
 
 
 class ProcessModel(ClientModel):
-    def __init__(self) -> None:
-        self.ctx = multiprocessing.get_context("spawn")
-        self.procs: list[Any] = []
-        self.pending: dict[tuple[int, str], IntervalStats] = {}
-        self.done: list[dict[str, int]] = []
-        self.errors: list[str] = []
-        self.error: str | None = None
-
-    def start(self, job: Job, t0: float) -> None:
-        self.out = self.ctx.Queue()
-        self.stop_event = self.ctx.Event()
-        parts = min(job.processes, job.concurrency)
+    def __init__(self, job: Job) -> None:
+        ctx = multiprocessing.get_context("spawn")
+        parts = min(job.processes, job.concurrency) if job.model == "process" else 1
+        model_name = job.sub_model if job.model == "process" else job.model
+        self.out = ctx.Queue()
+        self.controls = [ctx.Queue() for _ in range(parts)]
+        self.procs = []
         for i in range(parts):
-            share = job.with_share(i, parts)
-            proc = self.ctx.Process(target=_child, args=(share.to_wire(), t0, self.out,
-                                                         self.stop_event), daemon=True)
+            share = job.with_share(i, parts) if parts > 1 else job
+            proc = ctx.Process(target=_child, args=(i, share.to_wire(), model_name,
+                                                    self.controls[i], self.out), daemon=True)
             proc.start()
             self.procs.append(proc)
+        self.ready_count = 0
+        self.pending: dict[tuple[int, str], IntervalStats] = {}
+        self.done: list[dict[str, Any]] = []
+        self.error: str | None = None
+
+    def ready(self) -> bool:
+        """True once every child has imported and built its model."""
+        self._pump()
+        if self.ready_count < len(self.procs) and not all(p.is_alive() for p in self.procs):
+            self.error = "a client process died while starting"
+            return True
+        return self.ready_count >= len(self.procs)
+
+    def start(self, job: Job, t0: float) -> None:
+        for control in self.controls:
+            control.put(("start", t0))
 
     def _pump(self, block_s: float = 0.0) -> None:
         deadline = time.monotonic() + block_s
@@ -69,7 +101,9 @@ class ProcessModel(ClientModel):
                 msg = self.out.get(timeout=remaining) if remaining > 0 else self.out.get_nowait()
             except queue.Empty:
                 return
-            if msg[0] == "stats":
+            if msg[0] == "ready":
+                self.ready_count += 1
+            elif msg[0] == "stats":
                 for k, name, cell in msg[1]:
                     stats = IntervalStats.from_wire(cell)
                     if (k, name) in self.pending:
@@ -79,7 +113,6 @@ class ProcessModel(ClientModel):
             else:
                 self.done.append(msg[1])
                 if msg[2]:
-                    self.errors.append(msg[2])
                     self.error = msg[2]
 
     def drain(self, before_ns: int | None) -> dict[tuple[int, str], IntervalStats]:
@@ -93,7 +126,7 @@ class ProcessModel(ClientModel):
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return False
-            self._pump(min(remaining, 0.1))
+            self._pump(min(remaining, 0.05))
             if len(self.done) < len(self.procs) and not any(p.is_alive() for p in self.procs):
                 self._pump(0.5)
                 if len(self.done) < len(self.procs):
@@ -104,10 +137,16 @@ class ProcessModel(ClientModel):
         return True
 
     def stop(self) -> None:
-        self.stop_event.set()
+        for control in self.controls:
+            control.put(("stop",))
 
-    def totals(self) -> dict[str, int]:
-        out = {"sent": 0, "late": 0, "skipped": 0}
+    def kill(self) -> None:
+        for proc in self.procs:
+            if proc.is_alive():
+                proc.kill()
+
+    def totals(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"sent": 0, "late": 0, "skipped": 0, "cpu_s": 0.0}
         for totals in self.done:
             for key in out:
                 out[key] += totals[key]

@@ -1,0 +1,160 @@
+"""Every client model against a real mockserver, through the real coordinator and workers:
+what the harness says it sent equals what the mockserver counted, exactly."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from tests.conftest import HARNESS, Mock, load_meta, run_harness
+
+MODELS = [
+    'model = "sync"',
+    'model = "thread"',
+    'model = "asyncio"',
+    'model = "asyncio"\nengine = "fast"',
+    'model = "uvloop"',
+    'model = "uvloop"\nengine = "fast"',
+    'model = "process"\nprocesses = 2\nsub_model = "thread"',
+    'model = "process"\nprocesses = 2\nsub_model = "asyncio"',
+]
+
+
+def scenario(tmp_path: Path, model: str, load: str = "concurrency = 8",
+             run: str = 'duration = "1s"\nwarmup = "0.3s"', requests: str | None = None,
+             extra: str = "") -> Path:
+    requests = requests or ('[[requests]]\nname = "home"\npath = "/"\nweight = 2\n'
+                            '[[requests]]\nname = "blob"\npath = "/bytes/300"\n')
+    path = tmp_path / "s.toml"
+    path.write_text(f"[run]\n{run}\nworkers = 2\n[load]\n{load}\n{requests}\n"
+                    f"[[models]]\n{model}\n{extra}")
+    return path
+
+
+def reset(mock: Mock) -> None:
+    mock.get_json("/_mock/reset", "POST", b"")
+
+
+@pytest.mark.parametrize("model", MODELS, ids=lambda m: m.replace("\n", " "))
+def test_sent_equals_counted(tmp_path, shared_mock: Mock, model: str):
+    reset(shared_mock)
+    proc = run_harness("run", str(scenario(tmp_path, model)), "--target", shared_mock.url,
+                       "--out", str(tmp_path), "--quiet")
+    assert proc.returncode == 0, proc.stderr
+    run_dir = proc.stdout.strip().splitlines()[-1]
+    meta = load_meta(run_dir)
+    counted = shared_mock.stats()["requests_total"]
+    assert meta["requests_sent"] == counted > 0
+    assert not meta["partial"] and meta["dropped_messages"] == 0
+    summary = pd.read_csv(Path(run_dir) / "summary.csv")
+    agg = summary[summary["name"] == "Aggregated"].iloc[0]
+    assert agg["failures"] == 0 and agg["requests"] <= counted
+    assert set(summary["name"]) == {"home", "blob", "Aggregated"}
+    blob = summary[summary["name"] == "blob"].iloc[0]
+    assert blob["bytes_in"] == 300 * blob["requests"]
+    # Warm-up requests are sent and counted but not in the results.
+    assert agg["requests"] < meta["requests_sent"]
+
+
+def test_count_bounded_run_sends_exactly(tmp_path, shared_mock: Mock):
+    reset(shared_mock)
+    path = scenario(tmp_path, 'model = "thread"', run="requests = 500")
+    proc = run_harness("run", str(path), "--target", shared_mock.url, "--out", str(tmp_path),
+                       "--quiet")
+    assert proc.returncode == 0, proc.stderr
+    summary = pd.read_csv(Path(proc.stdout.strip()) / "summary.csv")
+    assert summary[summary["name"] == "Aggregated"]["requests"].iloc[0] == 500
+    assert shared_mock.stats()["requests_total"] == 500
+
+
+def test_open_model_rate_is_accurate(tmp_path, shared_mock: Mock):
+    reset(shared_mock)
+    path = scenario(tmp_path, 'model = "uvloop"\nengine = "fast"',
+                    load='mode = "open"\nrate = 400\nconcurrency = 20',
+                    run='duration = "3s"')
+    proc = run_harness("run", str(path), "--target", shared_mock.url, "--out", str(tmp_path),
+                       "--quiet")
+    assert proc.returncode == 0, proc.stderr
+    run_dir = Path(proc.stdout.strip())
+    meta = load_meta(str(run_dir))
+    assert meta["requests_sent"] == pytest.approx(1200, rel=0.03)
+    ts = pd.read_csv(run_dir / "timeseries.csv")
+    per_second = ts[(ts["name"] == "Aggregated") & (ts["second"] < 3)]["requests"]
+    assert per_second.between(360, 440).all(), per_second.tolist()
+    assert meta["models"]["uvloop-fast"]["skipped"] == 0
+
+
+def stall_mock(mock: Mock, after_s: float, n: int) -> threading.Thread:
+    """Block the mockserver's event loop with /cpu/{n} after a while (about a second)."""
+    def stall() -> None:
+        time.sleep(after_s)
+        with urllib.request.urlopen(f"{mock.url}/cpu/{n}", timeout=30) as resp:
+            resp.read()
+    thread = threading.Thread(target=stall)
+    thread.start()
+    return thread
+
+
+def calibrate_cpu(mock: Mock) -> int:
+    n = 2_000_000
+    start = time.perf_counter()
+    urllib.request.urlopen(f"{mock.url}/cpu/{n}", timeout=30).read()
+    per = (time.perf_counter() - start) / n
+    return int(1.0 / per)  # about one second of blocking
+
+
+def p99_with_stall(tmp_path: Path, mock: Mock, load: str, n: int) -> float:
+    path = scenario(tmp_path, 'model = "uvloop"\nengine = "fast"', load=load,
+                    run='duration = "4s"', requests='[[requests]]\nname = "home"\npath = "/"\n')
+    thread = stall_mock(mock, 2.0, n)
+    proc = run_harness("run", str(path), "--target", mock.url, "--out", str(tmp_path),
+                       "--quiet")
+    thread.join()
+    assert proc.returncode == 0, proc.stderr
+    summary = pd.read_csv(Path(proc.stdout.strip()) / "summary.csv")
+    return float(summary[summary["name"] == "Aggregated"]["p99_ms"].iloc[0])
+
+
+def test_stall_shows_in_open_model_p99(tmp_path, mock: Mock):
+    """Coordinated omission: a 1 s stall must show up in the open model's p99. The closed
+    model, whose few users simply wait, hides it (the failure mode the open model fixes)."""
+    n = calibrate_cpu(mock)
+    open_p99 = p99_with_stall(tmp_path, mock, 'mode = "open"\nrate = 200\nconcurrency = 4', n)
+    closed_p99 = p99_with_stall(tmp_path, mock, "concurrency = 4", n)
+    assert open_p99 > 400, open_p99
+    assert closed_p99 < open_p99 / 2, (closed_p99, open_p99)
+
+
+def test_thresholds_exit_99_after_writing(tmp_path, shared_mock: Mock):
+    path = scenario(tmp_path, 'model = "asyncio"', extra='[thresholds]\np99_ms = "< 0.001"\n')
+    proc = run_harness("run", str(path), "--target", shared_mock.url, "--out", str(tmp_path))
+    assert proc.returncode == 99
+    assert "threshold crossed: asyncio-aiohttp: p99_ms < 0.001" in proc.stdout
+    assert (Path(proc.stdout.strip().splitlines()[-1]) / "summary.csv").exists()
+
+
+def test_ctrl_c_leaves_partial_result(tmp_path, shared_mock: Mock):
+    reset(shared_mock)
+    path = scenario(tmp_path, 'model = "thread"', run='duration = "30s"')
+    proc = subprocess.Popen([HARNESS, "run", str(path), "--target", shared_mock.url,
+                             "--out", str(tmp_path), "--quiet"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(4)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 3, err
+    run_dir = Path(out.strip().splitlines()[-1])
+    meta = json.loads((run_dir / "meta.json").read_text())
+    assert meta["partial"] and meta["interrupted"]
+    summary = pd.read_csv(run_dir / "summary.csv")
+    assert summary[summary["name"] == "Aggregated"]["requests"].iloc[0] > 0
+    time.sleep(0.5)
+    assert meta["requests_sent"] == shared_mock.stats()["requests_total"]

@@ -1,0 +1,97 @@
+"""Invalid scenarios: exit 2, a message naming the file and the key, no traceback, and the
+target counts zero requests."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.conftest import Mock, run_harness
+
+GOOD = """
+[run]
+duration = "1s"
+[load]
+concurrency = 2
+[[requests]]
+name = "home"
+path = "/"
+[[models]]
+model = "asyncio"
+"""
+
+# (scenario text, the key the message must name)
+BAD = [
+    ("[run\nduration = 1", "TOML"),
+    (GOOD + "\n[bogus]\nx = 1\n", "scenario.bogus"),
+    (GOOD.replace('duration = "1s"', 'duration = "soon"'), "[run].duration"),
+    (GOOD.replace('duration = "1s"', "duration = -5"), "[run].duration"),
+    (GOOD.replace('duration = "1s"', 'duration = "1s"\nrequests = 0'), "[run].requests"),
+    (GOOD.replace('duration = "1s"', 'duration = "1s"\nwarmup = "x"'), "[run].warmup"),
+    (GOOD.replace('duration = "1s"', 'duration = "1s"\nworkers = "two"'), "[run].workers"),
+    (GOOD.replace('duration = "1s"', 'duration = "1s"\ncolour = "red"'), "[run].colour"),
+    (GOOD.replace('duration = "1s"', ""), "[run]"),
+    (GOOD.replace("concurrency = 2", 'rate = "fast"'), "[load].rate"),
+    (GOOD.replace("concurrency = 2", "rate = 0"), "[load].rate"),
+    (GOOD.replace("concurrency = 2", "concurrency = 0"), "[load].concurrency"),
+    (GOOD.replace("concurrency = 2", "concurrency = 1.5"), "[load].concurrency"),
+    (GOOD.replace("concurrency = 2", 'mode = "sideways"'), "[load].mode"),
+    (GOOD.replace("concurrency = 2", 'mode = "open"'), "[load].rate"),
+    (GOOD.replace("concurrency = 2", 'stages = [{ duration = "1s" }]'),
+     "[load].stages[0].target"),
+    (GOOD.replace('model = "asyncio"', 'model = "goroutines"'), "[[models]][0].model"),
+    (GOOD.replace('model = "asyncio"', 'model = "thread"\nengine = "fast"'),
+     "[[models]][0].engine"),
+    (GOOD.replace('model = "asyncio"', 'model = "process"\nprocesses = 0'),
+     "[[models]][0].processes"),
+    (GOOD.replace('path = "/"', 'path = "no-slash"'), "[[requests]][0].path"),
+    (GOOD.replace('path = "/"', 'path = "/"\nmethod = "FETCH"'), "[[requests]][0].method"),
+    (GOOD.replace('path = "/"', 'path = "/"\nweight = -1'), "[[requests]][0].weight"),
+    (GOOD.replace('path = "/"', 'path = "/"\nexpect_status = "ok"'),
+     "[[requests]][0].expect_status"),
+    (GOOD.replace('path = "/"', 'path = "/"\nheaders = { Accept = 5 }'),
+     "[[requests]][0].headers.Accept"),
+    (GOOD.split("[[requests]]")[0] + '[[models]]\nmodel = "asyncio"\n', "[[requests]]"),
+    (GOOD + '\n[[requests]]\nname = "home"\n', "[[requests]][1].name"),
+    (GOOD + '\n[thresholds]\np99_ms = "fast"\n', "[thresholds].p99_ms"),
+    (GOOD + '\n[thresholds]\nlatency = "< 5"\n', "[thresholds].latency"),
+    (GOOD + '\n[thresholds.nothere]\np99_ms = "< 5"\n', "[thresholds.nothere]"),
+    (GOOD + '\n[target]\nurl = "ftp://example"\n', "[target].url"),
+    (GOOD + '\n[target.mock]\nlatency = { dist = "gamma" }\n', "[target.mock].latency.dist"),
+    (GOOD.replace('path = "/"', 'path = "${LH_SURELY_UNSET_VAR}"'), "[[requests]][0].path"),
+]
+
+
+@pytest.fixture(scope="module")
+def target(shared_mock: Mock) -> Mock:
+    return shared_mock
+
+
+@pytest.mark.parametrize("text, key", BAD, ids=[k for _, k in BAD])
+def test_invalid_scenario_exits_2_and_sends_nothing(tmp_path, target: Mock, text: str,
+                                                     key: str):
+    path = tmp_path / "broken.toml"
+    path.write_text(text)
+    proc = run_harness("run", str(path), "--target", target.url, "--out", str(tmp_path))
+    assert proc.returncode == 2, proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert proc.stderr.startswith("harness: error: broken.toml: ")
+    assert key in proc.stderr, proc.stderr
+    assert target.stats()["requests_total"] == 0
+    assert not any(tmp_path.glob("*/meta.json"))  # nothing half-done
+
+
+def test_bad_set_and_missing_file(tmp_path, target: Mock):
+    path = tmp_path / "ok.toml"
+    path.write_text(GOOD)
+    proc = run_harness("run", str(path), "--target", target.url, "--set", "load.rate=fast",
+                       "--set", "load.mode=open")
+    assert proc.returncode == 2 and "ok.toml: [load].rate" in proc.stderr
+    proc = run_harness("run", str(tmp_path / "missing.toml"))
+    assert proc.returncode == 2 and "missing.toml" in proc.stderr
+    proc = run_harness("validate", str(path))
+    assert proc.returncode == 0 and "ok" in proc.stdout
+    assert target.stats()["requests_total"] == 0
+
+
+def test_at_least_twenty_cases():
+    assert len(BAD) >= 20
