@@ -142,7 +142,8 @@ class Pacer:
         self.stop = threading.Event()
         self._lock = threading.Lock()
         self._claimed = 0
-        self._next_t = t0                              # open model: next intended time
+        self._next_t = t0                              # open model: schedule position
+        self._credit = 1.0                             # sends owed: the first goes at t0
         self._scheduled = 0
 
     def target(self, now: float) -> float:
@@ -185,32 +186,48 @@ class Pacer:
                 self.stop.set()  # the others stop after their current request
             return True
 
+    def _advance(self, t: float, credit: float) -> tuple[float | None, float, float]:
+        """From (t, credit) to the next intended send: integrate the rate until one more
+        send is owed. Exact for constant rates; 10 ms steps where the rate is low or ramps.
+        Returns (send time or None past the end, new t, new credit)."""
+        while t < self.t_end:
+            rate = self.target(t)
+            need = 1.0 - credit
+            if rate > 1e-9 and need / rate <= 0.01:
+                t += need / rate
+                if t >= self.t_end:
+                    break
+                return t, t, 0.0
+            credit += rate * 0.01
+            t += 0.01
+        return None, t, credit
+
     def next_intended(self) -> float | None:
         """Open model: the intended send time of the next request, or None when done."""
         with self._lock:
-            while True:
-                t = self._next_t
-                if t >= self.t_end or self.stop.is_set():
-                    return None
-                rate = self.target(t)
-                if rate <= 1e-9:
-                    self._next_t = t + 0.01  # paused stage: look again shortly
-                    continue
-                self._next_t = t + 1.0 / rate
+            if self.stop.is_set() or time.perf_counter() >= self.t_end:
+                return None  # what was due and not sent by the end counts as skipped
+            if self._credit >= 1.0 and self._next_t < self.t_end:  # the very first send
+                self._credit = 0.0
                 self._scheduled += 1
-                return t
+                return self._next_t
+            send, self._next_t, self._credit = self._advance(self._next_t, self._credit)
+            if send is not None:
+                self._scheduled += 1
+            return send
 
     def skipped(self, now: float) -> int:
-        """Open model: intended sends that were due before the end but never claimed."""
+        """Open model: intended sends due before the end that were never made."""
         if self.job.mode != "open" or self.stop.is_set():
             return 0
-        end = min(now, self.t_end)
-        due, t, n = 0, self._next_t, 0
-        while t < end and n < 10_000_000:
-            rate = self.target(t)
-            t += 1.0 / rate if rate > 1e-9 else 0.01
-            due += rate > 1e-9
-            n += 1
+        t, credit, due = self._next_t, self._credit, 0
+        if credit >= 1.0 and t < min(now, self.t_end):
+            due, credit = 1, 0.0
+        while due < 10_000_000:
+            send, t, credit = self._advance(t, credit)
+            if send is None or send >= now:
+                break
+            due += 1
         return due
 
 
