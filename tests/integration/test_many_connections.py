@@ -16,8 +16,8 @@ def test_ten_thousand_connections(tmp_path, model):
     mock = start_mockserver()
     try:
         path = tmp_path / "many.toml"
-        # Every user holds its connection through a 2 s response: 10,000 open at once.
-        path.write_text('[run]\nduration = "3s"\ntimeout = "30s"\nworkers = 1\n'
+        # Every user holds its connection through a 3 s response: 10,000 open at once.
+        path.write_text('[run]\nduration = "8s"\ntimeout = "30s"\nworkers = 1\n'
                         "[load]\nconcurrency = 10000\n"
                         '[[requests]]\nname = "slow"\npath = "/delay/2000"\n'
                         f"[[models]]\n{model}\n")
