@@ -119,8 +119,8 @@ def wrk(url: str, connections: int, seconds: float, threads: int = 1) -> WrkResu
                          capture_output=True, text=True, preexec_fn=raise_nofile,
                          timeout=seconds + 60).stdout
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
-    p50 = _ms(re.search(r"50%\s+(\S+)", out).group(1))
-    p99 = _ms(re.search(r"99%\s+(\S+)", out).group(1))
+    p50 = _ms(re.search(r"^\s+50%\s+(\S+)", out, re.M).group(1))
+    p99 = _ms(re.search(r"^\s+99%\s+(\S+)", out, re.M).group(1))
     return WrkResult(rps, p50, p99)
 
 

@@ -42,10 +42,21 @@ def build_parser() -> argparse.ArgumentParser:
     scenario_args(coord)
     coord.add_argument("--bind", default="tcp://127.0.0.1:5555")
     coord.add_argument("--expect-workers", type=int, required=True)
+    coord.add_argument("--wait-workers", type=float, default=60.0, metavar="SECONDS",
+                       help="how long to wait for the workers to join")
+    coord.add_argument("--curve-dir", help="CURVE keys (harness keys DIR): encrypt and "
+                                           "authenticate workers")
+    coord.add_argument("--insecure", action="store_true",
+                       help="allow a non-loopback bind without CURVE")
 
     worker = sub.add_parser("worker", help="join a coordinator")
     worker.add_argument("--connect", required=True)
     worker.add_argument("--name")
+    worker.add_argument("--curve-dir", help="CURVE keys: worker.key_secret, coordinator.key")
+    worker.add_argument("--connect-timeout", type=float, default=30.0, metavar="SECONDS")
+
+    keys = sub.add_parser("keys", help="make CURVE key pairs for coordinator and workers")
+    keys.add_argument("dir")
 
     val = sub.add_parser("validate", help="check a scenario without running it")
     val.add_argument("scenario")
@@ -55,9 +66,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command == "keys":
+        from harness.security import make_keys
+        for path in make_keys(args.dir):
+            print(path)
+        return 0
     if args.command == "worker":
-        from harness.worker import run_worker
-        return run_worker(args.connect, args.name)
+        return _worker(args)
     try:
         scenario = load_scenario(args.scenario, args.set)
     except ScenarioError as exc:
@@ -84,9 +99,13 @@ def main(argv: list[str] | None = None) -> int:
             report = execute(scenario, Path(args.out), target=args.target, workers=workers,
                              quiet=args.quiet)
         else:
+            kwargs = _coordinator_security(args)
+            if kwargs is None:
+                return EXIT_USAGE
             report = execute(scenario, Path(args.out), target=args.target,
                              workers=args.expect_workers, bind=args.bind,
-                             local_workers=False, quiet=args.quiet)
+                             local_workers=False, quiet=args.quiet,
+                             coordinator_kwargs=kwargs, wait_workers=args.wait_workers)
     except (CoordinatorError, MockError) as exc:
         print(f"harness: error: {exc}", file=sys.stderr)
         return EXIT_FAILED
@@ -95,3 +114,49 @@ def main(argv: list[str] | None = None) -> int:
             print(line)
     print(report.run_dir)
     return report.exit_code
+
+
+def _is_loopback_endpoint(endpoint: str) -> bool:
+    if endpoint.startswith(("ipc://", "inproc://")):
+        return True
+    host = endpoint.split("://", 1)[-1].rsplit(":", 1)[0].strip("[]")
+    if host == "localhost":
+        return True
+    import ipaddress
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _coordinator_security(args: argparse.Namespace) -> dict | None:
+    """CURVE when asked; without it, only a loopback bind unless --insecure."""
+    if args.expect_workers < 1:
+        print("harness: error: --expect-workers: expected >= 1", file=sys.stderr)
+        return None
+    if args.curve_dir:
+        from harness.security import KeyError_, coordinator_security
+        try:
+            secret, auth = coordinator_security(args.curve_dir)
+        except KeyError_ as exc:
+            print(f"harness: error: --curve-dir: {exc}", file=sys.stderr)
+            return None
+        return {"curve_secret": secret, "authenticator": auth}
+    if not _is_loopback_endpoint(args.bind) and not args.insecure:
+        print(f"harness: error: --bind {args.bind} is not loopback: give --curve-dir "
+              "(harness keys DIR) or --insecure", file=sys.stderr)
+        return None
+    return {}
+
+
+def _worker(args: argparse.Namespace) -> int:
+    from harness.worker import run_worker
+    curve = None
+    if args.curve_dir:
+        from harness.security import KeyError_, worker_keys
+        try:
+            curve = worker_keys(args.curve_dir)
+        except KeyError_ as exc:
+            print(f"harness: error: --curve-dir: {exc}", file=sys.stderr)
+            return EXIT_USAGE
+    return run_worker(args.connect, args.name, curve, args.connect_timeout)

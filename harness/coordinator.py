@@ -10,6 +10,7 @@ counted, never fatal.
 from __future__ import annotations
 
 import signal
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -160,6 +161,7 @@ class Coordinator:
         except VersionMismatch as exc:
             self.refused += 1
             self.send(identity, "REFUSE", reason=str(exc))
+            print(f"coordinator: refused a worker: {exc}", file=sys.stderr)
             return
         except Malformed:
             self.dropped += 1
@@ -239,7 +241,8 @@ class Coordinator:
             signal.signal(signal.SIGINT, previous)
             self.broadcast("BYE")
             self.pump(0.1)
-        return RunOutcome(results, list(self.workers.values()), self.dropped, self.refused,
+        refused = self.refused + (self.authenticator.refused if self.authenticator else 0)
+        return RunOutcome(results, list(self.workers.values()), self.dropped, refused,
                           self.interrupted)
 
     def run_model(self, index: int, model: Any) -> ModelResult:

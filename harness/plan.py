@@ -139,7 +139,7 @@ class Pacer:
         self.t0 = t0                                   # perf_counter seconds: run start
         self.t_measure = t0 + job.warmup_s             # measurement starts here
         self.t_end = self.t_measure + job.duration_s
-        self.stop = threading.Event()
+        self.stopped = False  # a plain flag: read on every request, set once
         self._lock = threading.Lock()
         self._claimed = 0
         self._next_t = t0                              # open model: schedule position
@@ -167,7 +167,7 @@ class Pacer:
         return previous
 
     def running(self, now: float) -> bool:
-        return now < self.t_end and not self.stop.is_set()
+        return now < self.t_end and not self.stopped
 
     def active(self, user: int, now: float) -> bool:
         """Closed model with stages: only the first target(now) users send."""
@@ -183,7 +183,7 @@ class Pacer:
                 return False
             self._claimed += 1
             if self._claimed >= total:
-                self.stop.set()  # the others stop after their current request
+                self.stopped = True  # the others stop after their current request
             return True
 
     def _advance(self, t: float, credit: float) -> tuple[float | None, float, float]:
@@ -205,7 +205,7 @@ class Pacer:
     def next_intended(self) -> float | None:
         """Open model: the intended send time of the next request, or None when done."""
         with self._lock:
-            if self.stop.is_set() or time.perf_counter() >= self.t_end:
+            if self.stopped or time.perf_counter() >= self.t_end:
                 return None  # what was due and not sent by the end counts as skipped
             if self._credit >= 1.0 and self._next_t < self.t_end:  # the very first send
                 self._credit = 0.0
@@ -218,7 +218,7 @@ class Pacer:
 
     def skipped(self, now: float) -> int:
         """Open model: intended sends due before the end that were never made."""
-        if self.job.mode != "open" or self.stop.is_set():
+        if self.job.mode != "open" or self.stopped:
             return 0
         t, credit, due = self._next_t, self._credit, 0
         if credit >= 1.0 and t < min(now, self.t_end):

@@ -48,7 +48,7 @@ def stop_workers(procs: list[subprocess.Popen[bytes]], timeout: float = 10.0) ->
 
 def execute(scenario: Scenario, out: Path, *, target: str | None, workers: int | None,
             bind: str = "tcp://127.0.0.1:0", local_workers: bool = True, quiet: bool = False,
-            coordinator_kwargs: dict | None = None) -> RunReport:
+            coordinator_kwargs: dict | None = None, wait_workers: float = 60.0) -> RunReport:
     url = target or scenario.target_url
     mock = None
     if url is None:
@@ -66,7 +66,7 @@ def execute(scenario: Scenario, out: Path, *, target: str | None, workers: int |
             procs = start_local_workers(coordinator.endpoint, n)
         elif not quiet:
             print(f"coordinator at {coordinator.endpoint}: waiting for {n} workers", flush=True)
-        outcome = coordinator.run()
+        outcome = coordinator.run(wait_workers)
     finally:
         progress.close()
         coordinator.close()

@@ -92,57 +92,52 @@ class Recorder:
         self.names = list(names)
         self.t_measure_ns = t_measure_ns
         self.interval_ns = int(interval_s * 1e9)
-        self.samples: list[tuple[int, int, int]] = []   # (t_done_ns, name index, latency us)
+        # (t_done_ns, name index, latency us, bytes received): one tuple per request
+        self.samples: list[tuple[int, int, int, int]] = []
         self.errors: list[tuple[int, int, str]] = []    # (t_done_ns, name index, kind)
-        self.bytes: list[tuple[int, int, int]] = []     # (t_done_ns, name index, nbytes)
         self.sent = [0] * users      # one slot per user: no two threads share a counter
         self.late = [0] * users      # open model: sends later than intended (> 1 ms)
         self.skipped = 0
 
     def ok(self, name: int, t_done_ns: int, latency_ns: int, nbytes: int) -> None:
-        self.samples.append((t_done_ns, name, latency_ns // 1000))
-        if nbytes:
-            self.bytes.append((t_done_ns, name, nbytes))
+        self.samples.append((t_done_ns, name, latency_ns // 1000, nbytes))
 
     def fail(self, name: int, t_done_ns: int, latency_ns: int, kind: str) -> None:
-        self.samples.append((t_done_ns, name, latency_ns // 1000))
+        self.samples.append((t_done_ns, name, latency_ns // 1000, 0))
         self.errors.append((t_done_ns, name, kind))
 
     def interval_of(self, t_ns: int) -> int:
         return (t_ns - self.t_measure_ns) // self.interval_ns
 
-    def drain(self, before_ns: int | None = None) -> dict[tuple[int, str], IntervalStats]:
-        """Take every sample of intervals that ended before `before_ns` (None: all)."""
-        cut = None if before_ns is None else self.interval_of(before_ns)
+    def drain(self) -> dict[tuple[int, str], IntervalStats]:
+        """Take every sample recorded so far, grouped by (interval, request name).
+
+        An interval still running comes out partial; the next drain carries the rest and
+        the receiver adds them up (merging is exact), so nothing is held back or re-read.
+        Warm-up samples are dropped here.
+        """
         out: dict[tuple[int, str], IntervalStats] = {}
-        grouped: dict[tuple[int, str], list[int]] = {}
-
-        def take(items: list[tuple[int, int, Any]]) -> list[tuple[int, str, Any]]:
-            n = len(items)  # appends racing with us land after n and stay for next time
-            batch = items[:n]
-            keep = []
-            taken = []
-            for t, name, value in batch:
-                k = self.interval_of(t)
-                if k < 0:
-                    continue  # warm-up
-                if cut is not None and k >= cut:
-                    keep.append((t, name, value))
-                else:
-                    taken.append((k, self.names[name], value))
-            del items[:n]
-            items[:0] = keep
-            return taken
-
-        for k, name, us in take(self.samples):
-            grouped.setdefault((k, name), []).append(us)
-        for key, values in grouped.items():
-            cell = out.setdefault(key, IntervalStats())
-            record_batch(cell.hist, values)
-        for k, name, kind in take(self.errors):
-            cell = out.setdefault((k, name), IntervalStats())
-            cell.errors[kind] = cell.errors.get(kind, 0) + 1
-        for k, name, nbytes in take(self.bytes):
-            cell = out.setdefault((k, name), IntervalStats())
-            cell.bytes_in += nbytes
+        n = len(self.samples)  # appends racing with us land after n, for the next drain
+        if n:
+            arr = np.array(self.samples[:n], dtype=np.int64).reshape(-1, 4)
+            del self.samples[:n]
+            k = (arr[:, 0] - self.t_measure_ns) // self.interval_ns
+            measured = k >= 0
+            arr, k = arr[measured], k[measured]
+            width = len(self.names)
+            key = k * width + arr[:, 1]
+            for u in np.unique(key).tolist():
+                rows = arr[key == u]
+                cell = out.setdefault((u // width, self.names[u % width]), IntervalStats())
+                record_batch(cell.hist, rows[:, 2])
+                cell.bytes_in += int(rows[:, 3].sum())
+        n = len(self.errors)
+        if n:
+            batch = self.errors[:n]
+            del self.errors[:n]
+            for t, name, kind in batch:
+                interval = self.interval_of(t)
+                if interval >= 0:
+                    cell = out.setdefault((interval, self.names[name]), IntervalStats())
+                    cell.errors[kind] = cell.errors.get(kind, 0) + 1
         return out

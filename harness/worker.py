@@ -43,8 +43,10 @@ def raise_nofile() -> None:
 
 class Worker:
     def __init__(self, endpoint: str, name: str | None = None,
-                 curve: dict[str, bytes] | None = None) -> None:
+                 curve: dict[str, bytes] | None = None,
+                 connect_timeout_s: float = CONNECT_TIMEOUT_S) -> None:
         self.endpoint = endpoint
+        self.connect_timeout_s = connect_timeout_s
         self.name = name or f"{socket.gethostname()}-{os.getpid()}"
         self.ctx = zmq.Context.instance()
         self.sock = self.ctx.socket(zmq.DEALER)
@@ -85,7 +87,7 @@ class Worker:
 
     def hello(self) -> int:
         """Say HELLO until WELCOME (the coordinator may start after us), bounded."""
-        deadline = time.monotonic() + CONNECT_TIMEOUT_S
+        deadline = time.monotonic() + self.connect_timeout_s
         while time.monotonic() < deadline:
             self.send("HELLO", name=self.name, pid=os.getpid(), host=socket.gethostname())
             until = time.monotonic() + 1.0
@@ -98,8 +100,8 @@ class Worker:
                     return msg["index"]
                 if msg["t"] == "REFUSE":
                     raise WorkerError(f"refused by the coordinator: {msg['reason']}")
-        raise WorkerError(f"no coordinator answered at {self.endpoint} "
-                          f"within {CONNECT_TIMEOUT_S:.0f}s")
+        raise WorkerError(f"no coordinator answered at {self.endpoint} within "
+                          f"{self.connect_timeout_s:.0f}s (or it refused this worker's key)")
 
     def serve(self) -> int:
         raise_nofile()
@@ -139,7 +141,7 @@ class Worker:
         aborted = False
         try:
             while not model.wait(0.2):
-                self._flush(index, model, time.perf_counter_ns())
+                self._flush(index, model)
                 peak_rss = max(peak_rss, self._rss(model))
                 msg = self.recv(0)
                 while msg is not None:
@@ -153,7 +155,7 @@ class Worker:
             if not model.wait(3):
                 model.kill()
             raise
-        self._flush(index, model, None)
+        self._flush(index, model)
         totals = model.totals()
         totals.update({
             "cpu_s": round(totals["cpu_s"], 4),
@@ -166,8 +168,8 @@ class Worker:
         error = getattr(model, "error", None)
         self.send("DONE", model=index, totals=totals, error=repr(error) if error else "")
 
-    def _flush(self, index: int, model: ClientModel, before_ns: int | None) -> None:
-        cells = [[k, name, cell.to_wire()] for (k, name), cell in model.drain(before_ns).items()]
+    def _flush(self, index: int, model: ClientModel) -> None:
+        cells = [[k, name, cell.to_wire()] for (k, name), cell in model.drain().items()]
         if cells:
             self.send("STATS", model=index, cells=cells)
 
@@ -189,9 +191,9 @@ class Worker:
         self.sock.close(linger=1000)
 
 
-def run_worker(endpoint: str, name: str | None = None,
-               curve: dict[str, bytes] | None = None) -> int:
-    worker = Worker(endpoint, name, curve)
+def run_worker(endpoint: str, name: str | None = None, curve: dict[str, bytes] | None = None,
+               connect_timeout_s: float = CONNECT_TIMEOUT_S) -> int:
+    worker = Worker(endpoint, name, curve, connect_timeout_s)
     try:
         return worker.serve()
     except CoordinatorLost as exc:

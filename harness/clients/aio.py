@@ -34,6 +34,21 @@ class AsyncioModel(LocalModel):
         with asyncio.Runner(loop_factory=type(self).loop_factory) as runner:
             runner.run(self._main())
 
+    def run_foreground(self, tick: Callable[[], None], every: float) -> None:
+        """The event loop in this very thread, tick() as one of its tasks: no second thread
+        competing with the loop for the GIL."""
+        async def main_with_ticks() -> None:
+            main = asyncio.ensure_future(self._main())
+            while not main.done():
+                await asyncio.wait([main], timeout=every)
+                tick()
+            main.result()
+        try:
+            with asyncio.Runner(loop_factory=type(self).loop_factory) as runner:
+                runner.run(main_with_ticks())
+        except Exception as exc:  # reported by the worker as a failed run
+            self.error = exc
+
     async def _main(self) -> None:
         if self.job.engine == "fast":
             await self._run_fast()
@@ -47,15 +62,31 @@ class AsyncioModel(LocalModel):
                 for s in job.specs]
         clients = [FastClient(host, port, job.timeout_s) for _ in range(job.concurrency)]
 
+        timeout = job.timeout_s
+
         def sender(client: FastClient):
             async def send(k: int) -> tuple[int, int]:
                 data, is_head = wire[k]
+                conn = client.conn
+                if conn is not None and conn.transport is not None:
+                    return await conn.request(data, is_head, timeout)  # the hot path
                 return await client.send(data, is_head)
             return send
+
+        async def sweep_timeouts() -> None:
+            loop = asyncio.get_running_loop()
+            while True:
+                await asyncio.sleep(min(0.1, timeout / 4))
+                now = loop.time()
+                for client in clients:
+                    client.check_timeout(now)
+
+        sweeper = asyncio.ensure_future(sweep_timeouts())
         try:
             await asyncio.gather(*(async_user(i, job, pacer, rec, sender(c))
                                    for i, c in enumerate(clients)))
         finally:
+            sweeper.cancel()
             for client in clients:
                 client.close()
 

@@ -24,14 +24,14 @@ from harness.clients.base import (
 
 class FastConnection(asyncio.Protocol):
     __slots__ = ("loop", "transport", "parser", "waiter", "status", "nbytes", "length",
-                 "chunked", "headers_done", "head", "timer")
+                 "chunked", "headers_done", "head", "deadline")
 
     def __init__(self) -> None:
         self.loop = asyncio.get_running_loop()
         self.transport: asyncio.Transport | None = None
         self.parser = httptools.HttpResponseParser(self)
         self.waiter: asyncio.Future[tuple[int, int]] | None = None
-        self.timer: asyncio.TimerHandle | None = None
+        self.deadline = 0.0  # loop time; checked by a sweeper, not one timer per request
         self._reset_message()
 
     def _reset_message(self) -> None:
@@ -65,10 +65,10 @@ class FastConnection(asyncio.Protocol):
             self._finish_error(RequestFailed(RESET, "connection closed before the response"))
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        lower = name.lower()
-        if lower == b"content-length":
+        size = len(name)  # only Content-Length (14) and Transfer-Encoding (17) matter
+        if size == 14 and name.lower() == b"content-length":
             self.length = int(value)
-        elif lower == b"transfer-encoding" and b"chunked" in value.lower():
+        elif size == 17 and name.lower() == b"transfer-encoding" and b"chunked" in value.lower():
             self.chunked = True
 
     def on_headers_complete(self) -> None:
@@ -92,32 +92,35 @@ class FastConnection(asyncio.Protocol):
         waiter = self.waiter
         if waiter is not None and not waiter.done():
             waiter.set_result((self.status, self.nbytes))
-        if self.timer is not None:
-            self.timer.cancel()
 
     def _finish_error(self, exc: RequestFailed) -> None:
         waiter = self.waiter
         if waiter is not None and not waiter.done():
             waiter.set_exception(exc)
-        if self.timer is not None:
-            self.timer.cancel()
         self.close()
 
-    def _on_timeout(self) -> None:
-        self._finish_error(RequestFailed(TIMEOUT, "no complete response in time"))
+    def check_timeout(self, now: float) -> None:
+        waiter = self.waiter
+        if waiter is not None and not waiter.done() and now > self.deadline:
+            self._finish_error(RequestFailed(TIMEOUT, "no complete response in time"))
 
     def close(self) -> None:
         if self.transport is not None:
             self.transport.abort()
             self.transport = None
 
-    async def request(self, data: bytes, is_head: bool, timeout: float) -> tuple[int, int]:
-        self._reset_message()
+    def request(self, data: bytes, is_head: bool, timeout: float) -> asyncio.Future:
+        """Send one request; the future resolves to (status, body bytes)."""
+        self.status = 0
+        self.nbytes = 0
+        self.length = -1
+        self.chunked = False
+        self.headers_done = False
         self.head = is_head
         self.waiter = waiter = self.loop.create_future()
-        self.timer = self.loop.call_later(timeout, self._on_timeout)
+        self.deadline = self.loop.time() + timeout
         self.transport.write(data)  # type: ignore[union-attr]
-        return await waiter
+        return waiter
 
 
 class FastClient:
@@ -126,6 +129,10 @@ class FastClient:
     def __init__(self, host: str, port: int, timeout: float) -> None:
         self.host, self.port, self.timeout = host, port, timeout
         self.conn: FastConnection | None = None
+
+    def check_timeout(self, now: float) -> None:
+        if self.conn is not None:
+            self.conn.check_timeout(now)
 
     async def send(self, data: bytes, is_head: bool) -> tuple[int, int]:
         conn = self.conn

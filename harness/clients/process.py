@@ -42,8 +42,8 @@ def _child(index: int, job_wire: dict[str, Any], model_name: str, control: Any,
                 return
     if msg[0] != "start":
         return
-    model.start(job, msg[1])
-    while not model.wait(0.25):
+
+    def tick() -> None:
         if os.getppid() != parent:
             model.stop()  # the worker is gone (kill -9): no runaway load
         try:
@@ -51,8 +51,11 @@ def _child(index: int, job_wire: dict[str, Any], model_name: str, control: Any,
                 model.stop()
         except queue.Empty:
             pass
-        out.put(("stats", _wire(model.drain(time.perf_counter_ns()))))
-    out.put(("stats", _wire(model.drain(None))))
+        out.put(("stats", _wire(model.drain())))
+
+    model.prepare(job, msg[1])
+    model.run_foreground(tick, 0.25)
+    out.put(("stats", _wire(model.drain())))
     usage = resource.getrusage(resource.RUSAGE_SELF)
     error = repr(model.error) if model.error is not None else ""
     out.put(("done", {**model.totals(), "cpu_s": usage.ru_utime + usage.ru_stime}, error))
@@ -115,7 +118,7 @@ class ProcessModel(ClientModel):
                 if msg[2]:
                     self.error = msg[2]
 
-    def drain(self, before_ns: int | None) -> dict[tuple[int, str], IntervalStats]:
+    def drain(self) -> dict[tuple[int, str], IntervalStats]:
         self._pump()
         out, self.pending = self.pending, {}
         return out

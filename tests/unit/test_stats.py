@@ -46,16 +46,17 @@ def test_merge_through_the_wire_is_exact():
     assert merged.errors == {"timeout": 20}
 
 
-def test_recorder_drops_warmup_and_keeps_open_intervals():
+def test_recorder_drops_warmup_and_groups_by_interval():
     rec = Recorder(["a", "b"], t_measure_ns=10_000_000_000, users=2)
     rec.ok(0, 9_000_000_000, 1_000_000, 10)        # warm-up: dropped
     rec.ok(0, 10_500_000_000, 2_000_000, 10)       # interval 0
     rec.fail(1, 11_200_000_000, 3_000_000, "reset")  # interval 1
-    rec.ok(1, 12_100_000_000, 4_000_000, 0)        # interval 2, still open at cut
-    first = rec.drain(before_ns=12_000_000_000)
+    first = rec.drain()
     assert set(first) == {(0, "a"), (1, "b")}
     assert first[(0, "a")].hist.get_total_count() == 1 and first[(0, "a")].bytes_in == 10
     assert first[(1, "b")].errors == {"reset": 1}
-    rest = rec.drain(None)
-    assert set(rest) == {(2, "b")}
-    assert rec.drain(None) == {}
+    assert first[(1, "b")].hist.get_total_count() == 1  # failures are in the latencies too
+    rec.ok(1, 11_900_000_000, 4_000_000, 0)        # interval 1 again: a partial remainder
+    rest = rec.drain()
+    assert set(rest) == {(1, "b")} and rest[(1, "b")].errors == {}
+    assert rec.drain() == {}

@@ -1,0 +1,80 @@
+"""ZeroMQ CURVE: key pairs for the coordinator and workers, and the authenticator.
+
+`harness keys DIR` writes:
+  DIR/coordinator.key, DIR/coordinator.key_secret   the coordinator's pair
+  DIR/worker.key, DIR/worker.key_secret             a pair for workers
+  DIR/authorized/worker.key                         public keys the coordinator accepts
+A worker needs worker.key_secret and coordinator.key; the coordinator needs
+coordinator.key_secret and authorized/. Add more workers' public keys to authorized/.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import zmq
+import zmq.auth
+from zmq.auth.thread import ThreadAuthenticator
+
+
+class KeyError_(Exception):
+    """A key directory that is missing a file or holds a bad key."""
+
+
+def make_keys(directory: str | Path) -> list[Path]:
+    d = Path(directory)
+    d.mkdir(parents=True, exist_ok=True)
+    (d / "authorized").mkdir(exist_ok=True)
+    written = []
+    for name in ("coordinator", "worker"):
+        public, secret = zmq.auth.create_certificates(str(d), name)
+        written += [Path(public), Path(secret)]
+    shutil.copy(d / "worker.key", d / "authorized" / "worker.key")
+    written.append(d / "authorized" / "worker.key")
+    for path in written:
+        if path.name.endswith("_secret"):
+            path.chmod(0o600)
+    return written
+
+
+def _load(path: Path) -> tuple[bytes, bytes | None]:
+    try:
+        return zmq.auth.load_certificate(str(path))
+    except (OSError, ValueError) as exc:
+        raise KeyError_(f"{path}: {exc}") from None
+
+
+def worker_keys(directory: str | Path) -> dict[str, bytes]:
+    d = Path(directory)
+    public, secret = _load(d / "worker.key_secret")
+    server, _ = _load(d / "coordinator.key")
+    if secret is None:
+        raise KeyError_(f"{d / 'worker.key_secret'}: no secret key in it")
+    return {"public": public, "secret": secret, "server": server}
+
+
+class CountingAuthenticator(ThreadAuthenticator):
+    """zmq.auth's thread authenticator, counting the handshakes it refuses."""
+
+    refused = 0
+
+    def _send_zap_reply(self, request_id: bytes, status_code: bytes, status_text: bytes,
+                        user_id: str = "anonymous") -> None:
+        if status_code != b"200":
+            self.refused += 1
+        super()._send_zap_reply(request_id, status_code, status_text, user_id)
+
+
+def coordinator_security(directory: str | Path) -> tuple[bytes, CountingAuthenticator]:
+    """The coordinator's secret key and a started authenticator for authorized/."""
+    d = Path(directory)
+    _, secret = _load(d / "coordinator.key_secret")
+    if secret is None:
+        raise KeyError_(f"{d / 'coordinator.key_secret'}: no secret key in it")
+    if not (d / "authorized").is_dir():
+        raise KeyError_(f"{d / 'authorized'}: missing (it holds the accepted workers' keys)")
+    auth = CountingAuthenticator(zmq.Context.instance())
+    auth.start()
+    auth.configure_curve(domain="*", location=str(d / "authorized"))
+    return secret, auth
