@@ -62,7 +62,12 @@ class Worker:
         self.proc = psutil.Process()
 
     def send(self, kind: str, **fields: Any) -> None:
-        self.sock.send(protocol.encode(kind, **fields))
+        """Never blocks: a DEALER with no live peer (refused handshake, coordinator gone)
+        would block a plain send forever; heartbeats decide what a silence means."""
+        try:
+            self.sock.send(protocol.encode(kind, **fields), flags=zmq.NOBLOCK)
+        except zmq.Again:
+            return
         self.last_sent = time.monotonic()
 
     def recv(self, timeout_s: float) -> dict[str, Any] | None:
