@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from bench import models, target
+from bench import models, scale, target
 from bench.common import write_report
 
 
@@ -22,7 +22,7 @@ def main() -> int:
     args = parser.parse_args()
     quick = not args.full
     sections = []
-    for module in (target, models):
+    for module in (target, models, scale):
         for section in module.run(quick):
             print(section.ratio_line, flush=True)
             sections.append(section)

@@ -49,22 +49,55 @@ class WorkerInfo:
 
 
 @dataclass
+class Tally:
+    """What live progress needs of a cell, kept without decoding its histogram."""
+
+    requests: int = 0
+    errors: int = 0
+    worst_p99_us: int = 0
+
+
+@dataclass
 class ModelResult:
+    """One model's merged results. Histograms arrive encoded and are decoded when read:
+    decoding is the coordinator's main cost, and deferring it keeps a run with hundreds of
+    workers cheap while it lasts (the merge stays exact, only later)."""
+
     label: str
     index: int
-    cells: dict[tuple[int, str], IntervalStats] = field(default_factory=dict)
+    pending: dict[tuple[int, str], list[dict[str, Any]]] = field(default_factory=dict)
+    tallies: dict[int, Tally] = field(default_factory=dict)
     totals: dict[int, dict[str, Any]] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)
     started_wall: float = 0.0
     ended_wall: float = 0.0
     aborted: bool = False
+    undecodable: int = 0
+    _cells: dict[tuple[int, str], IntervalStats] = field(default_factory=dict)
 
-    def add_cell(self, interval: int, name: str, cell: IntervalStats) -> None:
-        key = (interval, name)
-        if key in self.cells:
-            self.cells[key].add(cell)
-        else:
-            self.cells[key] = cell
+    def add_wire(self, interval: int, name: str, wire: dict[str, Any]) -> None:
+        self.pending.setdefault((interval, name), []).append(wire)
+        tally = self.tallies.setdefault(interval, Tally())
+        tally.requests += wire["n"]
+        tally.errors += sum(wire["errors"].values())
+        tally.worst_p99_us = max(tally.worst_p99_us, wire.get("p99_us", 0))
+
+    @property
+    def cells(self) -> dict[tuple[int, str], IntervalStats]:
+        """Every (interval, request name) cell, merged exactly across workers."""
+        pending, self.pending = self.pending, {}
+        for key, wires in pending.items():
+            for wire in wires:
+                try:
+                    cell = IntervalStats.from_wire(wire)
+                except Exception:  # hdrh raises several types on a corrupt histogram
+                    self.undecodable += 1
+                    continue
+                if key in self._cells:
+                    self._cells[key].add(cell)
+                else:
+                    self._cells[key] = cell
+        return self._cells
 
 
 @dataclass
@@ -119,6 +152,7 @@ class Coordinator:
         self.interrupted = False
         self.accepting = True
         self.last_beat = 0.0
+        self.last_check = 0.0
         self.current: ModelResult | None = None
         self.ready: set[bytes] = set()
         self.done: set[bytes] = set()
@@ -180,10 +214,8 @@ class Coordinator:
             if kind == "READY" and current and msg["model"] == current.index:
                 self.ready.add(identity)
             elif kind == "STATS" and current and msg["model"] == current.index:
-                cells = [(k, name, IntervalStats.from_wire(c))
-                         for k, name, c in protocol.check_cells(msg["cells"])]
-                for k, name, cell in cells:
-                    current.add_cell(k, name, cell)
+                for k, name, wire in protocol.check_cells(msg["cells"]):
+                    current.add_wire(k, name, wire)
             elif kind == "DONE" and current and msg["model"] == current.index:
                 current.totals[worker.index] = dict(msg["totals"])
                 if msg["error"]:
@@ -208,7 +240,12 @@ class Coordinator:
         self.send(identity, "WELCOME", index=info.index)
 
     def housekeeping(self) -> None:
+        """Heartbeats out, silent workers marked lost: at most ten times a second, so a
+        coordinator with hundreds of workers does not scan them all per message."""
         now = time.monotonic()
+        if now - self.last_check < 0.1:
+            return
+        self.last_check = now
         if now - self.last_beat >= HEARTBEAT_S:
             self.broadcast("HEARTBEAT")
             self.last_beat = now
@@ -280,6 +317,8 @@ class Coordinator:
                 self.progress(result, max(0.0, time.monotonic() - t_start), {})
         result.ended_wall = time.time()
         self.current = None
+        result.cells  # noqa: B018 - decode now, so corrupt histograms count as dropped
+        self.dropped += result.undecodable
         return result
 
     def _interrupt(self, signum: int, frame: Any) -> None:

@@ -11,24 +11,19 @@ from rich.live import Live
 from rich.table import Table
 
 from harness.coordinator import ModelResult
-from harness.stats import IntervalStats
 
 
 def _latest(result: ModelResult) -> tuple[int, int, float, int]:
-    """Requests, errors and p99 of the newest complete second; total requests so far."""
-    if not result.cells:
+    """Requests, errors and worst worker p99 of the newest complete second; total so far."""
+    if not result.tallies:
         return 0, 0, float("nan"), 0
-    newest = max(k for k, _ in result.cells)
-    second = newest - 1 if newest > 0 else newest
-    cell = IntervalStats()
-    total = 0
-    for (k, _), c in result.cells.items():
-        total += c.hist.get_total_count()
-        if k == second:
-            cell.add(c)
-    n = cell.hist.get_total_count()
-    p99 = cell.hist.get_value_at_percentile(99) / 1000 if n else float("nan")
-    return n, sum(cell.errors.values()), p99, total
+    newest = max(result.tallies)
+    tally = result.tallies.get(newest - 1 if newest > 0 else newest)
+    total = sum(t.requests for t in result.tallies.values())
+    if tally is None:
+        return 0, 0, float("nan"), total
+    p99 = tally.worst_p99_us / 1000 if tally.requests else float("nan")
+    return tally.requests, tally.errors, p99, total
 
 
 class Progress:
@@ -56,7 +51,8 @@ class Progress:
                   f"errors {errors}  total {total}", flush=True)
 
     def _table(self) -> Table:
-        table = Table("model", "elapsed", "req/s", "p99 ms", "errors/s", "requests")
+        table = Table("model", "elapsed", "req/s", "p99 ms (worst worker)", "errors/s",
+                      "requests")
         for label, (elapsed, rps, errors, p99, total) in self.rows.items():
             table.add_row(label, f"{elapsed:.1f}s", str(rps), f"{p99:.2f}", str(errors),
                           str(total))

@@ -67,14 +67,18 @@ def decode(frame: bytes) -> dict[str, Any]:
 
 
 def check_cells(cells: list[Any]) -> list[tuple[int, str, dict[str, Any]]]:
-    """STATS cells: [interval, request name, {hist: bytes, errors: {kind: n}, bytes: n}]."""
+    """STATS cells: [interval, request name, {hist: bytes, errors: {kind: n}, bytes: n,
+    n: requests in hist, p99_us: that worker's p99}]. The histogram itself is decoded
+    later (ModelResult.cells); one that does not decode then is dropped and counted."""
     out = []
     for cell in cells:
         if not (isinstance(cell, list | tuple) and len(cell) == 3 and isinstance(cell[0], int)
                 and isinstance(cell[1], str) and isinstance(cell[2], dict)
                 and isinstance(cell[2].get("hist"), bytes)
                 and isinstance(cell[2].get("errors"), dict)
-                and isinstance(cell[2].get("bytes"), int)):
+                and isinstance(cell[2].get("bytes"), int)
+                and isinstance(cell[2].get("n"), int)
+                and all(isinstance(v, int) for v in cell[2]["errors"].values())):
             raise Malformed("STATS.cells: expected [interval, name, {hist, errors, bytes}]")
         out.append((cell[0], cell[1], cell[2]))
     return out

@@ -66,7 +66,9 @@ class IntervalStats:
     bytes_in: int = 0
 
     def to_wire(self) -> dict[str, Any]:
-        return {"hist": encode(self.hist), "errors": self.errors, "bytes": self.bytes_in}
+        n = self.hist.get_total_count()
+        return {"hist": encode(self.hist), "errors": self.errors, "bytes": self.bytes_in,
+                "n": n, "p99_us": self.hist.get_value_at_percentile(99) if n else 0}
 
     @classmethod
     def from_wire(cls, data: dict[str, Any]) -> IntervalStats:

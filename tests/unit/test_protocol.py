@@ -45,7 +45,8 @@ def test_random_bytes_only_raise_malformed(data):
 
 
 def test_check_cells():
-    good = [[0, "home", {"hist": b"x", "errors": {}, "bytes": 0}]]
+    good = [[0, "home", {"hist": b"x", "errors": {}, "bytes": 0, "n": 0}]]
     assert protocol.check_cells(good)[0][1] == "home"
     with pytest.raises(Malformed):
-        protocol.check_cells([[0, "home", {"hist": "not bytes", "errors": {}, "bytes": 0}]])
+        protocol.check_cells([[0, "home", {"hist": "not bytes", "errors": {}, "bytes": 0,
+                                           "n": 0}]])

@@ -1,0 +1,127 @@
+"""Scale without the hardware: many lightweight simulated workers against one coordinator.
+
+Each simulated worker is one DEALER socket in this process that speaks the real protocol:
+HELLO, READY on PREPARE, then one STATS per second with realistic cells (three request
+names, HDR histograms of lognormal latencies), heartbeats, DONE. No load is sent. It keeps
+the offline truth (every histogram it sent, merged here) so a test can check that the
+coordinator's merge is exact, and it samples the coordinator's CPU while the run lasts.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import psutil
+import zmq
+
+from harness import protocol
+from harness.protocol import HEARTBEAT_S
+from harness.stats import IntervalStats, record_batch
+
+NAMES = ("home", "api", "static")
+
+
+@dataclass
+class SimResult:
+    truth: dict[tuple[int, str], IntervalStats] = field(default_factory=dict)
+    coordinator_cpu_s: float = 0.0
+    run_s: float = 0.0
+    stats_sent: int = 0
+
+    @property
+    def cpu_pct(self) -> float:
+        return 100.0 * self.coordinator_cpu_s / self.run_s if self.run_s else 0.0
+
+
+def _pool(size: int, seed: int) -> list[IntervalStats]:
+    """Pre-built cells (a worker-second of one request name: 200-1,000 requests each)."""
+    rng = np.random.default_rng(seed)
+    cells = []
+    for _ in range(size):
+        cell = IntervalStats()
+        n = int(rng.integers(200, 1000))
+        record_batch(cell.hist, (rng.lognormal(8.5, 0.6, n)).astype(np.int64) + 1)
+        if rng.random() < 0.2:
+            cell.errors = {"timeout": int(rng.integers(1, 5))}
+        cell.bytes_in = n * 512
+        cells.append(cell)
+    return cells
+
+
+def simulate(endpoint: str, workers: int, seconds: int, coordinator_pid: int | None = None,
+             seed: int = 1, timeout_s: float = 120.0) -> SimResult:
+    ctx = zmq.Context.instance()
+    socks = []
+    for _ in range(workers):
+        sock = ctx.socket(zmq.DEALER)
+        sock.setsockopt(zmq.LINGER, 1000)
+        sock.connect(endpoint)
+        socks.append(sock)
+    pool = _pool(64, seed)
+    wires = [cell.to_wire() for cell in pool]
+    rng = random.Random(seed)
+    result = SimResult()
+    poller = zmq.Poller()
+    for sock in socks:
+        poller.register(sock, zmq.POLLIN)
+    for i, sock in enumerate(socks):
+        sock.send(protocol.encode("HELLO", name=f"sim-{i}", pid=i, host="simulated"))
+
+    model = None
+    start_at: float | None = None
+    next_second = 0
+    done = False
+    closed = 0
+    last_beat = time.monotonic()
+    cpu_start = cpu_end = None
+    proc = psutil.Process(coordinator_pid) if coordinator_pid else None
+    deadline = time.monotonic() + timeout_s
+    ready_sent: set[int] = set()
+    while closed < workers and time.monotonic() < deadline:
+        for sock, _ in poller.poll(50):
+            msg = protocol.decode(sock.recv())
+            if msg["t"] == "PREPARE":
+                model = msg["model"]
+                sock.send(protocol.encode("READY", model=model))
+                ready_sent.add(id(sock))
+            elif msg["t"] == "START" and start_at is None:
+                start_at = time.monotonic() + float(msg["start_in"])
+                if proc is not None:
+                    t = proc.cpu_times()
+                    cpu_start = (t.user + t.system, time.monotonic())
+            elif msg["t"] in ("BYE", "REFUSE"):
+                closed += 1
+        now = time.monotonic()
+        if now - last_beat >= HEARTBEAT_S:
+            for sock in socks:
+                sock.send(protocol.encode("HEARTBEAT"))
+            last_beat = now
+        if start_at is not None and not done and now >= start_at + next_second + 1:
+            k = next_second
+            for sock in socks:  # one STATS per worker per second, like a real worker
+                cells = []
+                for name in NAMES:
+                    j = rng.randrange(len(pool))
+                    cells.append([k, name, wires[j]])
+                    result.truth.setdefault((k, name), IntervalStats()).add(pool[j])
+                sock.send(protocol.encode("STATS", model=model, cells=cells))
+                result.stats_sent += 1
+            next_second += 1
+            if next_second >= seconds:
+                if proc is not None and cpu_start is not None:
+                    t = proc.cpu_times()
+                    cpu_end = (t.user + t.system, time.monotonic())
+                for sock in socks:
+                    sock.send(protocol.encode("DONE", model=model, error="", totals={
+                        "sent": 0, "late": 0, "skipped": 0, "cpu_s": 0.0, "rss_peak": 0,
+                        "elapsed_s": float(seconds)}))
+                done = True
+    if cpu_start and cpu_end:
+        result.coordinator_cpu_s = cpu_end[0] - cpu_start[0]
+        result.run_s = cpu_end[1] - cpu_start[1]
+    for sock in socks:
+        sock.close()
+    return result
