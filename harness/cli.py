@@ -55,6 +55,18 @@ def build_parser() -> argparse.ArgumentParser:
     worker.add_argument("--curve-dir", help="CURVE keys: worker.key_secret, coordinator.key")
     worker.add_argument("--connect-timeout", type=float, default=30.0, metavar="SECONDS")
 
+    rep = sub.add_parser("report", help="build report.html for a run directory")
+    rep.add_argument("run_dir")
+
+    cmp_ = sub.add_parser("compare", help="compare runs: deltas with significance")
+    cmp_.add_argument("inputs", nargs="+", metavar="RUN",
+                      help="run directories, summary.csv files or Locust *_stats.csv files; "
+                           "the first is the baseline")
+    cmp_.add_argument("--format", choices=("table", "markdown", "csv", "json"),
+                      default="table")
+    cmp_.add_argument("--fail-on", default="", metavar="GATES",
+                      help='e.g. "p99:+10%%,rps:-5%%,errors:+0.5pp": exit 99 when crossed')
+
     keys = sub.add_parser("keys", help="make CURVE key pairs for coordinator and workers")
     keys.add_argument("dir")
 
@@ -73,6 +85,17 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.command == "worker":
         return _worker(args)
+    if args.command == "report":
+        from harness.report import ReportError, build_report
+        try:
+            print(build_report(args.run_dir))
+        except ReportError as exc:
+            print(f"harness: error: {exc}", file=sys.stderr)
+            return EXIT_USAGE
+        return 0
+    if args.command == "compare":
+        from harness.compare import run_compare
+        return run_compare(args.inputs, args.format, args.fail_on)
     try:
         scenario = load_scenario(args.scenario, args.set)
     except ScenarioError as exc:

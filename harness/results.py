@@ -34,6 +34,27 @@ TIMESERIES_COLUMNS = ["model", "name", "second", "requests", "failures", "rps", 
 ERRORS_COLUMNS = ["model", "name", "second", "kind", "count"]
 AGGREGATED = "Aggregated"
 
+_INT = ("requests", "failures", "bytes_in", "sent", "late", "skipped", "second", "count")
+_STR = ("model", "name", "kind")
+
+
+def _dtypes(columns: list[str]) -> dict[str, str]:
+    return {c: "int64" if c in _INT else "str" if c in _STR else "float64" for c in columns}
+
+
+DTYPES = {"summary": _dtypes(SUMMARY_COLUMNS), "timeseries": _dtypes(TIMESERIES_COLUMNS),
+          "errors": _dtypes(ERRORS_COLUMNS)}
+
+
+def read_csv(path: Path, kind: str) -> pd.DataFrame:
+    """Read one of our CSV files with its documented column types; ValueError if it is not
+    one (missing columns)."""
+    frame = pd.read_csv(path, dtype=DTYPES[kind])
+    missing = [c for c in DTYPES[kind] if c not in frame.columns]
+    if missing:
+        raise ValueError(f"{path}: not a {kind}.csv (missing {', '.join(missing)})")
+    return frame
+
 
 def _ms(hist: HdrHistogram, pct: float) -> float:
     return hist.get_value_at_percentile(pct) / 1000.0 if hist.get_total_count() else math.nan
@@ -112,9 +133,10 @@ def summary_frame(outcome: RunOutcome, scenario: Scenario) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=SUMMARY_COLUMNS)
 
 
-def timeseries_frame(outcome: RunOutcome) -> pd.DataFrame:
+def timeseries_frame(outcome: RunOutcome, scenario: Scenario) -> pd.DataFrame:
     rows = []
     for result in outcome.models:
+        measured = model_totals(result, scenario).measured_s
         seconds = sorted({k for k, _ in result.cells})
         for k in seconds:
             cells = {name: c for (kk, name), c in result.cells.items() if kk == k}
@@ -124,8 +146,9 @@ def timeseries_frame(outcome: RunOutcome) -> pd.DataFrame:
             for name, cell in [*sorted(cells.items()), (AGGREGATED, agg)]:
                 row = hist_row(cell.hist)
                 n = cell.hist.get_total_count()
+                span = min(1.0, max(measured - k, 1e-3))  # the last second may be partial
                 rows.append({"model": result.label, "name": name, "second": k, "requests": n,
-                             "failures": sum(cell.errors.values()), "rps": float(n),
+                             "failures": sum(cell.errors.values()), "rps": n / span,
                              "p50_ms": row["p50_ms"], "p95_ms": row["p95_ms"],
                              "p99_ms": row["p99_ms"], "max_ms": row["max_ms"]})
     return pd.DataFrame(rows, columns=TIMESERIES_COLUMNS)
@@ -182,7 +205,7 @@ def write_run(run_dir: Path, scenario: Scenario, outcome: RunOutcome, *, url: st
     """Write every result file; returns the summary frame (for verdict and thresholds)."""
     summary = summary_frame(outcome, scenario)
     summary.to_csv(run_dir / "summary.csv", index=False)
-    timeseries_frame(outcome).to_csv(run_dir / "timeseries.csv", index=False)
+    timeseries_frame(outcome, scenario).to_csv(run_dir / "timeseries.csv", index=False)
     errors_frame(outcome).to_csv(run_dir / "errors.csv", index=False)
     hist_dir = run_dir / "histograms"
     hist_dir.mkdir(exist_ok=True)

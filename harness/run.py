@@ -6,6 +6,7 @@ loopback TCP: exactly what a multi-host run does, only the workers are started f
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import time
@@ -16,6 +17,7 @@ from harness import results, thresholds
 from harness.coordinator import Coordinator, RunOutcome
 from harness.embedded import EmbeddedMock
 from harness.progress import Progress
+from harness.report import build_report
 from harness.scenario import Scenario
 from harness.verdict import decide, format_verdict
 
@@ -80,9 +82,8 @@ def execute(scenario: Scenario, out: Path, *, target: str | None, workers: int |
 def finish(scenario: Scenario, out: Path, outcome: RunOutcome, url: str, embedded: bool,
            mock_stats: dict | None) -> RunReport:
     run_dir = results.new_run_dir(out, scenario.name)
-    verdict_extra: dict = {}
     summary = results.write_run(run_dir, scenario, outcome, url=url, embedded=embedded,
-                                mock_stats=mock_stats, extra=verdict_extra)
+                                mock_stats=mock_stats, extra={})
     lines = []
     agg = summary[summary["name"] == "Aggregated"]
     for row in agg.itertuples():
@@ -90,10 +91,16 @@ def finish(scenario: Scenario, out: Path, outcome: RunOutcome, url: str, embedde
                      f"p50 {row.p50_ms:.2f} ms, p99 {row.p99_ms:.2f} ms, "
                      f"{row.failures} failures")
     verdict = decide(scenario, summary)
+    crossed = thresholds.check(scenario, summary)
+    meta_path = run_dir / "meta.json"
+    meta = json.loads(meta_path.read_text())
+    meta["thresholds_crossed"] = crossed
     if verdict is not None:
         lines.append(format_verdict(verdict))
         verdict.table.to_csv(run_dir / "verdict.csv", index=False)
-    crossed = thresholds.check(scenario, summary)
+        meta["verdict"] = lines[-1].splitlines()[-1]
+    meta_path.write_text(json.dumps(meta, indent=2, default=str) + "\n")
+    build_report(run_dir)
     for line in crossed:
         lines.append(f"threshold crossed: {line}")
     if outcome.partial:

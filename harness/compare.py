@@ -1,0 +1,249 @@
+"""`harness compare A B [C ...]`: does a run differ from the baseline, and is it significant?
+
+Inputs: our run directories, our summary.csv files, or Locust `*_stats.csv` files (with
+their `*_stats_history.csv` when present). Rows match by model and request name; against
+Locust, by name. Significance is benchstat's way: a Mann-Whitney U test on the per-second
+samples (timeseries.csv, Locust's history); `~` when p >= 0.05 or there are too few
+samples. Gates (`--fail-on`) fire only on significant changes, except where an input has
+no per-second samples, where the plain delta decides.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from scipy.stats import mannwhitneyu
+
+from harness.results import read_csv
+
+EXIT_USAGE, EXIT_GATE = 2, 99
+ALPHA = 0.05
+MIN_SAMPLES = 4
+METRICS = ("rps", "p50", "p95", "p99", "errors")   # errors = error rate
+_GATE = re.compile(r"^\s*(rps|p50|p95|p99|errors)\s*:\s*([+-])\s*(\d+(?:\.\d+)?)\s*(%|pp)\s*$")
+
+
+class CompareError(Exception):
+    """An input that cannot be compared: the message names the file."""
+
+
+@dataclass
+class Row:
+    values: dict[str, float]
+    samples: dict[str, list[float]] = field(default_factory=dict)
+
+
+@dataclass
+class Source:
+    label: str
+    rows: dict[tuple[str | None, str], Row]
+    locust: bool = False
+
+
+def _num(value: Any) -> float:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return math.nan
+
+
+def _ours(summary_path: Path, label: str) -> Source:
+    try:
+        summary = read_csv(summary_path, "summary")
+    except (OSError, ValueError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+        raise CompareError(f"{summary_path}: cannot read as a summary.csv ({exc})") from None
+    if summary.empty:
+        raise CompareError(f"{summary_path}: has no rows")
+    ts_path = summary_path.parent / "timeseries.csv"
+    ts = read_csv(ts_path, "timeseries") if ts_path.exists() else None
+    rows = {}
+    for r in summary.itertuples():
+        row = Row({"rps": r.rps, "p50": r.p50_ms, "p95": r.p95_ms, "p99": r.p99_ms,
+                   "errors": r.error_rate})
+        if ts is not None:
+            sel = ts[(ts["model"] == r.model) & (ts["name"] == r.name) & (ts["requests"] > 0)]
+            row.samples = {"rps": sel["rps"].tolist(), "p50": sel["p50_ms"].tolist(),
+                           "p95": sel["p95_ms"].tolist(), "p99": sel["p99_ms"].tolist(),
+                           "errors": (sel["failures"] / sel["requests"]).tolist()}
+        rows[(r.model, r.name)] = row
+    return Source(label, rows)
+
+
+def _locust(stats_path: Path) -> Source:
+    try:
+        stats = pd.read_csv(stats_path)
+        for col in ("Name", "Request Count", "Failure Count", "Requests/s", "50%", "95%",
+                    "99%"):
+            if col not in stats.columns:
+                raise ValueError(f"missing column {col!r}")
+    except (OSError, ValueError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+        raise CompareError(f"{stats_path}: cannot read as a Locust stats file ({exc})") from None
+    if stats.empty:
+        raise CompareError(f"{stats_path}: has no rows")
+    history_path = stats_path.with_name(stats_path.name.replace("_stats.csv",
+                                                                "_stats_history.csv"))
+    history = pd.read_csv(history_path) if history_path.exists() else None
+    rows = {}
+    for _, r in stats.iterrows():
+        name = str(r["Name"])
+        count = _num(r["Request Count"])
+        row = Row({"rps": _num(r["Requests/s"]), "p50": _num(r["50%"]), "p95": _num(r["95%"]),
+                   "p99": _num(r["99%"]),
+                   "errors": _num(r["Failure Count"]) / count if count else 0.0})
+        if history is not None:
+            sel = history[(history["Name"] == name) & (history["Total Request Count"] > 0)]
+            sel = sel[sel["Requests/s"] > 0]
+            rps = sel["Requests/s"].astype(float)
+            row.samples = {
+                "rps": rps.tolist(),
+                "p50": pd.to_numeric(sel["50%"], errors="coerce").dropna().tolist(),
+                "p95": pd.to_numeric(sel["95%"], errors="coerce").dropna().tolist(),
+                "p99": pd.to_numeric(sel["99%"], errors="coerce").dropna().tolist(),
+                "errors": (sel["Failures/s"].astype(float) / rps).tolist()}
+        rows[(None, name)] = row
+    return Source(str(stats_path), rows, locust=True)
+
+
+def load_source(arg: str) -> Source:
+    path = Path(arg)
+    if path.is_dir():
+        if not (path / "summary.csv").exists():
+            raise CompareError(f"{path}: no summary.csv in this directory")
+        return _ours(path / "summary.csv", str(path))
+    if not path.exists():
+        raise CompareError(f"{path}: no such file or directory")
+    if path.name.endswith("_stats.csv"):
+        return _locust(path)
+    return _ours(path, str(path))
+
+
+def _match(base: Source, new: Source) -> list[tuple[str, str, Row, Row]]:
+    """(model label, name, base row, new row) for every row both sides have."""
+    out = []
+    if base.locust or new.locust:  # Locust has no model: match by request name
+        for (bm, bname), brow in base.rows.items():
+            for (nm, nname), nrow in new.rows.items():
+                if bname == nname:
+                    out.append((f"{bm or 'locust'} -> {nm or 'locust'}", bname, brow, nrow))
+    else:
+        for key, brow in base.rows.items():
+            if key in new.rows:
+                out.append((str(key[0]), key[1], brow, new.rows[key]))
+    return out
+
+
+def _significance(a: list[float], b: list[float]) -> tuple[float | None, str]:
+    a = [x for x in a if not math.isnan(x)]
+    b = [x for x in b if not math.isnan(x)]
+    n = f"n={len(a)}+{len(b)}"
+    if len(a) < MIN_SAMPLES or len(b) < MIN_SAMPLES:
+        return None, n
+    if len(set(a) | set(b)) == 1:
+        return 1.0, n
+    return float(mannwhitneyu(a, b, alternative="two-sided").pvalue), n
+
+
+def compare_sources(base: Source, new: Source) -> list[dict[str, Any]]:
+    pairs = _match(base, new)
+    if not pairs:
+        raise CompareError(f"{new.label}: no rows in common with {base.label} "
+                           "(model and request names differ)")
+    rows = []
+    for model, name, brow, nrow in pairs:
+        for metric in METRICS:
+            old, now = brow.values[metric], nrow.values[metric]
+            if metric == "errors":
+                delta, unit = (now - old) * 100, "pp"
+            else:
+                delta = (now - old) / old * 100 if old else math.nan
+                unit = "%"
+            p, n = _significance(brow.samples.get(metric, []), nrow.samples.get(metric, []))
+            has_samples = bool(brow.samples) and bool(nrow.samples)
+            significant = p is not None and p < ALPHA
+            rows.append({"model": model, "name": name, "metric": metric, "old": old,
+                         "new": now, "delta": delta, "unit": unit, "p": p, "n": n,
+                         "significant": significant, "has_samples": has_samples,
+                         "baseline": base.label, "candidate": new.label})
+    return rows
+
+
+def parse_gates(text: str) -> list[tuple[str, float, str]]:
+    gates = []
+    for part in [p for p in text.split(",") if p.strip()]:
+        m = _GATE.match(part)
+        if m is None:
+            raise CompareError(f"--fail-on: {part.strip()!r}: expected METRIC:+N% or "
+                               "errors:+Npp (metrics: rps p50 p95 p99 errors)")
+        sign = 1 if m.group(2) == "+" else -1
+        gates.append((m.group(1), sign * float(m.group(3)), m.group(4)))
+    return gates
+
+
+def crossed_gates(rows: list[dict[str, Any]], gates: list[tuple[str, float, str]]) -> list[str]:
+    out = []
+    for metric, bound, unit in gates:
+        for r in rows:
+            if r["metric"] != metric or math.isnan(r["delta"]):
+                continue
+            if unit != r["unit"]:
+                continue
+            if r["has_samples"] and not r["significant"]:
+                continue  # not a real difference: no gate fires on noise
+            if (bound >= 0 and r["delta"] > bound) or (bound < 0 and r["delta"] < bound):
+                out.append(f"{r['model']} {r['name']} {metric} {r['delta']:+.2f}{unit} "
+                           f"crosses {bound:+g}{unit} ({r['candidate']})")
+    return out
+
+
+def _mark(r: dict[str, Any]) -> str:
+    if r["p"] is None:
+        return f"~ ({r['n']}, too few samples)" if r["has_samples"] else "(no samples)"
+    delta = f"{r['delta']:+.2f}{r['unit']}" if not math.isnan(r["delta"]) else "n/a"
+    return f"{delta} (p={r['p']:.3f} {r['n']})" if r["significant"] else \
+        f"~ (p={r['p']:.3f} {r['n']})"
+
+
+def render(rows: list[dict[str, Any]], fmt: str) -> str:
+    if fmt == "json":
+        return json.dumps(rows, indent=2, default=str)
+    frame = pd.DataFrame([{
+        "model": r["model"], "name": r["name"], "metric": r["metric"],
+        "old": round(r["old"], 3), "new": round(r["new"], 3),
+        "delta": "n/a" if math.isnan(r["delta"]) else f"{r['delta']:+.2f}{r['unit']}",
+        "p": "" if r["p"] is None else f"{r['p']:.4f}", "verdict": _mark(r)} for r in rows])
+    if fmt == "csv":
+        return frame.to_csv(index=False).rstrip("\n")
+    if fmt == "markdown":
+        head = "| " + " | ".join(frame.columns) + " |"
+        sep = "|" + "---|" * len(frame.columns)
+        body = ["| " + " | ".join(str(v) for v in row) + " |"
+                for row in frame.itertuples(index=False)]
+        return "\n".join([head, sep, *body])
+    return frame.to_string(index=False)
+
+
+def run_compare(inputs: list[str], fmt: str, fail_on: str) -> int:
+    try:
+        if len(inputs) < 2:
+            raise CompareError("compare needs at least two inputs (the first is the baseline)")
+        gates = parse_gates(fail_on)
+        sources = [load_source(arg) for arg in inputs]
+        rows = [r for new in sources[1:] for r in compare_sources(sources[0], new)]
+    except CompareError as exc:
+        print(f"harness: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    print(render(rows, fmt))
+    crossed = crossed_gates(rows, gates)
+    for line in crossed:
+        print(f"gate crossed: {line}", file=sys.stderr)
+    return EXIT_GATE if crossed else 0
+
+
+

@@ -1,0 +1,174 @@
+"""report.html from a real run: built by `harness run`, rebuilt by `harness report`, opened
+in headless Chromium (rendered, no console error, no network request); the CSV files load
+with pandas in one line with the right types."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import io
+import json
+import re
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+import aiohttp
+import matplotlib.image
+import pandas as pd
+import pytest
+
+from tests.conftest import Mock, run_harness
+
+SCENARIO = """
+[run]
+duration = "2s"
+warmup = "0.5s"
+[target.mock]
+latency = { dist = "lognormal", median_ms = 3, p99_ms = 15 }
+faults = { error = { p = 0.05, status = 503 } }
+[load]
+concurrency = 5
+[[requests]]
+name = "home"
+path = "/"
+[[requests]]
+name = "blob"
+path = "/bytes/100"
+[[models]]
+model = "thread"
+[[models]]
+model = "uvloop"
+engine = "fast"
+"""
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory) -> Path:
+    tmp = tmp_path_factory.mktemp("report")
+    path = tmp / "report.toml"
+    path.write_text(SCENARIO)
+    proc = run_harness("run", str(path), "--out", str(tmp), "--quiet")
+    assert proc.returncode == 0, proc.stderr
+    return Path(proc.stdout.strip().splitlines()[-1])
+
+
+def test_run_builds_a_self_contained_report(run_dir: Path):
+    page = (run_dir / "report.html").read_text()
+    for heading in ("Summary", "Verdict", "Over time", "Latency distribution", "Errors", "Run"):
+        assert f"<h2>{heading}</h2>" in page
+    assert page.count("data:image/png;base64,") >= 3
+    assert not re.search(r"(src|href)=[\"']https?://", page)  # nothing fetched from outside
+
+
+def test_report_command(run_dir: Path, tmp_path: Path):
+    (run_dir / "report.html").unlink()
+    proc = run_harness("report", str(run_dir))
+    assert proc.returncode == 0 and (run_dir / "report.html").exists()
+    proc = run_harness("report", str(tmp_path))
+    assert proc.returncode == 2 and "not a run directory" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_csv_round_trip_types(run_dir: Path):
+    summary = pd.read_csv(run_dir / "summary.csv")
+    assert summary["requests"].dtype == "int64" and summary["p99_ms"].dtype == "float64"
+    assert pd.api.types.is_string_dtype(summary["model"]) and summary["sent"].dtype == "int64"
+    assert list(summary.columns[:6]) == ["model", "name", "requests", "failures",
+                                         "error_rate", "rps"]
+    ts = pd.read_csv(run_dir / "timeseries.csv")
+    assert ts["second"].dtype == "int64" and ts["rps"].dtype == "float64"
+    errors = pd.read_csv(run_dir / "errors.csv")
+    assert errors["count"].dtype == "int64" and set(errors["kind"]) == {"unexpected_status"}
+    meta = json.loads((run_dir / "meta.json").read_text())
+    agg = summary[summary["name"] == "Aggregated"]
+    assert agg["failures"].sum() == errors["count"].sum()
+    assert meta["requests_sent"] == meta["mockserver_stats"]["requests_total"]
+
+
+async def _browse(url: str, ws_url: str) -> tuple[bytes, list[str], list[str]]:
+    """Open `url` through the DevTools protocol; returns screenshot, console errors and
+    the URLs of any network requests other than the page itself."""
+    errors: list[str] = []
+    requests: list[str] = []
+    async with aiohttp.ClientSession() as session, session.ws_connect(ws_url) as ws:
+        ids = iter(range(1, 10_000))
+        pending: dict[int, asyncio.Future] = {}
+        loaded = asyncio.get_running_loop().create_future()
+
+        async def reader() -> None:
+            async for msg in ws:
+                data = json.loads(msg.data)
+                if "id" in data and data["id"] in pending:
+                    pending.pop(data["id"]).set_result(data)
+                method = data.get("method", "")
+                params = data.get("params", {})
+                if method == "Runtime.exceptionThrown":
+                    errors.append(str(params.get("exceptionDetails")))
+                elif method == "Runtime.consoleAPICalled" and params.get("type") == "error":
+                    errors.append(str(params.get("args")))
+                elif method == "Log.entryAdded" and params["entry"]["level"] == "error":
+                    errors.append(params["entry"]["text"])
+                elif method == "Network.requestWillBeSent":
+                    requests.append(params["request"]["url"])
+                elif method == "Page.loadEventFired" and not loaded.done():
+                    loaded.set_result(True)
+
+        async def call(method: str, session_id: str | None = None, **params) -> dict:
+            i = next(ids)
+            pending[i] = asyncio.get_running_loop().create_future()
+            msg = {"id": i, "method": method, "params": params}
+            if session_id:
+                msg["sessionId"] = session_id
+            await ws.send_str(json.dumps(msg))
+            return (await asyncio.wait_for(pending[i], 30))["result"]
+
+        task = asyncio.ensure_future(reader())
+        target = await call("Target.createTarget", url="about:blank")
+        sid = (await call("Target.attachToTarget", targetId=target["targetId"],
+                          flatten=True))["sessionId"]
+        for domain in ("Page", "Runtime", "Log", "Network"):
+            await call(f"{domain}.enable", sid)
+        await call("Emulation.setDeviceMetricsOverride", sid, width=1300, height=2000,
+                   deviceScaleFactor=1, mobile=False)
+        await call("Page.navigate", sid, url=url)
+        await asyncio.wait_for(loaded, 30)
+        await asyncio.sleep(0.5)
+        shot = await call("Page.captureScreenshot", sid, format="png")
+        task.cancel()
+    others = [u for u in requests if u != url and not u.startswith("data:")]
+    return base64.b64decode(shot["data"]), errors, others
+
+
+def test_report_renders_in_chromium(run_dir: Path):
+    exe = shutil.which("chromium") or shutil.which("chromium-browser")
+    if exe is None:
+        pytest.skip("chromium is not installed (.ci/run installs it where apt is available)")
+    profile = tempfile.mkdtemp(prefix="lh-chromium-")
+    proc = subprocess.Popen([exe, "--headless", "--no-sandbox", "--disable-gpu",
+                             "--disable-quic", "--no-first-run",
+                             "--disable-background-networking", "--disable-component-update",
+                             "--disable-sync", f"--user-data-dir={profile}",
+                             "--remote-debugging-port=0", "about:blank"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        ws_url = None
+        for _ in range(200):
+            line = proc.stderr.readline()
+            m = re.search(r"DevTools listening on (ws://\S+)", line)
+            if m:
+                ws_url = m.group(1)
+                break
+        assert ws_url, "chromium did not open its DevTools port"
+        url = (run_dir / "report.html").resolve().as_uri()
+        png, errors, requests = asyncio.run(_browse(url, ws_url))
+    finally:
+        proc.terminate()
+        proc.wait(10)
+        shutil.rmtree(profile, ignore_errors=True)
+    (run_dir / "report.png").write_bytes(png)
+    image = matplotlib.image.imread(io.BytesIO(png), format="png")
+    assert image.shape[0] >= 1000 and image.std() > 0.05  # rendered, not a blank page
+    assert errors == []
+    assert requests == []
