@@ -133,20 +133,31 @@ def summary_frame(outcome: RunOutcome, scenario: Scenario) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=SUMMARY_COLUMNS)
 
 
+def _per_second(result: ModelResult, scenario: Scenario
+                ) -> tuple[float, dict[int, dict[str, IntervalStats]]]:
+    """Cells by second; requests still in flight at the end (finishing after the last
+    second) are folded into the last second rather than shown as a second of their own."""
+    measured = model_totals(result, scenario).measured_s
+    last = max(math.ceil(measured - 1e-9) - 1, 0)
+    out: dict[int, dict[str, IntervalStats]] = {}
+    for (k, name), cell in sorted(result.cells.items()):
+        second = min(k, last) if scenario.run_seconds else k
+        out.setdefault(second, {}).setdefault(name, IntervalStats()).add(cell)
+    return measured, out
+
+
 def timeseries_frame(outcome: RunOutcome, scenario: Scenario) -> pd.DataFrame:
     rows = []
     for result in outcome.models:
-        measured = model_totals(result, scenario).measured_s
-        seconds = sorted({k for k, _ in result.cells})
-        for k in seconds:
-            cells = {name: c for (kk, name), c in result.cells.items() if kk == k}
+        measured, seconds = _per_second(result, scenario)
+        for k, cells in sorted(seconds.items()):
             agg = IntervalStats()
             for c in cells.values():
                 agg.add(c)
+            span = min(1.0, max(measured - k, 1e-3))  # the last second may be partial
             for name, cell in [*sorted(cells.items()), (AGGREGATED, agg)]:
                 row = hist_row(cell.hist)
                 n = cell.hist.get_total_count()
-                span = min(1.0, max(measured - k, 1e-3))  # the last second may be partial
                 rows.append({"model": result.label, "name": name, "second": k, "requests": n,
                              "failures": sum(cell.errors.values()), "rps": n / span,
                              "p50_ms": row["p50_ms"], "p95_ms": row["p95_ms"],
@@ -154,10 +165,10 @@ def timeseries_frame(outcome: RunOutcome, scenario: Scenario) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=TIMESERIES_COLUMNS)
 
 
-def errors_frame(outcome: RunOutcome) -> pd.DataFrame:
+def errors_frame(outcome: RunOutcome, scenario: Scenario) -> pd.DataFrame:
     rows = [{"model": r.label, "name": name, "second": k, "kind": kind, "count": n}
-            for r in outcome.models for (k, name), cell in sorted(r.cells.items())
-            for kind, n in sorted(cell.errors.items())]
+            for r in outcome.models for k, cells in sorted(_per_second(r, scenario)[1].items())
+            for name, cell in sorted(cells.items()) for kind, n in sorted(cell.errors.items())]
     return pd.DataFrame(rows, columns=ERRORS_COLUMNS)
 
 
@@ -206,7 +217,7 @@ def write_run(run_dir: Path, scenario: Scenario, outcome: RunOutcome, *, url: st
     summary = summary_frame(outcome, scenario)
     summary.to_csv(run_dir / "summary.csv", index=False)
     timeseries_frame(outcome, scenario).to_csv(run_dir / "timeseries.csv", index=False)
-    errors_frame(outcome).to_csv(run_dir / "errors.csv", index=False)
+    errors_frame(outcome, scenario).to_csv(run_dir / "errors.csv", index=False)
     hist_dir = run_dir / "histograms"
     hist_dir.mkdir(exist_ok=True)
     for result in outcome.models:
