@@ -410,6 +410,11 @@ def parse_scenario(raw: dict[str, Any], source: str) -> Scenario:
         concurrency = max(concurrency if "concurrency" in load else 1,
                           math.ceil(max(s.target for s in stages)) or 1)
     url, mock = _target(ctx, ctx.table(raw.get("target", {}), "[target]"))
+    models = _models(ctx, raw.get("models"))
+    for i, m in enumerate(models):
+        if m.model.startswith("locust") and mode == "open":
+            raise ctx.fail(f"[[models]][{i}].model", f'"{m.model}" runs the closed model only '
+                                                     '(Locust has no open, rate-based mode)')
     requests = _requests(ctx, raw.get("requests"))
     workers = ctx.integer(run.get("workers", 1), "[run].workers")
     if workers > 64:
@@ -432,7 +437,7 @@ def parse_scenario(raw: dict[str, Any], source: str) -> Scenario:
         think_time_s=ctx.duration(load.get("think_time", 0), "[load].think_time",
                                   allow_zero=True),
         requests=requests,
-        models=_models(ctx, raw.get("models")),
+        models=models,
         thresholds=_thresholds(ctx, raw.get("thresholds", {}), {r.name for r in requests}),
         raw=raw,
     )

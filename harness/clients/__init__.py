@@ -8,6 +8,9 @@ from harness.plan import Job
 
 def create_local(model: str, job: Job) -> LocalModel:
     """A model that runs inside the current process (what a load process runs)."""
+    if model.startswith("locust"):
+        from harness.clients.locust_model import LocustModel
+        return LocustModel()
     from harness.clients.aio import AsyncioModel, UvloopModel
     from harness.clients.threaded import SyncModel, ThreadModel
 

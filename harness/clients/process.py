@@ -15,9 +15,9 @@ from __future__ import annotations
 
 import multiprocessing
 import os
-import queue
 import resource
 import time
+from multiprocessing import connection
 from typing import Any
 
 from harness.clients.base import ClientModel
@@ -25,40 +25,39 @@ from harness.plan import Job
 from harness.stats import IntervalStats
 
 
-def _child(index: int, job_wire: dict[str, Any], model_name: str, control: Any,
-           out: Any) -> None:
+def _child(index: int, job_wire: dict[str, Any], model_name: str, conn: Any) -> None:
+    if model_name.startswith("locust"):
+        from gevent import monkey  # Locust needs gevent's patches, and first
+
+        monkey.patch_all()
     from harness.clients import create_local
 
     parent = os.getppid()
     job = Job.from_wire(job_wire)
     model = create_local(model_name, job)
-    out.put(("ready", index))
-    while True:  # wait for START, but never outlive the worker
-        try:
-            msg = control.get(timeout=0.25)
-            break
-        except queue.Empty:
-            if os.getppid() != parent:
-                return
+    conn.send(("ready", index))
+    while not conn.poll(0):  # wait for START, but never outlive the worker
+        if os.getppid() != parent:
+            return
+        time.sleep(0.02)  # a sleep, not a blocking poll: gevent (Locust) must get turns
+    msg = conn.recv()
     if msg[0] != "start":
         return
 
     def tick() -> None:
         if os.getppid() != parent:
             model.stop()  # the worker is gone (kill -9): no runaway load
-        try:
-            if control.get_nowait()[0] == "stop":
+        while conn.poll(0):
+            if conn.recv()[0] == "stop":
                 model.stop()
-        except queue.Empty:
-            pass
-        out.put(("stats", _wire(model.drain())))
+        conn.send(("stats", _wire(model.drain())))
 
     model.prepare(job, msg[1])
     model.run_foreground(tick, 0.25)
-    out.put(("stats", _wire(model.drain())))
+    conn.send(("stats", _wire(model.drain())))
     usage = resource.getrusage(resource.RUSAGE_SELF)
     error = repr(model.error) if model.error is not None else ""
-    out.put(("done", {**model.totals(), "cpu_s": usage.ru_utime + usage.ru_stime}, error))
+    conn.send(("done", {**model.totals(), "cpu_s": usage.ru_utime + usage.ru_stime}, error))
 
 
 def _wire(cells: dict[tuple[int, str], IntervalStats]) -> list[Any]:
@@ -66,18 +65,23 @@ def _wire(cells: dict[tuple[int, str], IntervalStats]) -> list[Any]:
 
 
 class ProcessModel(ClientModel):
+    """The load processes of one model, talked to over pipes (plain writes: no feeder
+    thread, which gevent's patched threads would never run)."""
+
     def __init__(self, job: Job) -> None:
         ctx = multiprocessing.get_context("spawn")
         parts = min(job.processes, job.concurrency) if job.model == "process" else 1
         model_name = job.sub_model if job.model == "process" else job.model
-        self.out = ctx.Queue()
-        self.controls = [ctx.Queue() for _ in range(parts)]
+        self.conns = []
         self.procs = []
         for i in range(parts):
             share = job.with_share(i, parts) if parts > 1 else job
-            proc = ctx.Process(target=_child, args=(i, share.to_wire(), model_name,
-                                                    self.controls[i], self.out), daemon=True)
+            ours, theirs = ctx.Pipe()
+            proc = ctx.Process(target=_child, args=(i, share.to_wire(), model_name, theirs),
+                               daemon=True)
             proc.start()
+            theirs.close()
+            self.conns.append(ours)
             self.procs.append(proc)
         self.ready_count = 0
         self.pending: dict[tuple[int, str], IntervalStats] = {}
@@ -93,30 +97,35 @@ class ProcessModel(ClientModel):
         return self.ready_count >= len(self.procs)
 
     def start(self, job: Job, t0: float) -> None:
-        for control in self.controls:
-            control.put(("start", t0))
+        for conn in self.conns:
+            conn.send(("start", t0))
 
     def _pump(self, block_s: float = 0.0) -> None:
-        deadline = time.monotonic() + block_s
-        while True:
-            remaining = deadline - time.monotonic()
-            try:
-                msg = self.out.get(timeout=remaining) if remaining > 0 else self.out.get_nowait()
-            except queue.Empty:
-                return
-            if msg[0] == "ready":
-                self.ready_count += 1
-            elif msg[0] == "stats":
-                for k, name, cell in msg[1]:
-                    stats = IntervalStats.from_wire(cell)
-                    if (k, name) in self.pending:
-                        self.pending[(k, name)].add(stats)
-                    else:
-                        self.pending[(k, name)] = stats
-            else:
-                self.done.append(msg[1])
-                if msg[2]:
-                    self.error = msg[2]
+        for conn in connection.wait(self.conns, block_s):
+            while True:
+                try:
+                    if not conn.poll(0):
+                        break
+                    msg = conn.recv()
+                except (EOFError, OSError):
+                    self.conns.remove(conn)  # that child is gone; wait() notices
+                    break
+                self._handle(msg)
+
+    def _handle(self, msg: tuple[Any, ...]) -> None:
+        if msg[0] == "ready":
+            self.ready_count += 1
+        elif msg[0] == "stats":
+            for k, name, cell in msg[1]:
+                stats = IntervalStats.from_wire(cell)
+                if (k, name) in self.pending:
+                    self.pending[(k, name)].add(stats)
+                else:
+                    self.pending[(k, name)] = stats
+        else:
+            self.done.append(msg[1])
+            if msg[2]:
+                self.error = msg[2]
 
     def drain(self) -> dict[tuple[int, str], IntervalStats]:
         self._pump()
@@ -140,8 +149,11 @@ class ProcessModel(ClientModel):
         return True
 
     def stop(self) -> None:
-        for control in self.controls:
-            control.put(("stop",))
+        for conn in self.conns:
+            try:
+                conn.send(("stop",))
+            except OSError:
+                pass
 
     def kill(self) -> None:
         for proc in self.procs:

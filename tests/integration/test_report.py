@@ -19,7 +19,7 @@ import matplotlib.image
 import pandas as pd
 import pytest
 
-from tests.conftest import Mock, run_harness
+from tests.conftest import run_harness
 
 SCENARIO = """
 [run]

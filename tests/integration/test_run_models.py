@@ -25,6 +25,8 @@ MODELS = [
     'model = "uvloop"\nengine = "fast"',
     'model = "process"\nprocesses = 2\nsub_model = "thread"',
     'model = "process"\nprocesses = 2\nsub_model = "asyncio"',
+    'model = "locust"',
+    'model = "locust-http"',
 ]
 
 

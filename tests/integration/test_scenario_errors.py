@@ -58,6 +58,9 @@ BAD = [
     (GOOD + '\n[target]\nurl = "ftp://example"\n', "[target].url"),
     (GOOD + '\n[target.mock]\nlatency = { dist = "gamma" }\n', "[target.mock].latency.dist"),
     (GOOD.replace('path = "/"', 'path = "${LH_SURELY_UNSET_VAR}"'), "[[requests]][0].path"),
+    (GOOD.replace("concurrency = 2", "rate = 10").replace('model = "asyncio"',
+                                                           'model = "locust"'),
+     "[[models]][0].model"),
 ]
 
 

@@ -1,0 +1,128 @@
+"""Locust as one more model: `locust` (FastHttpUser) and `locust-http` (HttpUser).
+
+Locust runs as a library inside a load process of its own (it monkey-patches the process
+for gevent, so it never shares one with the other models), headless, with the scenario's
+request mix, users and duration. Every request Locust reports through its `request`
+event -- with the response time Locust itself measured -- is recorded into our recorder,
+so reports, verdict and compare treat Locust exactly like our models. Closed model only:
+Locust has no open (rate) model to map onto.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from typing import Any
+
+from harness.clients.base import (
+    CONNECT_REFUSED,
+    OTHER,
+    RESET,
+    STATUS,
+    TIMEOUT,
+    LocalModel,
+    cpu_work,
+)
+from harness.plan import Picker
+
+
+def classify(exc: BaseException) -> str:
+    text = f"{type(exc).__name__}: {exc}".lower()
+    if STATUS in text:
+        return STATUS
+    if isinstance(exc, ConnectionRefusedError) or "refused" in text:
+        return CONNECT_REFUSED
+    if isinstance(exc, TimeoutError) or "timeout" in text or "timed out" in text:
+        return TIMEOUT
+    if isinstance(exc, ConnectionResetError) or "reset" in text or "disconnected" in text:
+        return RESET
+    return OTHER
+
+
+class LocustModel(LocalModel):
+    def launch(self) -> None:  # pragma: no cover - Locust only runs in the foreground
+        raise RuntimeError("the Locust model runs in its load process's foreground")
+
+    def run_foreground(self, tick: Callable[[], None], every: float) -> None:
+        import gevent
+        from locust import FastHttpUser, HttpUser, constant, task
+        from locust.env import Environment
+        from locust.exception import StopUser
+
+        job, pacer, rec = self.job, self.pacer, self.recorder
+        assert pacer is not None and rec is not None
+        specs = job.specs
+        names = {s.name: i for i, s in enumerate(specs)}
+        base_path = job.base_path
+        picker = Picker(specs, job.seed)
+        perf_ns = time.perf_counter_ns
+
+        class Peer(FastHttpUser if job.model == "locust" else HttpUser):  # type: ignore[misc]
+            host = job.url.removesuffix(base_path) if base_path else job.url
+            wait_time = constant(job.think_time_s)
+            network_timeout = job.timeout_s
+            connection_timeout = job.timeout_s
+
+            @task
+            def one(self) -> None:
+                now = time.perf_counter()
+                if not pacer.running(now) or not pacer.claim(now):
+                    raise StopUser()
+                rec.sent[0] += 1  # counted when sent: the server counts it then too
+                spec = specs[picker.pick()]
+                kwargs: dict[str, Any] = {"headers": dict(spec.headers), "name": spec.name,
+                                          "catch_response": True}
+                if spec.body:
+                    kwargs["data"] = spec.body
+                if job.model == "locust-http":
+                    kwargs["timeout"] = job.timeout_s
+                with self.client.request(spec.method, base_path + spec.path,
+                                         **kwargs) as resp:
+                    status = resp.status_code or 0
+                    ok = status in spec.expect_status if spec.expect_status else \
+                        200 <= status < 400
+                    if ok:
+                        resp.success()
+                    elif status:
+                        resp.failure(f"{STATUS}: {status}")
+                if job.cpu_work:
+                    cpu_work(job.cpu_work)
+
+        def on_request(name: str, response_time: float, exception: BaseException | None,
+                       response_length: int = 0, **_: Any) -> None:
+            k = names.get(name)
+            if k is None:
+                return
+            done = perf_ns()
+            latency = int(response_time * 1e6)  # Locust measures in ms (float)
+            if exception is None:
+                rec.ok(k, done, latency, response_length or 0)
+            else:
+                rec.fail(k, done, latency, classify(exception))
+
+        # stop_timeout: at the end users finish the request in flight instead of being
+        # killed mid-request, so what we count as sent is what the target received.
+        env = Environment(user_classes=[Peer], stop_timeout=job.timeout_s)
+        env.events.request.add_listener(on_request)
+        runner = env.create_local_runner()
+        try:
+            delay = pacer.t0 - time.perf_counter()
+            if delay > 0:
+                gevent.sleep(delay)
+            users = max(1, math.ceil(pacer.target(time.perf_counter())))
+            runner.start(users, spawn_rate=users)
+            while pacer.running(time.perf_counter()):
+                gevent.sleep(every)
+                tick()
+                if job.stages:
+                    wanted = max(1, math.ceil(pacer.target(time.perf_counter())))
+                    if wanted != runner.user_count:
+                        runner.start(wanted, spawn_rate=max(wanted, 1))
+                if job.total_requests is not None and runner.user_count == 0:
+                    break
+        except Exception as exc:  # reported by the worker as a failed run
+            self.error = exc
+        finally:
+            runner.quit()
+            gevent.sleep(0.1)
