@@ -1,9 +1,9 @@
 """`make bench`: run the benchmarks, print one ratio line each, write docs/benchmarks.md.
 
-    python -m bench [--full] [--check]
+    python -m bench [--full] [--check] [--only target,models,lesson,scale]
 
-Quick mode (default) keeps the whole suite within a few minutes; --full runs longer
-measurements. --check exits 1 when any goal is missed.
+Quick mode (default) keeps the suite within about five minutes; --full measures longer.
+--check exits 1 when any goal is missed.
 """
 
 from __future__ import annotations
@@ -11,19 +11,22 @@ from __future__ import annotations
 import argparse
 import sys
 
-from bench import models, scale, target
+from bench import lesson, models, scale, target
 from bench.common import write_report
+
+SUITES = {"target": target, "models": models, "lesson": lesson, "scale": scale}
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(prog="bench")
     parser.add_argument("--full", action="store_true")
     parser.add_argument("--check", action="store_true")
+    parser.add_argument("--only", default=",".join(SUITES))
     args = parser.parse_args()
     quick = not args.full
     sections = []
-    for module in (target, models, scale):
-        for section in module.run(quick):
+    for name in args.only.split(","):
+        for section in SUITES[name.strip()].run(quick):
             print(section.ratio_line, flush=True)
             sections.append(section)
     path = write_report(sections, "quick" if quick else "full")

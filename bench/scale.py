@@ -3,43 +3,16 @@ coordinator's CPU while the run lasts (harness.simulate)."""
 
 from __future__ import annotations
 
-import subprocess
 import tempfile
 from pathlib import Path
 
-from bench.common import BIN, Section, free_port
-from harness.simulate import simulate
-
-SCENARIO = """
-[run]
-duration = "{seconds}s"
-[load]
-concurrency = 1
-[[requests]]
-name = "home"
-path = "/"
-[[requests]]
-name = "api"
-path = "/api"
-[[requests]]
-name = "static"
-path = "/static"
-[[models]]
-model = "asyncio"
-"""
+from bench.common import BIN, Section
+from harness.simulate import against_coordinator
 
 
 def coordinator_cpu(workers: int, seconds: int) -> float:
     with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "sim.toml"
-        path.write_text(SCENARIO.format(seconds=seconds))
-        endpoint = f"tcp://127.0.0.1:{free_port()}"
-        coord = subprocess.Popen([str(BIN / "harness"), "coordinator", str(path), "--bind",
-                                  endpoint, "--expect-workers", str(workers), "--target",
-                                  "http://127.0.0.1:9", "--out", tmp, "--quiet"],
-                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        result = simulate(endpoint, workers, seconds, coordinator_pid=coord.pid)
-        coord.wait(120)
+        result, _, _ = against_coordinator(workers, seconds, Path(tmp), str(BIN / "harness"))
         return result.cpu_pct
 
 

@@ -140,16 +140,11 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _is_loopback_endpoint(endpoint: str) -> bool:
+    from mockserver.cli import is_loopback
+
     if endpoint.startswith(("ipc://", "inproc://")):
         return True
-    host = endpoint.split("://", 1)[-1].rsplit(":", 1)[0].strip("[]")
-    if host == "localhost":
-        return True
-    import ipaddress
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+    return is_loopback(endpoint.split("://", 1)[-1].rsplit(":", 1)[0].strip("[]"))
 
 
 def _coordinator_security(args: argparse.Namespace) -> dict | None:

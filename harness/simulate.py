@@ -10,8 +10,11 @@ coordinator's merge is exact, and it samples the coordinator's CPU while the run
 from __future__ import annotations
 
 import random
+import socket
+import subprocess
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import psutil
@@ -22,6 +25,25 @@ from harness.protocol import HEARTBEAT_S
 from harness.stats import IntervalStats, record_batch
 
 NAMES = ("home", "api", "static")
+
+# The scenario a simulated run hands its coordinator: the three names the workers report.
+SCENARIO = """
+[run]
+duration = "{seconds}s"
+[load]
+concurrency = 1
+[[requests]]
+name = "home"
+path = "/"
+[[requests]]
+name = "api"
+path = "/api"
+[[requests]]
+name = "static"
+path = "/static"
+[[models]]
+model = "asyncio"
+"""
 
 
 @dataclass
@@ -125,3 +147,23 @@ def simulate(endpoint: str, workers: int, seconds: int, coordinator_pid: int | N
     for sock in socks:
         sock.close()
     return result
+
+
+def against_coordinator(workers: int, seconds: int, out_dir: Path,
+                        harness_exe: str) -> tuple[SimResult, Path, int]:
+    """Start a real `harness coordinator` process and run simulated workers against it.
+    Returns the simulation, the run directory and the coordinator's exit code."""
+    path = out_dir / "sim.toml"
+    path.write_text(SCENARIO.format(seconds=seconds))
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        endpoint = f"tcp://127.0.0.1:{s.getsockname()[1]}"
+    # The target is never contacted: simulated workers send no load.
+    coord = subprocess.Popen([harness_exe, "coordinator", str(path), "--bind", endpoint,
+                              "--expect-workers", str(workers), "--target",
+                              "http://127.0.0.1:9", "--out", str(out_dir), "--quiet"],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    result = simulate(endpoint, workers, seconds, coordinator_pid=coord.pid)
+    out, _ = coord.communicate(timeout=120)
+    run_dir = Path(out.strip().splitlines()[-1]) if out.strip() else out_dir
+    return result, run_dir, coord.returncode

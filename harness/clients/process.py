@@ -52,12 +52,16 @@ def _child(index: int, job_wire: dict[str, Any], model_name: str, conn: Any) -> 
                 model.stop()
         conn.send(("stats", _wire(model.drain())))
 
+    def cpu_s() -> float:
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        return usage.ru_utime + usage.ru_stime
+
+    cpu_at_start = cpu_s()  # imports and setup are not the load's cost
     model.prepare(job, msg[1])
     model.run_foreground(tick, 0.25)
     conn.send(("stats", _wire(model.drain())))
-    usage = resource.getrusage(resource.RUSAGE_SELF)
     error = repr(model.error) if model.error is not None else ""
-    conn.send(("done", {**model.totals(), "cpu_s": usage.ru_utime + usage.ru_stime}, error))
+    conn.send(("done", {**model.totals(), "cpu_s": cpu_s() - cpu_at_start}, error))
 
 
 def _wire(cells: dict[tuple[int, str], IntervalStats]) -> list[Any]:
