@@ -144,7 +144,6 @@ class Pacer:
         self._claimed = 0
         self._next_t = t0                              # open model: schedule position
         self._credit = 1.0                             # sends owed: the first goes at t0
-        self._scheduled = 0
 
     def target(self, now: float) -> float:
         """Concurrency (closed) or rate (open) at `now`.
@@ -209,11 +208,8 @@ class Pacer:
                 return None  # what was due and not sent by the end counts as skipped
             if self._credit >= 1.0 and self._next_t < self.t_end:  # the very first send
                 self._credit = 0.0
-                self._scheduled += 1
                 return self._next_t
             send, self._next_t, self._credit = self._advance(self._next_t, self._credit)
-            if send is not None:
-                self._scheduled += 1
             return send
 
     def skipped(self, now: float) -> int:
