@@ -99,6 +99,7 @@ def finish(scenario: Scenario, out: Path, outcome: RunOutcome, url: str, embedde
         lines.append(format_verdict(verdict))
         verdict.table.to_csv(run_dir / "verdict.csv", index=False)
         meta["verdict"] = lines[-1].splitlines()[-1]
+        meta["verdict_agrees"] = verdict.agrees
     meta_path.write_text(json.dumps(meta, indent=2, default=str) + "\n")
     build_report(run_dir)
     for line in crossed:

@@ -64,10 +64,25 @@ def decide(scenario: Scenario, summary: pd.DataFrame) -> Verdict | None:
     elif expected not in ran:
         reason = f"no {expected} model ran, so the rule could not be tested"
     else:
+        rival = pool[[family(m) == expected for m in pool["model"]]]
+        rival = (rival if len(rival) else table[[family(m) == expected
+                                                  for m in table["model"]]])
+        rival = rival.sort_values("rps", ascending=False).iloc[0]
         reason = (f"{winner} won a {kind} workload where the rule says {expected}: "
-                  "measured beats argued; see rps and p99 above")
+                  f"{_why(best, rival)}; measured beats argued")
     table["winner"] = table["model"] == winner
     return Verdict(table, winner, kind, expected, agrees, reason)
+
+
+def _why(best: pd.Series, rival: pd.Series) -> str:
+    """The measured reason the rule lost: throughput, tail and client CPU per request of the
+    winner against the best model of the family the rule picks."""
+    def cpu_us(row: pd.Series) -> float:
+        return 1e4 * float(row["cpu_pct"]) / max(float(row["rps"]), 1e-9)
+    gain = 100.0 * (float(best["rps"]) / max(float(rival["rps"]), 1e-9) - 1.0)
+    return (f"{gain:.0f}% more requests/s than {rival['model']}, p99 "
+            f"{best['p99_ms']:.2f} vs {rival['p99_ms']:.2f} ms, client CPU "
+            f"{cpu_us(best):.0f} vs {cpu_us(rival):.0f} us per request")
 
 
 def format_verdict(v: Verdict) -> str:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any, ClassVar, Protocol
 
 # z such that P(Z <= z) = 0.99 for a standard normal: lognormal(median, p99) -> sigma.
@@ -54,6 +54,16 @@ def _num(spec: dict[str, Any], key: str, field: str, *, minimum: float = 0.0,
     return float(value)
 
 
+class _Params:
+    """to_dict for the distributions given by their parameters alone: the dataclass fields
+    are the spec's keys, so adding a parameter cannot forget the round trip."""
+
+    name: ClassVar[str]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"dist": self.name, **{f.name: getattr(self, f.name) for f in fields(self)}}
+
+
 def _check_keys(spec: dict[str, Any], allowed: set[str], field: str) -> None:
     for key in spec:
         if key not in allowed and key != "dist":
@@ -62,7 +72,7 @@ def _check_keys(spec: dict[str, Any], allowed: set[str], field: str) -> None:
 
 
 @dataclass(frozen=True)
-class Fixed:
+class Fixed(_Params):
     ms: float
     name: ClassVar[str] = "fixed"
 
@@ -74,12 +84,9 @@ class Fixed:
     def sample(self, rng: random.Random) -> float:
         return self.ms / 1000.0
 
-    def to_dict(self) -> dict[str, Any]:
-        return {"dist": self.name, "ms": self.ms}
-
 
 @dataclass(frozen=True)
-class Uniform:
+class Uniform(_Params):
     min_ms: float
     max_ms: float
     name: ClassVar[str] = "uniform"
@@ -95,12 +102,9 @@ class Uniform:
     def sample(self, rng: random.Random) -> float:
         return rng.uniform(self.min_ms, self.max_ms) / 1000.0
 
-    def to_dict(self) -> dict[str, Any]:
-        return {"dist": self.name, "min_ms": self.min_ms, "max_ms": self.max_ms}
-
 
 @dataclass(frozen=True)
-class Normal:
+class Normal(_Params):
     """Normal truncated at 0: negative draws are redrawn, so there is no spike at zero."""
 
     mean_ms: float
@@ -119,12 +123,9 @@ class Normal:
                 return value / 1000.0
         return 0.0  # only reachable when mean is many sd below zero
 
-    def to_dict(self) -> dict[str, Any]:
-        return {"dist": self.name, "mean_ms": self.mean_ms, "sd_ms": self.sd_ms}
-
 
 @dataclass(frozen=True)
-class LogNormal:
+class LogNormal(_Params):
     """Given by median and p99, the two numbers people read off a latency dashboard."""
 
     median_ms: float
@@ -151,12 +152,9 @@ class LogNormal:
     def sample(self, rng: random.Random) -> float:
         return rng.lognormvariate(self.mu, self.sigma) / 1000.0
 
-    def to_dict(self) -> dict[str, Any]:
-        return {"dist": self.name, "median_ms": self.median_ms, "p99_ms": self.p99_ms}
-
 
 @dataclass(frozen=True)
-class Exponential:
+class Exponential(_Params):
     mean_ms: float
     name: ClassVar[str] = "exponential"
 
@@ -168,12 +166,9 @@ class Exponential:
     def sample(self, rng: random.Random) -> float:
         return rng.expovariate(1.0 / self.mean_ms) / 1000.0
 
-    def to_dict(self) -> dict[str, Any]:
-        return {"dist": self.name, "mean_ms": self.mean_ms}
-
 
 @dataclass(frozen=True)
-class Pareto:
+class Pareto(_Params):
     """Heavy tail from scale * Pareto(alpha), capped so one draw cannot stall a run."""
 
     scale_ms: float
@@ -193,10 +188,6 @@ class Pareto:
 
     def sample(self, rng: random.Random) -> float:
         return min(self.scale_ms * rng.paretovariate(self.alpha), self.cap_ms) / 1000.0
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"dist": self.name, "scale_ms": self.scale_ms, "alpha": self.alpha,
-                "cap_ms": self.cap_ms}
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,63 @@
+"""The verdict: winner by requests/s among healthy models, the workload's kind, and a
+measured reason when the lesson's rule loses."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from harness.scenario import parse_scenario
+from harness.verdict import decide, format_verdict
+
+COLUMNS = ["model", "name", "rps", "p50_ms", "p99_ms", "failures", "error_rate", "cpu_pct",
+           "rss_peak_mb"]
+
+
+def scenario(**model_opts):
+    return parse_scenario({
+        "run": {"duration": "2s"}, "load": {"concurrency": 8},
+        "requests": [{"name": "a", "path": "/"}],
+        "models": [{"model": "thread", **model_opts}, {"model": "asyncio", **model_opts},
+                   {"model": "process", **model_opts}]}, "t.toml")
+
+
+def summary(rows):
+    return pd.DataFrame([dict(zip(COLUMNS, r, strict=True)) for r in rows])
+
+
+def test_fast_io_rule_agrees_when_threads_win():
+    s = summary([("thread", "Aggregated", 5000, 1.2, 3.0, 0, 0.0, 90, 40),
+                 ("asyncio-aiohttp", "Aggregated", 4000, 1.4, 3.5, 0, 0.0, 95, 45)])
+    v = decide(scenario(), s)
+    assert v.workload == "io-fast" and v.winner == "thread" and v.agrees
+    assert "-> agrees" in format_verdict(v)
+
+
+def test_disagreement_says_why_with_numbers():
+    s = summary([("thread", "Aggregated", 4000, 1.8, 9.5, 0, 0.0, 100, 40),
+                 ("asyncio-aiohttp", "Aggregated", 5000, 1.4, 3.5, 0, 0.0, 80, 45)])
+    v = decide(scenario(), s)
+    assert v.winner == "asyncio-aiohttp" and not v.agrees
+    # 25% more rps; CPU per request: 80% / 5000 = 160 us vs 100% / 4000 = 250 us
+    assert "25% more requests/s than thread" in v.reason
+    assert "p99 3.50 vs 9.50 ms" in v.reason and "160 vs 250 us per request" in v.reason
+    assert "-> disagrees" in format_verdict(v)
+
+
+def test_unhealthy_models_cannot_win_and_slow_io_is_asyncio():
+    s = summary([("thread", "Aggregated", 900, 100.0, 300.0, 0, 0.0, 30, 80),
+                 ("asyncio-aiohttp", "Aggregated", 9000, 101.0, 310.0, 500, 0.05, 40, 60),
+                 ("process-asyncio", "Aggregated", 1800, 100.0, 290.0, 0, 0.0, 60, 90)])
+    v = decide(scenario(), s)
+    assert v.workload == "io-slow" and v.winner == "process-asyncio" and not v.agrees
+
+
+def test_cpu_work_makes_the_workload_cpu_bound():
+    s = summary([("thread", "Aggregated", 60, 20.0, 40.0, 0, 0.0, 99, 40),
+                 ("process-thread", "Aggregated", 120, 8.0, 20.0, 0, 0.0, 190, 80)])
+    v = decide(scenario(cpu_work=100000), s)
+    assert v.workload == "cpu-bound" and v.winner == "process-thread" and v.agrees
+
+
+def test_one_model_has_no_verdict():
+    s = summary([("thread", "Aggregated", 60, 20.0, 40.0, 0, 0.0, 99, 40)])
+    assert decide(scenario(), s) is None
