@@ -153,9 +153,12 @@ class Section:
     table: list[str]
     goals: list[tuple[str, bool]] = field(default_factory=list)
     notes: str = ""
+    plot: str = ""  # a PNG under docs/, relative to docs/benchmarks.md
 
     def markdown(self) -> str:
         lines = [f"## {self.title}", "", self.ratio_line, "", *self.table, ""]
+        if self.plot:
+            lines += [f"![{self.title}]({self.plot})", ""]
         if self.goals:
             lines += ["Goals:", ""]
             lines += [f"- {'met' if ok else 'MISSED'}: {goal}" for goal, ok in self.goals]
@@ -163,6 +166,32 @@ class Section:
         if self.notes:
             lines += [self.notes, ""]
         return "\n".join(lines)
+
+
+def plot_lines(name: str, title: str, x: list[float], series: dict[str, list[float]], *,
+               xlabel: str, ylabel: str, logx: bool = False, logy: bool = False) -> str:
+    """One line chart written to docs/bench/NAME.png; returns the path the markdown links.
+    Drawn with matplotlib's Agg backend: no display needed."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 3.6), dpi=100)
+    for label, ys in series.items():
+        ax.plot(x, ys, marker="o", label=label)
+    if logx:
+        ax.set_xscale("log")
+    if logy:
+        ax.set_yscale("log")
+    ax.set(title=title, xlabel=xlabel, ylabel=ylabel)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    out = ROOT / "docs" / "bench" / f"{name}.png"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out)
+    plt.close(fig)
+    return f"bench/{name}.png"
 
 
 def write_report(sections: list[Section], mode: str) -> Path:

@@ -3,7 +3,7 @@ Each verdict is the harness's own, checked against the rule of thumb."""
 
 from __future__ import annotations
 
-from bench.common import ROOT, Section
+from bench.common import ROOT, Section, plot_lines
 from bench.runner import closed, harness_run
 
 
@@ -34,6 +34,7 @@ def run(quick: bool) -> list[Section]:
     levels = (100, 1000) if quick else (100, 1000, 5000)
     table = ["| concurrency | thread req/s | thread RSS MB | asyncio req/s | asyncio RSS MB |",
              "|---:|---:|---:|---:|---:|"]
+    rps: dict[str, list[float]] = {"thread": [], "asyncio (uvloop-fast)": []}
     agrees = True
     for c in levels:
         text = ('[target.mock]\nlatency = { dist = "lognormal", median_ms = 100, '
@@ -45,10 +46,15 @@ def run(quick: bool) -> list[Section]:
         table.append(f"| {c} | {t['rps']:,.0f} | {t['rss_peak_mb']:.0f} | {a['rps']:,.0f} | "
                      f"{a['rss_peak_mb']:.0f} |")
         agrees = agrees and _agrees(result)
+        rps["thread"].append(float(t["rps"]))
+        rps["asyncio (uvloop-fast)"].append(float(a["rps"]))
     sections.append(Section(
         "Lesson: slow I/O (~100 ms answers), threads vs asyncio by concurrency",
         f"lesson slow I/O: asyncio wins at every level: {agrees}", table,
-        [("verdicts agree with the rule (asyncio)", agrees)]))
+        [("verdicts agree with the rule (asyncio)", agrees)],
+        plot=plot_lines("lesson-io-slow", "slow I/O: requests/s by concurrency",
+                        list(levels), rps, xlabel="concurrent users", ylabel="requests/s",
+                        logx=True, logy=True)))
 
     fast = harness_run((ROOT / "scenarios" / "lesson-io-fast.toml").read_text(),
                        sets=(f"run.duration={seconds}",), pin=False)

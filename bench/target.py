@@ -15,6 +15,7 @@ from bench.common import (
     mockserver,
     nginx,
     pinned,
+    plot_lines,
     wrk,
 )
 from bench.runner import closed, harness_run
@@ -114,7 +115,13 @@ def fidelity(seconds: float, levels: tuple[int, ...], reps: int = 1) -> Section:
                   extra <= 1.0)]
         line += (f" at 200: mockserver +{p50:.2f}/+{p99:.2f} ms (wrk), our client adds "
                  f"{extra:+.2f} ms at p50 over wrk")
-    return Section("Latency fidelity of /delay/50", line, table, goals,
+    xs = list(levels)
+    plot = plot_lines("fidelity", "/delay/50: observed p99 minus 50 ms", xs, {
+        "mockserver (wrk)": [wrk_rows["mockserver"][c][1] for c in xs],
+        "mockserver (our client)": [ours[c][1] for c in xs],
+        "aiohttp app (wrk)": [wrk_rows["aiohttp app"][c][1] for c in xs]},
+        xlabel="concurrency", ylabel="p99 overhead (ms)", logx=True, logy=True)
+    return Section("Latency fidelity of /delay/50", line, table, goals, plot=plot,
                    notes="Overhead is observed latency minus the 50 ms asked for"
                          + (f"; each cell is the median of {reps} runs of {seconds:g} s."
                             if reps > 1 else "."))

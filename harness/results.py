@@ -81,6 +81,14 @@ class ModelTotals:
     measured_s: float
 
 
+def start_offsets(result: ModelResult) -> dict[str, float]:
+    """Each worker's load start minus the coordinator's intended start, in ms, by worker
+    index: on one host (one clock) this is the START delivery skew; across hosts it also
+    holds the offset between the hosts' clocks."""
+    return {str(idx): round(1000.0 * (float(t["started_wall"]) - result.started_wall), 3)
+            for idx, t in sorted(result.totals.items()) if "started_wall" in t}
+
+
 def model_totals(result: ModelResult, scenario: Scenario) -> ModelTotals:
     totals = list(result.totals.values())
     elapsed = max((t.get("elapsed_s", 0.0) for t in totals), default=0.0)
@@ -231,6 +239,7 @@ def write_run(run_dir: Path, scenario: Scenario, outcome: RunOutcome, *, url: st
             "measured_s": round(t.measured_s, 3), "aborted": r.aborted, "errors": r.errors,
             "started": r.started_wall, "ended": r.ended_wall,
             "workers_reported": sorted(r.totals),
+            "start_offset_ms": start_offsets(r),
         }
     meta = {
         "run_id": run_dir.name,

@@ -140,6 +140,7 @@ class Worker:
 
     def run_model(self, index: int, job: Job, model: ClientModel, start_in: float) -> None:
         t0 = time.perf_counter() + start_in
+        t0_wall = time.time() + start_in  # reported so the run can show how aligned starts were
         cpu_before = self._cpu_s()
         model.start(job, t0)
         peak_rss = self._rss(model)
@@ -169,6 +170,7 @@ class Worker:
             "dropped": self.dropped,
             "aborted": int(aborted),
             "elapsed_s": round(time.perf_counter() - t0, 4),
+            "started_wall": t0_wall,
         })
         error = getattr(model, "error", None)
         self.send("DONE", model=index, totals=totals, error=repr(error) if error else "")
