@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from itertools import chain
 from typing import Any
 
 import numpy as np
@@ -102,6 +103,7 @@ class Recorder:
         self.skipped = 0
 
     def ok(self, name: int, t_done_ns: int, latency_ns: int, nbytes: int) -> None:
+        # async_user appends this very tuple itself (hot path): keep the two in step
         self.samples.append((t_done_ns, name, latency_ns // 1000, nbytes))
 
     def fail(self, name: int, t_done_ns: int, latency_ns: int, kind: str) -> None:
@@ -121,7 +123,10 @@ class Recorder:
         out: dict[tuple[int, str], IntervalStats] = {}
         n = len(self.samples)  # appends racing with us land after n, for the next drain
         if n:
-            arr = np.array(self.samples[:n], dtype=np.int64).reshape(-1, 4)
+            # fromiter over the flattened tuples: about 3x cheaper than np.array on a list
+            # of tuples, which must discover the shape first
+            arr = np.fromiter(chain.from_iterable(self.samples[:n]), dtype=np.int64,
+                              count=4 * n).reshape(-1, 4)
             del self.samples[:n]
             k = (arr[:, 0] - self.t_measure_ns) // self.interval_ns
             measured = k >= 0

@@ -5,7 +5,7 @@ in one thread, with the aiohttp engine (the lesson's library, what user code use
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 import aiohttp
 
@@ -65,12 +65,12 @@ class AsyncioModel(LocalModel):
         timeout = job.timeout_s
 
         def sender(client: FastClient):
-            async def send(k: int) -> tuple[int, int]:
+            def send(k: int) -> Awaitable[tuple[int, int]]:
                 data, is_head = wire[k]
                 conn = client.conn
                 if conn is not None and conn.transport is not None:
-                    return await conn.request(data, is_head, timeout)  # the hot path
-                return await client.send(data, is_head)
+                    return conn.request(data, is_head, timeout)  # hot path: the bare future
+                return client.send(data, is_head)  # (re)connect first: a coroutine
             return send
 
         async def sweep_timeouts() -> None:
