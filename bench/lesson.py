@@ -68,10 +68,11 @@ def run(quick: bool) -> list[Section]:
     sections.append(Section(
         "Lesson: fast I/O (~1 ms answers, 8 connections)", f"lesson fast I/O: {verdict}", table,
         [("verdict agrees with the rule (threads)", _agrees(fast))],
-        notes="The rule picks threads for fast I/O because, at a handful of connections, "
-              "neither model waits long and threads are the simpler code. Here the "
-              "difference is the client's CPU per request (GIL hand-offs between 8 threads "
-              "against one event loop's callbacks) and both share two cores with the "
-              "target; when the verdict disagrees its line gives the measured gap, and "
-              "thread and asyncio are often within noise of each other at this size."))
+        notes="The rule picks threads for fast I/O: with a handful of connections neither "
+              "model waits long, and threads are the simpler code. Measured, thread and "
+              "asyncio land within about 15% of each other here and the winner flips "
+              "between runs (threads spend more client CPU per request on GIL hand-offs; "
+              "asyncio pays its loop's callbacks, and both share two cores with the "
+              "target). When the verdict disagrees, its line gives the measured gap: rps, "
+              "p99 and client CPU per request."))
     return sections
