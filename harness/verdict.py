@@ -10,6 +10,7 @@ import pandas as pd
 from harness.scenario import Scenario
 
 SLOW_IO_MS = 20.0   # a median at or above this is "slow I/O" for the rule of thumb
+TIE_FRACTION = 0.05  # requests/s this close to the best is a tie: CPU per request decides
 
 
 @dataclass(frozen=True)
@@ -45,7 +46,10 @@ EXPECTED = {"cpu-bound": "processes", "io-slow": "asyncio", "io-fast": "threads"
 
 
 def decide(scenario: Scenario, summary: pd.DataFrame) -> Verdict | None:
-    """The winner: highest requests/s among models with under 1% errors (p99 breaks ties)."""
+    """The winner: highest requests/s among models with under 1% errors. Models within
+    TIE_FRACTION of the best requests/s are tied on throughput (common when the target, not
+    the client, sets the pace) and the one spending the least client CPU per request wins
+    among them; p99 breaks what is left."""
     agg = summary[summary["name"] == "Aggregated"].copy()
     if len(agg) < 2:
         return None
@@ -53,14 +57,17 @@ def decide(scenario: Scenario, summary: pd.DataFrame) -> Verdict | None:
                  "rss_peak_mb"]].reset_index(drop=True)
     healthy = table[table["error_rate"] < 0.01]
     pool = healthy if len(healthy) else table
-    best = pool.sort_values(["rps", "p99_ms"], ascending=[False, True]).iloc[0]
+    best, tied = _best(pool)
     winner = str(best["model"])
     kind = workload_kind(scenario, summary)
     expected = EXPECTED[kind]
     agrees = family(winner) == expected
     ran = {family(m) for m in table["model"]}
+    basis = (f"tied within {TIE_FRACTION:.0%} on requests/s with "
+             f"{', '.join(tied)}, it spends the least client CPU per request; "
+             if tied else "")
     if agrees:
-        reason = f"{winner} won a {kind} workload, as the rule says ({expected})"
+        reason = f"{basis}{winner} won a {kind} workload, as the rule says ({expected})"
     elif expected not in ran:
         reason = f"no {expected} model ran, so the rule could not be tested"
     else:
@@ -68,21 +75,38 @@ def decide(scenario: Scenario, summary: pd.DataFrame) -> Verdict | None:
         rival = (rival if len(rival) else table[[family(m) == expected
                                                   for m in table["model"]]])
         rival = rival.sort_values("rps", ascending=False).iloc[0]
-        reason = (f"{winner} won a {kind} workload where the rule says {expected}: "
+        reason = (f"{basis}{winner} won a {kind} workload where the rule says {expected}: "
                   f"{_why(best, rival)}; measured beats argued")
     table["winner"] = table["model"] == winner
     return Verdict(table, winner, kind, expected, agrees, reason)
 
 
+def _cpu_us(row: pd.Series) -> float:
+    return 1e4 * float(row["cpu_pct"]) / max(float(row["rps"]), 1e-9)
+
+
+def _best(pool: pd.DataFrame) -> tuple[pd.Series, list[str]]:
+    """The winning row, and the other models it was tied with on requests/s."""
+    ranked = pool.sort_values(["rps", "p99_ms"], ascending=[False, True])
+    top = ranked.iloc[0]
+    close = ranked[ranked["rps"] >= (1.0 - TIE_FRACTION) * float(top["rps"])]
+    # CPU decides only when every tied model measured it (a 0 means not measured)
+    if len(close) < 2 or (close["cpu_pct"] <= 0).any():
+        return top, []
+    cpu = close.apply(_cpu_us, axis=1)
+    order = sorted(range(len(close)), key=lambda i: (cpu.iloc[i], close["p99_ms"].iloc[i]))
+    winner = close.iloc[order[0]]
+    return winner, [str(m) for m in close["model"] if m != winner["model"]]
+
+
 def _why(best: pd.Series, rival: pd.Series) -> str:
     """The measured reason the rule lost: throughput, tail and client CPU per request of the
     winner against the best model of the family the rule picks."""
-    def cpu_us(row: pd.Series) -> float:
-        return 1e4 * float(row["cpu_pct"]) / max(float(row["rps"]), 1e-9)
     gain = 100.0 * (float(best["rps"]) / max(float(rival["rps"]), 1e-9) - 1.0)
-    return (f"{gain:.0f}% more requests/s than {rival['model']}, p99 "
+    return (f"{abs(gain):.0f}% {'more' if gain >= 0 else 'fewer'} requests/s than "
+            f"{rival['model']}, p99 "
             f"{best['p99_ms']:.2f} vs {rival['p99_ms']:.2f} ms, client CPU "
-            f"{cpu_us(best):.0f} vs {cpu_us(rival):.0f} us per request")
+            f"{_cpu_us(best):.0f} vs {_cpu_us(rival):.0f} us per request")
 
 
 def format_verdict(v: Verdict) -> str:

@@ -160,3 +160,27 @@ def test_ctrl_c_leaves_partial_result(tmp_path, shared_mock: Mock):
     assert summary[summary["name"] == "Aggregated"]["requests"].iloc[0] > 0
     time.sleep(0.5)
     assert meta["requests_sent"] == shared_mock.stats()["requests_total"]
+
+
+def test_several_models_get_a_verdict(tmp_path):
+    """Slow I/O against the embedded mockserver: one blocking connection against fifty
+    coroutines. asyncio must win by far more than the tie margin, and the verdict is in
+    stdout, verdict.csv and meta.json, agreeing with the rule (I/O slow -> asyncio)."""
+    path = tmp_path / "v.toml"
+    path.write_text('[run]\nduration = "1.5s"\nwarmup = "0.3s"\nworkers = 1\n'
+                    '[target.mock]\nlatency = { dist = "fixed", ms = 40 }\n'
+                    '[load]\nconcurrency = 50\n[[requests]]\nname = "slow"\npath = "/"\n'
+                    '[[models]]\nmodel = "sync"\n[[models]]\nmodel = "asyncio"\n')
+    proc = run_harness("run", str(path), "--out", str(tmp_path))  # not quiet: the verdict
+    assert proc.returncode == 0, proc.stderr
+    run_dir = Path(proc.stdout.strip().splitlines()[-1])
+    assert "verdict: asyncio-aiohttp for this io-slow workload" in proc.stdout
+    verdict = pd.read_csv(run_dir / "verdict.csv")
+    assert list(verdict.columns) == ["model", "rps", "p50_ms", "p99_ms", "failures",
+                                     "error_rate", "cpu_pct", "rss_peak_mb", "winner"]
+    winner = verdict[verdict["winner"]]
+    assert winner["model"].tolist() == ["asyncio-aiohttp"]
+    rps = dict(zip(verdict["model"], verdict["rps"], strict=True))
+    assert rps["asyncio-aiohttp"] > 10 * rps["sync"]  # ~1,250 vs ~25 requests/s
+    meta = load_meta(str(run_dir))
+    assert meta["verdict_agrees"] is True and "-> agrees" in meta["verdict"]

@@ -61,3 +61,23 @@ def test_cpu_work_makes_the_workload_cpu_bound():
 def test_one_model_has_no_verdict():
     s = summary([("thread", "Aggregated", 60, 20.0, 40.0, 0, 0.0, 99, 40)])
     assert decide(scenario(), s) is None
+
+
+def test_a_tie_on_throughput_goes_to_the_cheaper_client():
+    # the target sets the pace: 2% apart is a tie, and asyncio spends 60 us per request
+    # (30% / 5000) against the thread model's 180 us (90% / 5100)
+    s = summary([("thread", "Aggregated", 5100, 4.4, 19.0, 0, 0.0, 90, 40),
+                 ("asyncio-aiohttp", "Aggregated", 5000, 4.4, 19.5, 0, 0.0, 30, 45),
+                 ("sync", "Aggregated", 200, 4.4, 19.0, 0, 0.0, 5, 30)])
+    v = decide(scenario(), s)
+    assert v.winner == "asyncio-aiohttp" and not v.agrees
+    assert "tied within 5% on requests/s with thread" in v.reason
+    assert "2% fewer requests/s than thread" in v.reason
+    assert "60 vs 176 us per request" in v.reason
+
+
+def test_cpu_does_not_decide_a_tie_it_did_not_measure():
+    s = summary([("thread", "Aggregated", 5100, 4.4, 19.0, 0, 0.0, 90, 40),
+                 ("locust", "Aggregated", 5000, 4.4, 19.5, 0, 0.0, 0, 45)])
+    v = decide(scenario(), s)
+    assert v.winner == "thread" and v.agrees and "tied" not in v.reason
