@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from pathlib import Path
 
@@ -80,10 +81,19 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "keys":
         from harness.security import make_keys
-        for path in make_keys(args.dir):
+        try:
+            paths = make_keys(args.dir)
+        except OSError as exc:
+            print(f"harness: error: keys {args.dir}: cannot write: {exc.strerror or exc}",
+                  file=sys.stderr)
+            return EXIT_USAGE
+        for path in paths:
             print(path)
         return 0
     if args.command == "worker":
+        if problem := endpoint_problem(args.connect, bind=False):
+            print(f"harness: error: --connect {args.connect}: {problem}", file=sys.stderr)
+            return EXIT_USAGE
         return _worker(args)
     if args.command == "report":
         from harness.report import ReportError, build_report
@@ -147,10 +157,32 @@ def _is_loopback_endpoint(endpoint: str) -> bool:
     return is_loopback(endpoint.split("://", 1)[-1].rsplit(":", 1)[0].strip("[]"))
 
 
+_TCP = re.compile(r"^tcp://(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.*-]+):(\d{1,5})$")
+
+
+def endpoint_problem(endpoint: str, *, bind: bool) -> str | None:
+    """What is wrong with a ZeroMQ endpoint, in words (None when it is fine): caught here so
+    a typo is a usage error, not a ZMQError traceback from deep inside the socket."""
+    if endpoint.startswith("ipc://") and len(endpoint) > len("ipc://"):
+        return None
+    m = _TCP.match(endpoint)
+    example = "tcp://0.0.0.0:5555" if bind else "tcp://HOST:5555"
+    if m is None:
+        return f"expected tcp://HOST:PORT (e.g. {example}) or ipc://PATH"
+    if not 1 <= int(m.group(2)) <= 65535:
+        return f"expected a port 1..65535, got {m.group(2)}"
+    if "*" in m.group(1) and (not bind or m.group(1) != "*"):
+        return "'*' is only for binding, as the whole host"
+    return None
+
+
 def _coordinator_security(args: argparse.Namespace) -> dict | None:
     """CURVE when asked; without it, only a loopback bind unless --insecure."""
     if args.expect_workers < 1:
         print("harness: error: --expect-workers: expected >= 1", file=sys.stderr)
+        return None
+    if problem := endpoint_problem(args.bind, bind=True):
+        print(f"harness: error: --bind {args.bind}: {problem}", file=sys.stderr)
         return None
     if args.curve_dir:
         from harness.security import KeyError_, coordinator_security

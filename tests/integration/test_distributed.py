@@ -13,6 +13,7 @@ from pathlib import Path
 
 import msgpack
 import pandas as pd
+import pytest
 import zmq
 
 from harness import protocol
@@ -217,3 +218,30 @@ def test_three_workers_start_together_and_reconcile(tmp_path, mock: Mock):
     # a millisecond, so 100 ms is slack for a loaded CI machine, not the expected skew.
     assert all(0 <= v < 100 for v in offsets.values()), offsets
     assert meta["requests_sent"] == mock.stats()["requests_total"] - before
+
+
+@pytest.mark.parametrize("args, message", [
+    (["worker", "--connect", "garbage"], "--connect garbage: expected tcp://HOST:PORT"),
+    (["worker", "--connect", "tcp://127.0.0.1:70000"], "expected a port 1..65535, got 70000"),
+    (["worker", "--connect", "tcp://*:5555"], "'*' is only for binding"),
+    (["coordinator", "SCENARIO", "--bind", "udp://x:1", "--expect-workers", "1"],
+     "--bind udp://x:1: expected tcp://HOST:PORT"),
+    (["keys", "/proc/no-such-dir/keys"], "keys /proc/no-such-dir/keys: cannot write"),
+])
+def test_bad_endpoints_and_key_dirs_are_usage_errors(tmp_path, args, message):
+    path = write(tmp_path, SCENARIO.format(duration="1s", rate=10))
+    proc = run_harness(*[str(path) if a == "SCENARIO" else a for a in args], timeout=30)
+    assert proc.returncode == 2, proc.stderr
+    assert message in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_coordinator_port_in_use_is_a_clear_failure(tmp_path):
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        endpoint = f"tcp://127.0.0.1:{busy.getsockname()[1]}"
+        path = write(tmp_path, SCENARIO.format(duration="1s", rate=10))
+        proc = run_harness("coordinator", str(path), "--bind", endpoint, "--expect-workers",
+                           "1", "--wait-workers", "2", "--out", str(tmp_path), timeout=30)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert f"cannot bind {endpoint}: Address already in use" in proc.stderr
