@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import sys
 from pathlib import Path
@@ -119,6 +120,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"harness: error: --target: expected an http:// URL, got {args.target!r}",
               file=sys.stderr)
         return EXIT_USAGE
+    if problem := out_dir_problem(Path(args.out)):
+        print(f"harness: error: --out {args.out}: {problem}", file=sys.stderr)
+        return EXIT_USAGE
     workers = getattr(args, "workers", None)
     if workers is not None and workers < 1:
         print(f"harness: error: --workers: expected >= 1, got {workers}", file=sys.stderr)
@@ -155,6 +159,18 @@ def _is_loopback_endpoint(endpoint: str) -> bool:
     if endpoint.startswith(("ipc://", "inproc://")):
         return True
     return is_loopback(endpoint.split("://", 1)[-1].rsplit(":", 1)[0].strip("[]"))
+
+
+def out_dir_problem(out: Path) -> str | None:
+    """Made (and checked writable) before the run starts: a run whose results cannot be
+    written must not send its load first."""
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        return f"cannot create it: {exc.strerror or exc}"
+    if not out.is_dir() or not os.access(out, os.W_OK | os.X_OK):
+        return "not a writable directory"
+    return None
 
 
 _TCP = re.compile(r"^tcp://(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.*-]+):(\d{1,5})$")

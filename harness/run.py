@@ -59,24 +59,37 @@ def execute(scenario: Scenario, out: Path, *, target: str | None, workers: int |
             mock.configure(scenario.mock)
         mock.reset()
         url = mock.url
-    n = workers or scenario.workers
+    try:
+        outcome = _coordinate(scenario, url, bind, workers or scenario.workers, quiet,
+                              local_workers, coordinator_kwargs, wait_workers)
+        mock_stats = mock.stats() if mock else None
+    finally:
+        if mock:
+            mock.stop()  # also when the coordinator could not even bind
+    return finish(scenario, out, outcome, url, mock is not None, mock_stats)
+
+
+def _coordinate(scenario: Scenario, url: str, bind: str, n: int, quiet: bool,
+                local_workers: bool, coordinator_kwargs: dict | None,
+                wait_workers: float) -> RunOutcome:
     progress = Progress(quiet)
     procs: list[subprocess.Popen[bytes]] = []
-    coordinator = Coordinator(scenario, url, bind, n, progress, **(coordinator_kwargs or {}))
+    try:
+        coordinator = Coordinator(scenario, url, bind, n, progress,
+                                  **(coordinator_kwargs or {}))
+    except BaseException:
+        progress.close()
+        raise
     try:
         if local_workers:
             procs = start_local_workers(coordinator.endpoint, n)
         elif not quiet:
             print(f"coordinator at {coordinator.endpoint}: waiting for {n} workers", flush=True)
-        outcome = coordinator.run(wait_workers)
+        return coordinator.run(wait_workers)
     finally:
         progress.close()
         coordinator.close()
         stop_workers(procs)
-    mock_stats = mock.stats() if mock else None
-    if mock:
-        mock.stop()
-    return finish(scenario, out, outcome, url, mock is not None, mock_stats)
 
 
 def finish(scenario: Scenario, out: Path, outcome: RunOutcome, url: str, embedded: bool,

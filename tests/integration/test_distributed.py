@@ -13,6 +13,7 @@ from pathlib import Path
 
 import msgpack
 import pandas as pd
+import psutil
 import pytest
 import zmq
 
@@ -235,7 +236,13 @@ def test_bad_endpoints_and_key_dirs_are_usage_errors(tmp_path, args, message):
     assert message in proc.stderr and "Traceback" not in proc.stderr
 
 
+def _mockservers() -> set[int]:
+    return {p.pid for p in psutil.process_iter(["cmdline"])
+            if any("mockserver" in part for part in (p.info["cmdline"] or []))}
+
+
 def test_coordinator_port_in_use_is_a_clear_failure(tmp_path):
+    before = _mockservers()
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
         busy.listen()
@@ -245,3 +252,4 @@ def test_coordinator_port_in_use_is_a_clear_failure(tmp_path):
                            "1", "--wait-workers", "2", "--out", str(tmp_path), timeout=30)
     assert proc.returncode == 1 and "Traceback" not in proc.stderr
     assert f"cannot bind {endpoint}: Address already in use" in proc.stderr
+    assert _mockservers() <= before  # the embedded mockserver it started is gone too

@@ -98,3 +98,17 @@ def test_bad_set_and_missing_file(tmp_path, target: Mock):
 
 def test_at_least_twenty_cases():
     assert len(BAD) >= 20
+
+
+def test_unwritable_out_dir_sends_nothing(tmp_path, target: Mock):
+    """Results that could not be written must not cost a run: --out is made and checked
+    before the target sees a request."""
+    path = tmp_path / "ok.toml"
+    path.write_text(GOOD)
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory")
+    for out in (blocker, blocker / "below"):
+        proc = run_harness("run", str(path), "--target", target.url, "--out", str(out))
+        assert proc.returncode == 2 and "Traceback" not in proc.stderr
+        assert f"--out {out}: cannot create it" in proc.stderr, proc.stderr
+    assert target.stats()["requests_total"] == 0
