@@ -184,3 +184,27 @@ def test_several_models_get_a_verdict(tmp_path):
     assert rps["asyncio-aiohttp"] > 10 * rps["sync"]  # ~1,250 vs ~25 requests/s
     meta = load_meta(str(run_dir))
     assert meta["verdict_agrees"] is True and "-> agrees" in meta["verdict"]
+
+
+@pytest.mark.parametrize("model", ['model = "asyncio"', 'model = "thread"',
+                                   'model = "uvloop"\nengine = "fast"'],
+                         ids=["asyncio-aiohttp", "thread", "uvloop-fast"])
+def test_resets_are_reported_not_retried(tmp_path, model: str):
+    """A connection reset by the target is an error the user sees, and no client library
+    quietly sends the request again: what we sent still equals what the mockserver
+    counted (aiohttp retries once by default; we turn that off)."""
+    path = tmp_path / "r.toml"
+    path.write_text('[run]\nduration = "1s"\nwarmup = "0s"\nworkers = 1\n'
+                    '[target.mock]\nlatency = { dist = "fixed", ms = 2 }\n'
+                    '[target.mock.faults]\nreset = 0.05\n'
+                    f'[load]\nconcurrency = 8\n[[requests]]\nname = "r"\npath = "/"\n'
+                    f"[[models]]\n{model}\n")
+    proc = run_harness("run", str(path), "--out", str(tmp_path), "--quiet")
+    assert proc.returncode == 0, proc.stderr
+    run_dir = Path(proc.stdout.strip().splitlines()[-1])
+    meta = load_meta(str(run_dir))
+    assert meta["requests_sent"] == meta["mockserver_stats"]["requests_total"]
+    errors = pd.read_csv(run_dir / "errors.csv")
+    resets = int(errors[errors["kind"] == "reset"]["count"].sum())
+    injected = meta["mockserver_stats"]["faults"]["reset"]
+    assert resets > 0 and resets <= injected, (resets, injected, errors)
