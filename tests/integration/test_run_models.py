@@ -208,3 +208,25 @@ def test_resets_are_reported_not_retried(tmp_path, model: str):
     resets = int(errors[errors["kind"] == "reset"]["count"].sum())
     injected = meta["mockserver_stats"]["faults"]["reset"]
     assert resets > 0 and resets <= injected, (resets, injected, errors)
+
+
+@pytest.mark.parametrize("model", ["locust", "locust-http"])
+def test_locust_resets_account_for_every_counted_request(tmp_path, model: str):
+    """Locust's FastHttpUser resends a reset request without reporting it (geventhttpclient);
+    whatever Locust does, each request the mockserver counted is one Locust reported or a
+    reset Locust kept quiet about."""
+    path = tmp_path / "r.toml"
+    path.write_text('[run]\nduration = "1s"\nwarmup = "0s"\nworkers = 1\n'
+                    '[target.mock]\nlatency = { dist = "fixed", ms = 2 }\n'
+                    '[target.mock.faults]\nreset = 0.05\n'
+                    '[load]\nconcurrency = 8\n[[requests]]\nname = "r"\npath = "/"\n'
+                    f'[[models]]\nmodel = "{model}"\n')
+    proc = run_harness("run", str(path), "--out", str(tmp_path), "--quiet")
+    assert proc.returncode == 0, proc.stderr
+    run_dir = Path(proc.stdout.strip().splitlines()[-1])
+    meta = load_meta(str(run_dir))
+    errors = pd.read_csv(run_dir / "errors.csv")
+    reported = int(errors[errors["kind"] == "reset"]["count"].sum())
+    injected = meta["mockserver_stats"]["faults"]["reset"]
+    hidden = meta["mockserver_stats"]["requests_total"] - meta["requests_sent"]
+    assert injected > 0 and hidden + reported == injected, (hidden, reported, injected)
