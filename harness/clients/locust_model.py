@@ -10,13 +10,16 @@ Locust has no open (rate) model to map onto.
 
 from __future__ import annotations
 
+import http.client
 import math
 import time
 from collections.abc import Callable
 from typing import Any
 
 from harness.clients.base import (
+    BODY_LENGTH,
     CONNECT_REFUSED,
+    MALFORMED,
     OTHER,
     RESET,
     STATUS,
@@ -26,8 +29,15 @@ from harness.clients.base import (
 )
 from harness.plan import Picker
 
+# What Locust's two clients raise for a response they cannot parse: geventhttpclient's
+# HTTPParseError, and http.client's (behind requests) BadStatusLine and kin.
+_MALFORMED_NAMES = ("httpparseerror", "badstatusline", "linetoolong", "protocolerror",
+                    "invalidchunklength")
+
 
 def classify(exc: BaseException) -> str:
+    """Locust hands over the exception its client raised (or wrapped): sorted into our
+    kinds by type where the type is stdlib, by name or message where it is a library's."""
     text = f"{type(exc).__name__}: {exc}".lower()
     if STATUS in text:
         return STATUS
@@ -37,6 +47,10 @@ def classify(exc: BaseException) -> str:
         return TIMEOUT
     if isinstance(exc, ConnectionResetError) or "reset" in text or "disconnected" in text:
         return RESET
+    if isinstance(exc, http.client.IncompleteRead) or "incompleteread" in text:
+        return BODY_LENGTH
+    if isinstance(exc, http.client.HTTPException) or any(n in text for n in _MALFORMED_NAMES):
+        return MALFORMED
     return OTHER
 
 

@@ -230,3 +230,28 @@ def test_locust_resets_account_for_every_counted_request(tmp_path, model: str):
     injected = meta["mockserver_stats"]["faults"]["reset"]
     hidden = meta["mockserver_stats"]["requests_total"] - meta["requests_sent"]
     assert injected > 0 and hidden + reported == injected, (hidden, reported, injected)
+
+
+@pytest.mark.parametrize("fault, kind", [
+    ("malformed = 0.05", "malformed_response"),
+    ("error = { p = 0.05, status = 503 }", "unexpected_status"),
+    ("hang = { p = 0.05, ms = 2000 }", "timeout"),
+], ids=["malformed", "status", "hang"])
+def test_every_model_names_a_fault_the_same(tmp_path, fault: str, kind: str):
+    """One injected fault, every kind of client (stdlib, aiohttp, our fast engine, Locust's
+    two): each reports it under the same error kind, and nothing else goes wrong."""
+    models = ['model = "sync"', 'model = "asyncio"', 'model = "uvloop"\nengine = "fast"',
+              'model = "locust"', 'model = "locust-http"']
+    path = tmp_path / "f.toml"
+    path.write_text('[run]\nduration = "1s"\nwarmup = "0s"\ntimeout = "0.5s"\nworkers = 1\n'
+                    '[target.mock]\nlatency = { dist = "fixed", ms = 2 }\n'
+                    f'[target.mock.faults]\n{fault}\n'
+                    '[load]\nconcurrency = 8\n[[requests]]\nname = "r"\npath = "/"\n'
+                    + "".join(f"[[models]]\n{m}\n" for m in models))
+    proc = run_harness("run", str(path), "--out", str(tmp_path), "--quiet")
+    assert proc.returncode == 0, proc.stderr
+    run_dir = Path(proc.stdout.strip().splitlines()[-1])
+    errors = pd.read_csv(run_dir / "errors.csv")
+    kinds = errors.groupby("model")["kind"].agg(set).to_dict()
+    labels = ["sync", "asyncio-aiohttp", "uvloop-fast", "locust", "locust-http"]
+    assert kinds == {label: {kind} for label in labels}, kinds
