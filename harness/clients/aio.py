@@ -108,9 +108,12 @@ class AsyncioModel(LocalModel):
             async def send(k: int) -> tuple[int, int]:
                 spec = specs[k]
                 try:
+                    # redirects are answers, as in every other model: following them
+                    # would send requests this loop never counted
                     async with session.request(spec.method, base + spec.path,
                                                headers=dict(spec.headers),
-                                               data=spec.body or None) as resp:
+                                               data=spec.body or None,
+                                               allow_redirects=False) as resp:
                         body = await resp.read()
                         return resp.status, len(body)
                 except aiohttp.ClientError as exc:

@@ -9,7 +9,9 @@ import subprocess
 import threading
 import time
 import urllib.request
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pytest
@@ -255,3 +257,44 @@ def test_every_model_names_a_fault_the_same(tmp_path, fault: str, kind: str):
     kinds = errors.groupby("model")["kind"].agg(set).to_dict()
     labels = ["sync", "asyncio-aiohttp", "uvloop-fast", "locust", "locust-http"]
     assert kinds == {label: {kind} for label in labels}, kinds
+
+
+class _Redirector(BaseHTTPRequestHandler):
+    """A real server that answers every request with a redirect to itself and counts."""
+
+    protocol_version = "HTTP/1.1"
+    hits = 0
+
+    def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+        type(self).hits += 1
+        self.send_response(302)
+        self.send_header("Location", "/elsewhere")
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+@pytest.mark.parametrize("model", ['model = "sync"', 'model = "asyncio"',
+                                   'model = "uvloop"\nengine = "fast"'],
+                         ids=["sync", "asyncio-aiohttp", "uvloop-fast"])
+def test_redirects_are_answers_not_followed(tmp_path, model: str):
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Redirector)
+    _Redirector.hits = 0
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        path = tmp_path / "redirect.toml"
+        path.write_text('[run]\nrequests = 50\nworkers = 1\n[load]\nconcurrency = 2\n'
+                        '[[requests]]\nname = "r"\npath = "/"\n'
+                        f"[[models]]\n{model}\n")
+        proc = run_harness("run", str(path), "--target",
+                           f"http://127.0.0.1:{server.server_address[1]}", "--out",
+                           str(tmp_path), "--quiet")
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert proc.returncode == 0, proc.stderr
+    meta = load_meta(proc.stdout.strip().splitlines()[-1])
+    assert meta["requests_sent"] == _Redirector.hits == 50
