@@ -75,10 +75,18 @@ def aiohttp_app(port: int) -> list[str]:
     return [sys.executable, str(ROOT / "bench" / "aiohttp_app.py"), str(port)]
 
 
+def _nginx_exe() -> str | None:
+    return shutil.which("nginx") or ("/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists()
+                                     else None)
+
+
+def nginx_available() -> bool:
+    return _nginx_exe() is not None
+
+
 @contextlib.contextmanager
 def nginx(port: int) -> Iterator[subprocess.Popen | None]:
-    exe = shutil.which("nginx") or ("/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists()
-                                    else None)
+    exe = _nginx_exe()
     if exe is None:
         yield None
         return
