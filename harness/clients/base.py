@@ -216,8 +216,11 @@ async def async_user(user: int, job: Job, pacer: Pacer, rec: Recorder,
     record_fail = rec.fail
     append_sample = rec.samples.append  # Recorder.ok inlined: one call less per request
     cpu, think = job.cpu_work, job.think_time_s
-    if pacer.t0 > perf():
-        await asyncio.sleep(pacer.t0 - perf())
+    # uvloop's timers have millisecond resolution and may fire before t0 by perf_counter:
+    # a user starting early would send its first request as warm-up, uncounted by a
+    # request-bounded run's total, so wait until t0 has truly passed
+    while (delay := pacer.t0 - perf()) > 0:
+        await asyncio.sleep(delay)
     while True:
         if open_model:
             intended = pacer.next_intended()
