@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from bench.common import ROOT, Section, plot_lines
 from bench.runner import closed, harness_run
+from harness.verdict import cpu_us_per_request
 
 
 def _verdict(result) -> str:
@@ -61,9 +62,8 @@ def run(quick: bool) -> list[Section]:
     table = ["| model | requests/s | p50 ms | p99 ms | client CPU us / request |",
              "|---|---:|---:|---:|---:|"]
     for r in fast.summary[fast.summary["name"] == "Aggregated"].itertuples():
-        cpu_us = 1e4 * r.cpu_pct / max(r.rps, 1e-9)
         table.append(f"| {r.model} | {r.rps:,.0f} | {r.p50_ms:.2f} | {r.p99_ms:.2f} | "
-                     f"{cpu_us:.0f} |")
+                     f"{cpu_us_per_request(r.cpu_pct, r.rps):.0f} |")
     verdict = _verdict(fast)
     sections.append(Section(
         "Lesson: fast I/O (~1 ms answers, 8 connections)", f"lesson fast I/O: {verdict}", table,

@@ -156,9 +156,8 @@ def main(argv: list[str] | None = None) -> int:
 def _is_loopback_endpoint(endpoint: str) -> bool:
     from mockserver.cli import is_loopback
 
-    if endpoint.startswith(("ipc://", "inproc://")):
-        return True
-    return is_loopback(endpoint.split("://", 1)[-1].rsplit(":", 1)[0].strip("[]"))
+    m = _TCP.match(endpoint)  # endpoint_problem has passed it: tcp:// or ipc://
+    return m is None or is_loopback(m.group(1).strip("[]"))
 
 
 def out_dir_problem(out: Path) -> str | None:

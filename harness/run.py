@@ -74,13 +74,10 @@ def _coordinate(scenario: Scenario, url: str, bind: str, n: int, quiet: bool,
                 wait_workers: float) -> RunOutcome:
     progress = Progress(quiet)
     procs: list[subprocess.Popen[bytes]] = []
+    coordinator: Coordinator | None = None
     try:
         coordinator = Coordinator(scenario, url, bind, n, progress,
                                   **(coordinator_kwargs or {}))
-    except BaseException:
-        progress.close()
-        raise
-    try:
         if local_workers:
             procs = start_local_workers(coordinator.endpoint, n)
         elif not quiet:
@@ -88,7 +85,8 @@ def _coordinate(scenario: Scenario, url: str, bind: str, n: int, quiet: bool,
         return coordinator.run(wait_workers)
     finally:
         progress.close()
-        coordinator.close()
+        if coordinator is not None:  # None when it could not bind
+            coordinator.close()
         stop_workers(procs)
 
 

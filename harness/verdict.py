@@ -81,8 +81,14 @@ def decide(scenario: Scenario, summary: pd.DataFrame) -> Verdict | None:
     return Verdict(table, winner, kind, expected, agrees, reason)
 
 
+def cpu_us_per_request(cpu_pct: float, rps: float) -> float:
+    """Client CPU per request in microseconds, from a summary row's cpu_pct (% of one
+    core over the run) and rps: the fair figure when the target sets the pace."""
+    return 1e4 * float(cpu_pct) / max(float(rps), 1e-9)
+
+
 def _cpu_us(row: pd.Series) -> float:
-    return 1e4 * float(row["cpu_pct"]) / max(float(row["rps"]), 1e-9)
+    return cpu_us_per_request(row["cpu_pct"], row["rps"])
 
 
 def _best(pool: pd.DataFrame) -> tuple[pd.Series, list[str]]:
@@ -93,9 +99,8 @@ def _best(pool: pd.DataFrame) -> tuple[pd.Series, list[str]]:
     # CPU decides only when every tied model measured it (a 0 means not measured)
     if len(close) < 2 or (close["cpu_pct"] <= 0).any():
         return top, []
-    cpu = close.apply(_cpu_us, axis=1)
-    order = sorted(range(len(close)), key=lambda i: (cpu.iloc[i], close["p99_ms"].iloc[i]))
-    winner = close.iloc[order[0]]
+    winner = (close.assign(cpu_us=close.apply(_cpu_us, axis=1))
+              .sort_values(["cpu_us", "p99_ms"]).iloc[0])
     return winner, [str(m) for m in close["model"] if m != winner["model"]]
 
 

@@ -188,6 +188,26 @@ def test_several_models_get_a_verdict(tmp_path):
     assert meta["verdict_agrees"] is True and "-> agrees" in meta["verdict"]
 
 
+def run_against_faulty_mock(tmp_path: Path, fault: str, models: list[str]
+                            ) -> tuple[Path, dict, pd.DataFrame]:
+    """One short run (8 users, 1 s, no warm-up) of `models` against the embedded mockserver
+    answering in 2 ms with `fault` injected; returns the run dir, meta.json and errors.csv."""
+    path = tmp_path / "faulty.toml"
+    path.write_text('[run]\nduration = "1s"\nwarmup = "0s"\ntimeout = "0.5s"\nworkers = 1\n'
+                    '[target.mock]\nlatency = { dist = "fixed", ms = 2 }\n'
+                    f'[target.mock.faults]\n{fault}\n'
+                    '[load]\nconcurrency = 8\n[[requests]]\nname = "r"\npath = "/"\n'
+                    + "".join(f"[[models]]\n{m}\n" for m in models))
+    proc = run_harness("run", str(path), "--out", str(tmp_path), "--quiet")
+    assert proc.returncode == 0, proc.stderr
+    run_dir = Path(proc.stdout.strip().splitlines()[-1])
+    return run_dir, load_meta(str(run_dir)), pd.read_csv(run_dir / "errors.csv")
+
+
+def resets_reported(errors: pd.DataFrame) -> int:
+    return int(errors[errors["kind"] == "reset"]["count"].sum())
+
+
 @pytest.mark.parametrize("model", ['model = "asyncio"', 'model = "thread"',
                                    'model = "uvloop"\nengine = "fast"'],
                          ids=["asyncio-aiohttp", "thread", "uvloop-fast"])
@@ -195,19 +215,9 @@ def test_resets_are_reported_not_retried(tmp_path, model: str):
     """A connection reset by the target is an error the user sees, and no client library
     quietly sends the request again: what we sent still equals what the mockserver
     counted (aiohttp retries once by default; we turn that off)."""
-    path = tmp_path / "r.toml"
-    path.write_text('[run]\nduration = "1s"\nwarmup = "0s"\nworkers = 1\n'
-                    '[target.mock]\nlatency = { dist = "fixed", ms = 2 }\n'
-                    '[target.mock.faults]\nreset = 0.05\n'
-                    f'[load]\nconcurrency = 8\n[[requests]]\nname = "r"\npath = "/"\n'
-                    f"[[models]]\n{model}\n")
-    proc = run_harness("run", str(path), "--out", str(tmp_path), "--quiet")
-    assert proc.returncode == 0, proc.stderr
-    run_dir = Path(proc.stdout.strip().splitlines()[-1])
-    meta = load_meta(str(run_dir))
+    _, meta, errors = run_against_faulty_mock(tmp_path, "reset = 0.05", [model])
     assert meta["requests_sent"] == meta["mockserver_stats"]["requests_total"]
-    errors = pd.read_csv(run_dir / "errors.csv")
-    resets = int(errors[errors["kind"] == "reset"]["count"].sum())
+    resets = resets_reported(errors)
     injected = meta["mockserver_stats"]["faults"]["reset"]
     assert resets > 0 and resets <= injected, (resets, injected, errors)
 
@@ -217,18 +227,9 @@ def test_locust_resets_account_for_every_counted_request(tmp_path, model: str):
     """Locust's FastHttpUser resends a reset request without reporting it (geventhttpclient);
     whatever Locust does, each request the mockserver counted is one Locust reported or a
     reset Locust kept quiet about."""
-    path = tmp_path / "r.toml"
-    path.write_text('[run]\nduration = "1s"\nwarmup = "0s"\nworkers = 1\n'
-                    '[target.mock]\nlatency = { dist = "fixed", ms = 2 }\n'
-                    '[target.mock.faults]\nreset = 0.05\n'
-                    '[load]\nconcurrency = 8\n[[requests]]\nname = "r"\npath = "/"\n'
-                    f'[[models]]\nmodel = "{model}"\n')
-    proc = run_harness("run", str(path), "--out", str(tmp_path), "--quiet")
-    assert proc.returncode == 0, proc.stderr
-    run_dir = Path(proc.stdout.strip().splitlines()[-1])
-    meta = load_meta(str(run_dir))
-    errors = pd.read_csv(run_dir / "errors.csv")
-    reported = int(errors[errors["kind"] == "reset"]["count"].sum())
+    _, meta, errors = run_against_faulty_mock(tmp_path, "reset = 0.05",
+                                              [f'model = "{model}"'])
+    reported = resets_reported(errors)
     injected = meta["mockserver_stats"]["faults"]["reset"]
     hidden = meta["mockserver_stats"]["requests_total"] - meta["requests_sent"]
     assert injected > 0 and hidden + reported == injected, (hidden, reported, injected)
@@ -244,16 +245,7 @@ def test_every_model_names_a_fault_the_same(tmp_path, fault: str, kind: str):
     two): each reports it under the same error kind, and nothing else goes wrong."""
     models = ['model = "sync"', 'model = "asyncio"', 'model = "uvloop"\nengine = "fast"',
               'model = "locust"', 'model = "locust-http"']
-    path = tmp_path / "f.toml"
-    path.write_text('[run]\nduration = "1s"\nwarmup = "0s"\ntimeout = "0.5s"\nworkers = 1\n'
-                    '[target.mock]\nlatency = { dist = "fixed", ms = 2 }\n'
-                    f'[target.mock.faults]\n{fault}\n'
-                    '[load]\nconcurrency = 8\n[[requests]]\nname = "r"\npath = "/"\n'
-                    + "".join(f"[[models]]\n{m}\n" for m in models))
-    proc = run_harness("run", str(path), "--out", str(tmp_path), "--quiet")
-    assert proc.returncode == 0, proc.stderr
-    run_dir = Path(proc.stdout.strip().splitlines()[-1])
-    errors = pd.read_csv(run_dir / "errors.csv")
+    _, _, errors = run_against_faulty_mock(tmp_path, fault, models)
     kinds = errors.groupby("model")["kind"].agg(set).to_dict()
     labels = ["sync", "asyncio-aiohttp", "uvloop-fast", "locust", "locust-http"]
     assert kinds == {label: {kind} for label in labels}, kinds
