@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from bench.common import ROOT, Section, plot_lines
 from bench.runner import closed, harness_run
-from harness.verdict import cpu_us_per_request
+from harness.reports.verdict import cpu_us_per_request
 
 
 def _verdict(result) -> str:

@@ -1,5 +1,5 @@
 """Coordinator scale: 10, 50 and 200 simulated workers sending per-second STATS; the
-coordinator's CPU while the run lasts (harness.simulate)."""
+coordinator's CPU while the run lasts (harness/control/simulate.py)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import tempfile
 from pathlib import Path
 
 from bench.common import BIN, Section
-from harness.simulate import against_coordinator
+from harness.control.simulate import against_coordinator
 
 
 def coordinator_cpu(workers: int, seconds: int) -> float:

@@ -1,20 +1,22 @@
-"""`harness` commands, thin: parse, call, map errors to exit codes (see DESIGN.md).
+"""`harness` commands, thin: parse, call, map errors and endings to exit codes.
 
+This is the only place exit codes live:
 0 ok · 1 run failed · 2 bad usage or invalid scenario (nothing was sent) ·
-3 run finished but partial · 99 thresholds crossed.
+3 run finished but partial · 99 thresholds or compare gates crossed.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-import re
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
-from harness.scenario import ScenarioError, load_scenario
+from harness.errors import HarnessError, OptionError, RunError, UsageError
 
-EXIT_FAILED, EXIT_USAGE = 1, 2
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_PARTIAL, EXIT_CROSSED = 0, 1, 2, 3, 99
 
 
 class _Parser(argparse.ArgumentParser):
@@ -78,87 +80,102 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    if args.command == "keys":
-        from harness.security import make_keys
-        try:
-            paths = make_keys(args.dir)
-        except OSError as exc:
-            print(f"harness: error: keys {args.dir}: cannot write: {exc.strerror or exc}",
-                  file=sys.stderr)
-            return EXIT_USAGE
-        for path in paths:
-            print(path)
-        return 0
-    if args.command == "worker":
-        if problem := endpoint_problem(args.connect, bind=False):
-            print(f"harness: error: --connect {args.connect}: {problem}", file=sys.stderr)
-            return EXIT_USAGE
-        return _worker(args)
-    if args.command == "report":
-        from harness.report import ReportError, build_report
-        try:
-            print(build_report(args.run_dir))
-        except ReportError as exc:
-            print(f"harness: error: {exc}", file=sys.stderr)
-            return EXIT_USAGE
-        return 0
-    if args.command == "compare":
-        from harness.compare import run_compare
-        return run_compare(args.inputs, args.format, args.fail_on)
+# -- commands: each returns an exit code or raises a HarnessError ----------------------------
+
+def cmd_keys(args: argparse.Namespace) -> int:
+    from harness.control.curve import make_keys
     try:
-        scenario = load_scenario(args.scenario, args.set)
-    except ScenarioError as exc:
-        print(f"harness: error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    if args.command == "validate":
-        print(f"{args.scenario}: ok ({len(scenario.models)} models, "
-              f"{len(scenario.requests)} requests)")
-        return 0
+        paths = make_keys(args.dir)
+    except OSError as exc:
+        raise OptionError(f"keys {args.dir}: cannot write: {exc.strerror or exc}") from None
+    for path in paths:
+        print(path)
+    return EXIT_OK
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    from harness.control.endpoints import endpoint_problem
+    from harness.control.worker import run_worker
+    if problem := endpoint_problem(args.connect, bind=False):
+        raise OptionError(f"--connect {args.connect}: {problem}")
+    curve = None
+    if args.curve_dir:
+        from harness.control.curve import worker_keys
+        curve = _curve_option(worker_keys, args.curve_dir)
+    return run_worker(args.connect, args.name, curve, args.connect_timeout)
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from harness.reports.html import build_report
+    print(build_report(args.run_dir))
+    return EXIT_OK
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from harness.reports.compare import run_compare
+    comparison = run_compare(args.inputs, args.format, args.fail_on)
+    print(comparison.text)
+    for line in comparison.crossed:
+        print(f"gate crossed: {line}", file=sys.stderr)
+    return EXIT_CROSSED if comparison.crossed else EXIT_OK
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    from harness.scenario import load_scenario
+    scenario = load_scenario(args.scenario, args.set)
+    print(f"{args.scenario}: ok ({len(scenario.models)} models, "
+          f"{len(scenario.requests)} requests)")
+    return EXIT_OK
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    """`harness run` and `harness coordinator`: everything checked before anything starts."""
+    from harness.scenario import load_scenario
+    scenario = load_scenario(args.scenario, args.set)
     if args.target and not args.target.startswith("http://"):
-        print(f"harness: error: --target: expected an http:// URL, got {args.target!r}",
-              file=sys.stderr)
-        return EXIT_USAGE
+        raise OptionError(f"--target: expected an http:// URL, got {args.target!r}")
     if problem := out_dir_problem(Path(args.out)):
-        print(f"harness: error: --out {args.out}: {problem}", file=sys.stderr)
-        return EXIT_USAGE
+        raise OptionError(f"--out {args.out}: {problem}")
     workers = getattr(args, "workers", None)
     if workers is not None and workers < 1:
-        print(f"harness: error: --workers: expected >= 1, got {workers}", file=sys.stderr)
-        return EXIT_USAGE
+        raise OptionError(f"--workers: expected >= 1, got {workers}")
 
-    from harness.coordinator import CoordinatorError
-    from harness.embedded import MockError
-    from harness.run import execute
+    from harness.run import Ending, execute
+    if args.command == "run":
+        done = execute(scenario, Path(args.out), target=args.target, workers=workers,
+                       quiet=args.quiet)
+    else:
+        done = execute(scenario, Path(args.out), target=args.target,
+                       workers=args.expect_workers, bind=args.bind, local_workers=False,
+                       quiet=args.quiet, coordinator_kwargs=_coordinator_security(args),
+                       wait_workers=args.wait_workers)
+    if not args.quiet:
+        for line in done.lines:
+            print(line)
+    print(done.run_dir)
+    return {Ending.OK: EXIT_OK, Ending.THRESHOLDS: EXIT_CROSSED, Ending.PARTIAL: EXIT_PARTIAL,
+            Ending.FAILED: EXIT_FAILED}[done.ending]
+
+
+COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
+    "run": cmd_run, "coordinator": cmd_run, "worker": cmd_worker, "report": cmd_report,
+    "compare": cmd_compare, "keys": cmd_keys, "validate": cmd_validate,
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
     try:
-        if args.command == "run":
-            report = execute(scenario, Path(args.out), target=args.target, workers=workers,
-                             quiet=args.quiet)
-        else:
-            kwargs = _coordinator_security(args)
-            if kwargs is None:
-                return EXIT_USAGE
-            report = execute(scenario, Path(args.out), target=args.target,
-                             workers=args.expect_workers, bind=args.bind,
-                             local_workers=False, quiet=args.quiet,
-                             coordinator_kwargs=kwargs, wait_workers=args.wait_workers)
-    except (CoordinatorError, MockError) as exc:
+        return COMMANDS[args.command](args)
+    except UsageError as exc:
+        print(f"harness: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except (RunError, HarnessError) as exc:
         print(f"harness: error: {exc}", file=sys.stderr)
         return EXIT_FAILED
-    if not args.quiet:
-        for line in report.lines:
-            print(line)
-    print(report.run_dir)
-    return report.exit_code
 
 
-def _is_loopback_endpoint(endpoint: str) -> bool:
-    from mockserver.cli import is_loopback
-
-    m = _TCP.match(endpoint)  # endpoint_problem has passed it: tcp:// or ipc://
-    return m is None or is_loopback(m.group(1).strip("[]"))
-
+# -- option checks ---------------------------------------------------------------------------
 
 def out_dir_problem(out: Path) -> str | None:
     """Made (and checked writable) before the run starts: a run whose results cannot be
@@ -172,56 +189,26 @@ def out_dir_problem(out: Path) -> str | None:
     return None
 
 
-_TCP = re.compile(r"^tcp://(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.*-]+):(\d{1,5})$")
+def _curve_option(load: Callable[[str], Any], directory: str) -> Any:
+    from harness.errors import KeyFileError
+    try:
+        return load(directory)
+    except KeyFileError as exc:
+        raise OptionError(f"--curve-dir: {exc}") from None
 
 
-def endpoint_problem(endpoint: str, *, bind: bool) -> str | None:
-    """What is wrong with a ZeroMQ endpoint, in words (None when it is fine): caught here so
-    a typo is a usage error, not a ZMQError traceback from deep inside the socket."""
-    if endpoint.startswith("ipc://") and len(endpoint) > len("ipc://"):
-        return None
-    m = _TCP.match(endpoint)
-    example = "tcp://0.0.0.0:5555" if bind else "tcp://HOST:5555"
-    if m is None:
-        return f"expected tcp://HOST:PORT (e.g. {example}) or ipc://PATH"
-    if not 1 <= int(m.group(2)) <= 65535:
-        return f"expected a port 1..65535, got {m.group(2)}"
-    if "*" in m.group(1) and (not bind or m.group(1) != "*"):
-        return "'*' is only for binding, as the whole host"
-    return None
-
-
-def _coordinator_security(args: argparse.Namespace) -> dict | None:
+def _coordinator_security(args: argparse.Namespace) -> dict[str, Any]:
     """CURVE when asked; without it, only a loopback bind unless --insecure."""
+    from harness.control.endpoints import endpoint_problem, is_loopback_endpoint
     if args.expect_workers < 1:
-        print("harness: error: --expect-workers: expected >= 1", file=sys.stderr)
-        return None
+        raise OptionError("--expect-workers: expected >= 1")
     if problem := endpoint_problem(args.bind, bind=True):
-        print(f"harness: error: --bind {args.bind}: {problem}", file=sys.stderr)
-        return None
+        raise OptionError(f"--bind {args.bind}: {problem}")
     if args.curve_dir:
-        from harness.security import KeyError_, coordinator_security
-        try:
-            secret, auth = coordinator_security(args.curve_dir)
-        except KeyError_ as exc:
-            print(f"harness: error: --curve-dir: {exc}", file=sys.stderr)
-            return None
+        from harness.control.curve import coordinator_security
+        secret, auth = _curve_option(coordinator_security, args.curve_dir)
         return {"curve_secret": secret, "authenticator": auth}
-    if not _is_loopback_endpoint(args.bind) and not args.insecure:
-        print(f"harness: error: --bind {args.bind} is not loopback: give --curve-dir "
-              "(harness keys DIR) or --insecure", file=sys.stderr)
-        return None
+    if not is_loopback_endpoint(args.bind) and not args.insecure:
+        raise OptionError(f"--bind {args.bind} is not loopback: give --curve-dir "
+                          "(harness keys DIR) or --insecure")
     return {}
-
-
-def _worker(args: argparse.Namespace) -> int:
-    from harness.worker import run_worker
-    curve = None
-    if args.curve_dir:
-        from harness.security import KeyError_, worker_keys
-        try:
-            curve = worker_keys(args.curve_dir)
-        except KeyError_ as exc:
-            print(f"harness: error: --curve-dir: {exc}", file=sys.stderr)
-            return EXIT_USAGE
-    return run_worker(args.connect, args.name, curve, args.connect_timeout)

@@ -9,9 +9,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-
-class MockError(Exception):
-    pass
+from harness.errors import MockError
 
 
 class EmbeddedMock:

@@ -2,32 +2,44 @@
 
 A local run is a coordinator plus N worker processes on this machine talking ZeroMQ over
 loopback TCP: exactly what a multi-host run does, only the workers are started for you.
+The run ends in a CompletedRun; cli.py turns its `ending` into an exit code.
 """
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 import time
 from dataclasses import dataclass
+from enum import Enum
 from pathlib import Path
+from typing import Any
 
-from harness import results, thresholds
-from harness.coordinator import Coordinator, RunOutcome
+from harness.control.coordinator import Coordinator
+from harness.control.outcome import RunOutcome
+from harness.control.progress import Progress
 from harness.embedded import EmbeddedMock
-from harness.progress import Progress
-from harness.report import build_report
+from harness.reports import results, thresholds
+from harness.reports.html import build_report
+from harness.reports.verdict import decide, format_verdict
 from harness.scenario import Scenario
-from harness.verdict import decide, format_verdict
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_PARTIAL, EXIT_THRESHOLDS = 0, 1, 2, 3, 99
+
+class Ending(Enum):
+    """How a run ended, worst last: cli.py maps each to its exit code."""
+
+    OK = "ok"
+    THRESHOLDS = "thresholds crossed"
+    PARTIAL = "partial"
+    FAILED = "failed"
 
 
 @dataclass
-class RunReport:
+class CompletedRun:
+    """A finished run: where its files are, what to print, how it ended."""
+
     run_dir: Path
-    exit_code: int
+    ending: Ending
     lines: list[str]
 
 
@@ -48,9 +60,12 @@ def stop_workers(procs: list[subprocess.Popen[bytes]], timeout: float = 10.0) ->
             proc.wait()
 
 
-def execute(scenario: Scenario, out: Path, *, target: str | None, workers: int | None,
-            bind: str = "tcp://127.0.0.1:0", local_workers: bool = True, quiet: bool = False,
-            coordinator_kwargs: dict | None = None, wait_workers: float = 60.0) -> RunReport:
+def execute(scenario: Scenario, out: Path, *, target: str | None = None,
+            workers: int | None = None, bind: str = "tcp://127.0.0.1:0",
+            local_workers: bool = True, quiet: bool = False,
+            coordinator_kwargs: dict[str, Any] | None = None,
+            wait_workers: float = 60.0) -> CompletedRun:
+    """Run a scenario to the end and write its results under `out`."""
     url = target or scenario.target_url
     mock = None
     if url is None:
@@ -70,7 +85,7 @@ def execute(scenario: Scenario, out: Path, *, target: str | None, workers: int |
 
 
 def _coordinate(scenario: Scenario, url: str, bind: str, n: int, quiet: bool,
-                local_workers: bool, coordinator_kwargs: dict | None,
+                local_workers: bool, coordinator_kwargs: dict[str, Any] | None,
                 wait_workers: float) -> RunOutcome:
     progress = Progress(quiet)
     procs: list[subprocess.Popen[bytes]] = []
@@ -91,10 +106,10 @@ def _coordinate(scenario: Scenario, url: str, bind: str, n: int, quiet: bool,
 
 
 def finish(scenario: Scenario, out: Path, outcome: RunOutcome, url: str, embedded: bool,
-           mock_stats: dict | None) -> RunReport:
+           mock_stats: dict[str, Any] | None) -> CompletedRun:
+    """Judge the run (verdict, thresholds), write every file once, say how it ended."""
     run_dir = results.new_run_dir(out, scenario.name)
-    summary = results.write_run(run_dir, scenario, outcome, url=url, embedded=embedded,
-                                mock_stats=mock_stats, extra={})
+    summary = results.summary_frame(outcome, scenario)
     lines = []
     agg = summary[summary["name"] == "Aggregated"]
     for row in agg.itertuples():
@@ -103,15 +118,15 @@ def finish(scenario: Scenario, out: Path, outcome: RunOutcome, url: str, embedde
                      f"{row.failures} failures")
     verdict = decide(scenario, summary)
     crossed = thresholds.check(scenario, summary)
-    meta_path = run_dir / "meta.json"
-    meta = json.loads(meta_path.read_text())
-    meta["thresholds_crossed"] = crossed
+    extra: dict[str, Any] = {"thresholds_crossed": crossed}
     if verdict is not None:
         lines.append(format_verdict(verdict))
+        extra["verdict"] = lines[-1].splitlines()[-1]
+        extra["verdict_agrees"] = verdict.agrees
+    results.write_run(run_dir, scenario, outcome, summary, url=url, embedded=embedded,
+                      mock_stats=mock_stats, extra=extra)
+    if verdict is not None:
         verdict.table.to_csv(run_dir / "verdict.csv", index=False)
-        meta["verdict"] = lines[-1].splitlines()[-1]
-        meta["verdict_agrees"] = verdict.agrees
-    meta_path.write_text(json.dumps(meta, indent=2, default=str) + "\n")
     build_report(run_dir)
     for line in crossed:
         lines.append(f"threshold crossed: {line}")
@@ -123,11 +138,11 @@ def finish(scenario: Scenario, out: Path, outcome: RunOutcome, url: str, embedde
     failed = [e for m in outcome.models for e in m.errors]
     for e in failed:
         lines.append(f"worker error: {e}")
-    code = EXIT_OK
+    ending = Ending.OK
     if crossed:
-        code = EXIT_THRESHOLDS
+        ending = Ending.THRESHOLDS
     if outcome.partial:
-        code = EXIT_PARTIAL
+        ending = Ending.PARTIAL
     if failed or not outcome.models:
-        code = EXIT_FAILED
-    return RunReport(run_dir, code, lines)
+        ending = Ending.FAILED
+    return CompletedRun(run_dir, ending, lines)

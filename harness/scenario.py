@@ -13,30 +13,26 @@ import os
 import re
 import tomllib
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from harness.clients import MODELS, SUB_MODELS
+from harness.errors import ScenarioError
+from mockserver import checks
 from mockserver.config import parse_config
-from mockserver.latency import ConfigError
+from mockserver.errors import ConfigError
+from mockserver.http import METHODS
 
-MODELS = ("sync", "thread", "asyncio", "uvloop", "process", "locust", "locust-http")
-ENGINES = ("aiohttp", "fast")
-METHODS = ("GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS")
+ENGINES = tuple(dict.fromkeys(e for kind in MODELS.values() for e in kind.engines))
 METRICS = ("requests", "failures", "rps", "error_rate", "p50_ms", "p90_ms", "p95_ms", "p99_ms",
            "p999_ms", "max_ms", "mean_ms")
+DEFAULT_ACCEPTED = frozenset(range(200, 400))
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
 _THRESHOLD = re.compile(r"^\s*(<=|>=|<|>|==)\s*(-?\d+(?:\.\d+)?)\s*$")
 _ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
-
-
-class ScenarioError(ValueError):
-    """An invalid scenario: names the file and the key, says what was expected."""
-
-    def __init__(self, source: str, key: str, message: str) -> None:
-        super().__init__(f"{source}: {key}: {message}")
-        self.source, self.key, self.message = source, key, message
 
 
 @dataclass(frozen=True)
@@ -55,24 +51,28 @@ class RequestSpec:
     weight: float = 1.0
     expect_status: tuple[int, ...] = ()  # empty: any 2xx or 3xx
 
+    @cached_property
+    def accepted_statuses(self) -> frozenset[int]:
+        """The one rule for a successful status, in every model: the listed codes, else
+        any 2xx or 3xx (redirects are answers; no model follows them)."""
+        return frozenset(self.expect_status) if self.expect_status else DEFAULT_ACCEPTED
+
 
 @dataclass(frozen=True)
 class ModelSpec:
     model: str
-    engine: str = "aiohttp"
+    engine: str = "aiohttp"       # ENGINES[0]
     processes: int = 2
-    sub_model: str = "asyncio"
+    sub_model: str = "asyncio"    # SUB_MODELS[-1]
     cpu_work: int = 0
     concurrency: int | None = None
 
     @property
     def label(self) -> str:
         """The name a model carries in results: engine or sub-model where it matters."""
-        if self.model in ("asyncio", "uvloop"):
-            return f"{self.model}-{self.engine}"
-        if self.model == "process":
-            return f"process-{self.sub_model}x{self.processes}"
-        return self.model
+        return MODELS[self.model].label.format(model=self.model, engine=self.engine,
+                                               sub_model=self.sub_model,
+                                               processes=self.processes)
 
 
 @dataclass(frozen=True)
@@ -142,16 +142,17 @@ class _Ctx:
                                 f"unknown key (expected one of {', '.join(allowed)})")
 
     def number(self, raw: Any, key: str, *, positive: bool = True, minimum: float = 0) -> float:
-        if isinstance(raw, bool) or not isinstance(raw, int | float) or not math.isfinite(raw) \
-                or raw < minimum or (positive and raw <= 0):
-            kind = "a positive number" if positive else f"a number >= {minimum:g}"
-            raise self.fail(key, f"expected {kind}, got {_show(raw)}")
-        return float(raw)
+        return float(self._checked(raw, key, minimum, above=positive))
 
     def integer(self, raw: Any, key: str, minimum: int = 1) -> int:
-        if isinstance(raw, bool) or not isinstance(raw, int) or raw < minimum:
-            raise self.fail(key, f"expected an integer >= {minimum}, got {_show(raw)}")
-        return raw
+        return self._checked(raw, key, minimum, integer=True)
+
+    def _checked(self, raw: Any, key: str, minimum: float, **kwargs: Any) -> Any:
+        """mockserver's number check, its message under this file's and key's name."""
+        try:
+            return checks.number(raw, key, minimum, **kwargs)
+        except ConfigError as exc:
+            raise self.fail(key, exc.message) from None
 
     def string(self, raw: Any, key: str) -> str:
         if not isinstance(raw, str) or not raw:
@@ -302,14 +303,16 @@ def _models(ctx: _Ctx, raw: Any) -> tuple[ModelSpec, ...]:
         if model not in MODELS:
             raise ctx.fail(f"{where}.model", f"expected one of {', '.join(MODELS)}, "
                                              f"got {_show(model)}")
-        engine = item.get("engine", "aiohttp")
-        if engine not in ENGINES or (engine != "aiohttp" and model not in ("asyncio", "uvloop")):
-            raise ctx.fail(f"{where}.engine", f"expected one of {', '.join(ENGINES)} (asyncio "
-                                              f"and uvloop models only), got {_show(engine)}")
-        sub = item.get("sub_model", "asyncio")
-        if sub not in ("thread", "asyncio"):
-            raise ctx.fail(f"{where}.sub_model",
-                           f'expected "thread" or "asyncio", got {_show(sub)}')
+        engine = item.get("engine", ENGINES[0])
+        if engine not in ENGINES or (engine != ENGINES[0]
+                                     and engine not in MODELS[model].engines):
+            with_engines = " and ".join(m for m, k in MODELS.items() if len(k.engines) > 1)
+            raise ctx.fail(f"{where}.engine", f"expected one of {', '.join(ENGINES)} "
+                                              f"({with_engines} models only), got {_show(engine)}")
+        sub = item.get("sub_model", SUB_MODELS[-1])
+        if sub not in SUB_MODELS:
+            raise ctx.fail(f"{where}.sub_model", "expected "
+                           + " or ".join(f'"{m}"' for m in SUB_MODELS) + f", got {_show(sub)}")
         conc = item.get("concurrency")
         out.append(ModelSpec(
             model, engine, ctx.integer(item.get("processes", 2), f"{where}.processes"), sub,
@@ -412,9 +415,9 @@ def parse_scenario(raw: dict[str, Any], source: str) -> Scenario:
     url, mock = _target(ctx, ctx.table(raw.get("target", {}), "[target]"))
     models = _models(ctx, raw.get("models"))
     for i, m in enumerate(models):
-        if m.model.startswith("locust") and mode == "open":
+        if not MODELS[m.model].open_model and mode == "open":
             raise ctx.fail(f"[[models]][{i}].model", f'"{m.model}" runs the closed model only '
-                                                     '(Locust has no open, rate-based mode)')
+                                                     '(it has no open, rate-based mode)')
     requests = _requests(ctx, raw.get("requests"))
     workers = ctx.integer(run.get("workers", 1), "[run].workers")
     if workers > 64:

@@ -82,6 +82,14 @@ class IntervalStats:
         self.bytes_in += other.bytes_in
 
 
+def add_cell(cells: dict[Any, IntervalStats], key: Any, cell: IntervalStats) -> None:
+    """Merge `cell` into cells[key] (exactly), or make it that entry."""
+    if key in cells:
+        cells[key].add(cell)
+    else:
+        cells[key] = cell
+
+
 class Recorder:
     """Collects samples of one process; safe to append from many threads (GIL-atomic ops).
 

@@ -8,67 +8,72 @@ from __future__ import annotations
 
 import hmac
 import json
-from typing import TYPE_CHECKING
 
+from mockserver.cluster import Cluster
 from mockserver.config import parse_config
+from mockserver.errors import ConfigError
 from mockserver.http import Reply, Request, json_response
-from mockserver.latency import ConfigError
+from mockserver.state import ServerState
 from mockserver.stats import merge_snapshots
 
-if TYPE_CHECKING:
-    from mockserver.app import App
+_ENDPOINTS = {"config": ("GET", "PUT"), "stats": ("GET",), "reset": ("POST",)}
 
 
-def _authorized(app: App, req: Request) -> bool:
-    if app.admin_token is None:
-        return app.admin_open
-    given = req.header(b"authorization") or b""
-    expected = b"Bearer " + app.admin_token.encode()
-    return hmac.compare_digest(given, expected)
+class Admin:
+    def __init__(self, state: ServerState, cluster: Cluster, token: str | None,
+                 open_without_token: bool) -> None:
+        self.state = state
+        self.cluster = cluster
+        self.token = token
+        self.open = open_without_token
 
+    def authorized(self, req: Request) -> bool:
+        if self.token is None:
+            return self.open
+        given = req.header(b"authorization") or b""
+        return hmac.compare_digest(given, b"Bearer " + self.token.encode())
 
-def handle(app: App, req: Request) -> Reply:
-    keep = req.keep_alive
-    if not _authorized(app, req):
-        return Reply(json_response(401, {"error": "admin API needs Authorization: Bearer <token>"},
-                                   keep))
-    name = req.path[len("/_mock/"):]
-    routes = {"config": ("GET", "PUT"), "stats": ("GET",), "reset": ("POST",)}
-    if name not in routes:
-        return Reply(json_response(404, {"error": f"no admin endpoint /_mock/{name}"}, keep))
-    if req.method not in routes[name]:
-        return Reply(json_response(405, {"error": f"/_mock/{name} takes "
-                                         + " or ".join(routes[name])}, keep))
-    cluster = app.cluster
-    assert cluster is not None
+    def handle(self, req: Request) -> Reply:
+        keep = req.keep_alive
+        if not self.authorized(req):
+            return Reply(json_response(
+                401, {"error": "admin API needs Authorization: Bearer <token>"}, keep))
+        name = req.path[len("/_mock/"):]
+        if name not in _ENDPOINTS:
+            return Reply(json_response(404, {"error": f"no admin endpoint /_mock/{name}"},
+                                       keep))
+        if req.method not in _ENDPOINTS[name]:
+            return Reply(json_response(405, {"error": f"/_mock/{name} takes "
+                                             + " or ".join(_ENDPOINTS[name])}, keep))
+        cluster = self.cluster
+        if name == "config" and req.method == "GET":
+            return Reply(json_response(200, self.state.config.to_dict(), keep))
 
-    if name == "config" and req.method == "GET":
-        return Reply(json_response(200, app.config.to_dict(), keep))
+        if name == "config":
+            try:
+                raw = json.loads(req.body or b"null")
+                parse_config(raw)  # validate before any process changes
+            except ValueError as exc:
+                field = exc.field if isinstance(exc, ConfigError) else "body"
+                message = exc.message if isinstance(exc, ConfigError) else f"not JSON: {exc}"
+                return Reply(json_response(400, {"error": message, "field": field}, keep))
 
-    if name == "config":
-        try:
-            raw = json.loads(req.body or b"null")
-            parse_config(raw)  # validate before any process changes
-        except ValueError as exc:
-            field = exc.field if isinstance(exc, ConfigError) else "body"
-            message = exc.message if isinstance(exc, ConfigError) else f"not JSON: {exc}"
-            return Reply(json_response(400, {"error": message, "field": field}, keep))
+            async def put() -> bytes:
+                await cluster.call_all({"op": "config", "config": raw})
+                return json_response(200, self.state.config.to_dict(), keep)
+            return Reply(produce=put)
 
-        async def put() -> bytes:
-            await cluster.call_all({"op": "config", "config": raw})
-            return json_response(200, app.config.to_dict(), keep)
-        return Reply(produce=put)
+        if name == "stats":
+            async def stats() -> bytes:
+                answers = await cluster.call_all({"op": "stats"})
+                merged = merge_snapshots([a for a in answers if a is not None])
+                merged["missing_processes"] = sum(a is None for a in answers)
+                return json_response(200, merged, keep)
+            return Reply(produce=stats)
 
-    if name == "stats":
-        async def stats() -> bytes:
-            answers = await cluster.call_all({"op": "stats"})
-            merged = merge_snapshots([a for a in answers if a is not None])
-            merged["missing_processes"] = sum(a is None for a in answers)
-            return json_response(200, merged, keep)
-        return Reply(produce=stats)
-
-    async def reset() -> bytes:
-        answers = await cluster.call_all({"op": "reset"})
-        return json_response(200, {"reset": True,
-                                   "missing_processes": sum(a is None for a in answers)}, keep)
-    return Reply(produce=reset)
+        async def reset() -> bytes:
+            answers = await cluster.call_all({"op": "reset"})
+            return json_response(200, {"reset": True,
+                                       "missing_processes": sum(a is None for a in answers)},
+                                 keep)
+        return Reply(produce=reset)

@@ -17,7 +17,7 @@ import tempfile
 from typing import Any
 
 from mockserver.config import MockConfig, load_config_file
-from mockserver.latency import ConfigError
+from mockserver.errors import ConfigError
 from mockserver.server import ServerOptions, make_socket, run_process
 
 

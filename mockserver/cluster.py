@@ -11,20 +11,18 @@ from __future__ import annotations
 import asyncio
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from mockserver.config import parse_config
-
-if TYPE_CHECKING:
-    from mockserver.app import App
+from mockserver.state import ServerState
 
 PEER_TIMEOUT_S = 2.0
 
 
 class Cluster:
-    def __init__(self, app: App, sock_dir: str | None = None, index: int = 0,
+    def __init__(self, state: ServerState, sock_dir: str | None = None, index: int = 0,
                  count: int = 1) -> None:
-        self.app = app
+        self.state = state
         self.dir = Path(sock_dir) if sock_dir else None
         self.index = index
         self.count = count
@@ -46,12 +44,12 @@ class Cluster:
         """Carry out one admin operation on this process only."""
         op = msg.get("op")
         if op == "stats":
-            return self.app.local_stats()
+            return self.state.stats.snapshot()
         if op == "reset":
-            self.app.stats.reset()
+            self.state.stats.reset()
             return {"ok": True}
         if op == "config":
-            self.app.set_config(parse_config(msg["config"]))
+            self.state.set_config(parse_config(msg["config"]))
             return {"ok": True}
         return {"error": f"unknown op {op!r}"}
 

@@ -16,88 +16,11 @@ from fnmatch import translate
 from pathlib import Path
 from typing import Any
 
-from mockserver.latency import ConfigError, LatencyModel, parse_latency
-
-HTTP_METHODS = {"GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"}
-
-
-@dataclass(frozen=True)
-class Faults:
-    """Probabilities (0..1) of each injected fault, drawn independently per request."""
-
-    error: float = 0.0
-    error_status: int = 500
-    reset: float = 0.0
-    hang: float = 0.0
-    hang_ms: float = 5000.0
-    malformed: float = 0.0
-    slow_body: float = 0.0
-    slow_body_bytes_per_s: float = 1024.0
-    spike: float = 0.0
-    spike_ms: float = 1000.0
-
-    @property
-    def any(self) -> bool:
-        return bool(self.error or self.reset or self.hang or self.malformed or self.slow_body
-                    or self.spike)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "error": {"p": self.error, "status": self.error_status},
-            "reset": {"p": self.reset},
-            "hang": {"p": self.hang, "ms": self.hang_ms},
-            "malformed": {"p": self.malformed},
-            "slow_body": {"p": self.slow_body, "bytes_per_s": self.slow_body_bytes_per_s},
-            "spike": {"p": self.spike, "ms": self.spike_ms},
-        }
-
-
-# fault kind -> {extra key: (Faults attribute, minimum, maximum)}
-_FAULT_EXTRAS: dict[str, dict[str, tuple[str, float, float]]] = {
-    "error": {"status": ("error_status", 400, 599)},
-    "reset": {},
-    "hang": {"ms": ("hang_ms", 0, 60_000)},
-    "malformed": {},
-    "slow_body": {"bytes_per_s": ("slow_body_bytes_per_s", 1, 1e12)},
-    "spike": {"ms": ("spike_ms", 0, 600_000)},
-}
-
-
-def _number(value: Any, name: str, lo: float, hi: float) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not lo <= value <= hi:
-        raise ConfigError(name, f"expected a number from {lo:g} to {hi:g}, got {value!r}")
-    return float(value)
-
-
-def _integer(value: Any, name: str, lo: int, hi: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
-        raise ConfigError(name, f"expected an integer from {lo} to {hi}, got {value!r}")
-    return value
-
-
-def parse_faults(raw: Any, name: str) -> Faults:
-    if not isinstance(raw, dict):
-        raise ConfigError(name, f"expected a table of fault kinds, got {raw!r}")
-    values: dict[str, Any] = {}
-    for kind, spec in raw.items():
-        where = f"{name}.{kind}"
-        if kind not in _FAULT_EXTRAS:
-            raise ConfigError(where, f"unknown fault (expected one of {', '.join(_FAULT_EXTRAS)})")
-        if not isinstance(spec, dict):
-            spec = {"p": spec}
-        extras = _FAULT_EXTRAS[kind]
-        for key, value in spec.items():
-            if key == "p":
-                values[kind] = _number(value, f"{where}.p", 0, 1)
-            elif key in extras:
-                attr, lo, hi = extras[key]
-                values[attr] = (_integer(value, f"{where}.{key}", int(lo), int(hi))
-                                if attr == "error_status"
-                                else _number(value, f"{where}.{key}", lo, hi))
-            else:
-                allowed = ", ".join(["p", *extras])
-                raise ConfigError(f"{where}.{key}", f"unknown key (expected one of {allowed})")
-    return Faults(**values)
+from mockserver.checks import number
+from mockserver.errors import ConfigError
+from mockserver.faults import Faults, parse_faults
+from mockserver.http import METHODS
+from mockserver.latency import LatencyModel, parse_latency
 
 
 @dataclass(frozen=True)
@@ -137,8 +60,9 @@ def parse_profile(raw: Any, name: str, extra_keys: frozenset[str] = frozenset())
             latency = None  # the zero-delay fast path
     return Profile(
         latency=latency,
-        status=_integer(raw.get("status", 200), f"{name}.status", 200, 599),
-        body_bytes=_integer(raw.get("body_bytes", 2), f"{name}.body_bytes", 0, 64 << 20),
+        status=number(raw.get("status", 200), f"{name}.status", 200, 599, integer=True),
+        body_bytes=number(raw.get("body_bytes", 2), f"{name}.body_bytes", 0, 64 << 20,
+                          integer=True),
         faults=parse_faults(raw["faults"], f"{name}.faults") if "faults" in raw else None,
     )
 
@@ -185,8 +109,8 @@ def parse_limits(raw: Any, name: str) -> Limits:
             raise ConfigError(f"{name}.{key}",
                               f"unknown key (expected one of {', '.join(bounds)})")
         lo, hi = bounds[key]
-        values[key] = (_number(value, f"{name}.{key}", lo, hi) if key == "idle_timeout_s"
-                       else _integer(value, f"{name}.{key}", int(lo), int(hi)))
+        checked = number(value, f"{name}.{key}", lo, hi, integer=key != "idle_timeout_s")
+        values[key] = float(checked) if key == "idle_timeout_s" else checked
     return Limits(**values)
 
 
@@ -226,9 +150,9 @@ def parse_config(raw: Any, name: str = "config") -> MockConfig:
             raise ConfigError(f"{where}.path", f"expected a path starting with '/', got {path!r}")
         method = item.get("method")
         if method is not None and (not isinstance(method, str)
-                                   or method.upper() not in HTTP_METHODS):
+                                   or method.upper() not in METHODS):
             raise ConfigError(f"{where}.method",
-                              f"expected one of {', '.join(sorted(HTTP_METHODS))}, got {method!r}")
+                              f"expected one of {', '.join(sorted(METHODS))}, got {method!r}")
         routes.append(Route(path, method.upper() if method else None, profile,
                             re.compile(translate(path))))
     return MockConfig(

@@ -11,6 +11,9 @@ from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Any
 
+# The methods a scenario, a route or a request spec may name (and the mockserver serves).
+METHODS = ("GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS")
+
 # What the connection does after (or instead of) writing a reply.
 KEEP, CLOSE, RESET, HANG = 0, 1, 2, 3
 

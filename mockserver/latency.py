@@ -14,17 +14,11 @@ import random
 from dataclasses import dataclass, fields
 from typing import Any, ClassVar, Protocol
 
+from mockserver.checks import number
+from mockserver.errors import ConfigError
+
 # z such that P(Z <= z) = 0.99 for a standard normal: lognormal(median, p99) -> sigma.
 Z99 = 2.3263478740408408
-
-
-class ConfigError(ValueError):
-    """A configuration value is wrong; `field` names it (dotted path) for the error message."""
-
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(f"{field}: {message}")
-        self.field = field
-        self.message = message
 
 
 class LatencyModel(Protocol):
@@ -45,13 +39,7 @@ def _num(spec: dict[str, Any], key: str, field: str, *, minimum: float = 0.0,
         if default is not None:
             return default
         raise ConfigError(f"{field}.{key}", "is required")
-    value = spec[key]
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise ConfigError(f"{field}.{key}", f"expected a number, got {value!r}")
-    if value < minimum or (strict and value == minimum):
-        op = ">" if strict else ">="
-        raise ConfigError(f"{field}.{key}", f"expected a number {op} {minimum}, got {value!r}")
-    return float(value)
+    return float(number(spec[key], f"{field}.{key}", minimum, above=strict))
 
 
 class _Params:

@@ -12,14 +12,15 @@ import asyncio
 import socket
 import struct
 from collections import deque
-from typing import TYPE_CHECKING
+from collections.abc import Callable
 
 import httptools
 
 from mockserver.http import CLOSE, HANG, KEEP, RESET, Reply, Request, error_response
+from mockserver.state import ServerState
 
-if TYPE_CHECKING:
-    from mockserver.app import App
+# Where the connection is in reading a request (one state, not a flag per stage).
+IDLE, HEAD, BODY, BROKEN = 0, 1, 2, 3
 
 
 class _Slot:
@@ -33,41 +34,47 @@ class _Slot:
 
 
 class HttpProtocol(asyncio.Protocol):
-    __slots__ = ("app", "loop", "parser", "transport", "url", "headers", "body", "body_size",
-                 "head_size", "in_head", "queue", "busy", "broken", "closing", "last_active",
-                 "active", "special", "paused_reading", "_drain", "_tasks")
+    __slots__ = ("state", "handler", "loop", "parser", "transport", "url", "headers", "body",
+                 "body_size", "head_size", "reading", "queue", "busy", "closing",
+                 "last_active", "active", "special", "paused_reading", "_drain", "_tasks")
 
-    def __init__(self, app: App) -> None:
-        self.app = app
+    def __init__(self, state: ServerState, handler: Callable[[Request], Reply]) -> None:
+        self.state = state
+        self.handler = handler
         self.loop = asyncio.get_running_loop()
         self.parser = httptools.HttpRequestParser(self)
         self.transport: asyncio.Transport | None = None
+        self.reading = IDLE        # IDLE, HEAD, BODY; BROKEN after a protocol error
+        self._reset_message()
+        self.queue: deque[_Slot] = deque()
+        self.busy = False          # writing: a streamed body is being written
+        self.closing = False       # close once the queue drains (shutdown, Connection: close)
+        self.paused_reading = False  # flow control: too many replies queued
+        self.last_active = 0.0
+        self.active = True         # data arrived since the idle sweeper last looked
+        self._drain: asyncio.Future[None] | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def _reset_message(self) -> None:
+        """Per-message state, cleared after each request (one place for both paths)."""
         self.url = b""
         self.headers: list[tuple[bytes, bytes]] = []
         self.body: list[bytes] = []
         self.body_size = 0
         self.head_size = 0
-        self.in_head = False
-        self.queue: deque[_Slot] = deque()
-        self.busy = False          # a streamed body is being written
-        self.broken = False        # a protocol error was answered; ignore further bytes
-        self.closing = False       # close once the queue drains (shutdown, Connection: close)
-        self.last_active = 0.0
-        self.active = True         # data arrived since the idle sweeper last looked
         self.special = False       # the request carries X-Mock-Latency: no fast path
-        self.paused_reading = False
-        self._drain: asyncio.Future[None] | None = None
-        self._tasks: set[asyncio.Task[None]] = set()
+        if self.reading != BROKEN:
+            self.reading = IDLE
 
     # -- connection lifecycle -------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
         self.last_active = self.loop.time()
-        self.app.connection_opened(self)
+        self.state.connection_opened(self)
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self.app.connection_closed(self)
+        self.state.connection_closed(self)
         self.queue.clear()
         for task in self._tasks:
             task.cancel()
@@ -89,12 +96,12 @@ class HttpProtocol(asyncio.Protocol):
 
     @property
     def idle(self) -> bool:
-        return not self.queue and not self.busy and not self.in_head and not self.url
+        return not self.queue and not self.busy and self.reading != HEAD and not self.url
 
     # -- parser callbacks -----------------------------------------------------------------
 
     def data_received(self, data: bytes) -> None:
-        if self.broken:
+        if self.reading == BROKEN:
             return
         self.active = True
         try:
@@ -115,11 +122,11 @@ class HttpProtocol(asyncio.Protocol):
         except httptools.HttpParserError as exc:
             self._fail(400, f"malformed request: {exc}")
             return
-        if self.in_head:
+        if self.reading == HEAD:
             # A header that never ends is buffered inside httptools, out of the callbacks'
             # sight; bound it by the bytes received since the message began (+ one read).
             self.head_size += len(data)
-            if self.head_size > self.app.config.limits.max_header_bytes + 65536:
+            if self.head_size > self.state.config.limits.max_header_bytes + 65536:
                 self._fail(431, "request header section too large")
 
     # Only the callbacks we need are defined: httptools skips absent ones, and each Python
@@ -127,16 +134,16 @@ class HttpProtocol(asyncio.Protocol):
     # end of on_message_complete instead of in an on_message_begin.
 
     def on_url(self, url: bytes) -> None:
-        self.in_head = True
+        self.reading = HEAD
         self.url += url
         self.head_size += len(url)
-        if self.head_size > self.app.config.limits.max_header_bytes:
+        if self.head_size > self.state.config.limits.max_header_bytes:
             raise _TooLarge(431, "request header section too large")
 
     def on_header(self, name: bytes, value: bytes) -> None:
         self.headers.append((name, value))
         self.head_size += len(name) + len(value) + 4
-        if self.head_size > self.app.config.limits.max_header_bytes:
+        if self.head_size > self.state.config.limits.max_header_bytes:
             raise _TooLarge(431, "request header section too large")
         if len(name) == 14:  # Content-Length and X-Mock-Latency: the two we look at here
             lower = name.lower()
@@ -147,35 +154,35 @@ class HttpProtocol(asyncio.Protocol):
                     size = int(value)
                 except ValueError:
                     raise _TooLarge(400, "bad Content-Length") from None
-                if size > self.app.config.limits.max_body_bytes:
+                if size > self.state.config.limits.max_body_bytes:
                     raise _TooLarge(413, "request body too large")
 
     def on_body(self, body: bytes) -> None:
-        self.in_head = False
+        self.reading = BODY
         self.body_size += len(body)
-        if self.body_size > self.app.config.limits.max_body_bytes:
+        if self.body_size > self.state.config.limits.max_body_bytes:
             raise _TooLarge(413, "request body too large")
         self.body.append(body)
 
     def on_message_complete(self) -> None:
         parser = self.parser
-        app = self.app
+        state = self.state
         url = self.url
-        if app.fast_path and not self.special and not self.queue and not self.busy \
+        if state.fast_path and not self.special and not self.queue and not self.busy \
                 and not self.closing and parser.should_keep_alive():
             # The default profile with nothing to vary: a cached reply, no objects made.
-            hit = app.fast_paths.get(url)
+            hit = state.fast_paths.get(url)
             if hit is None:
-                hit = app.classify_fast(url)
+                hit = state.classify_fast(url)
             if hit and parser.get_method() != b"HEAD":
-                self.url = b""
-                self.in_head = False
+                self.url = b""  # a fast-path request has no body: little to reset
+                self.reading = IDLE
                 self.head_size = 0
                 self.headers.clear()
-                data = app.fast_response
-                app.stats.fast_hits += 1
+                data = state.fast_response
+                state.stats.fast_hits += 1
                 self.transport.write(data)  # type: ignore[union-attr]
-                app.stats.bytes_out += len(data)
+                state.stats.bytes_out += len(data)
                 return
         path, _, query = url.partition(b"?")
         request = Request(
@@ -187,14 +194,8 @@ class HttpProtocol(asyncio.Protocol):
             keep_alive=parser.should_keep_alive() and not self.closing,
             http_version=parser.get_http_version(),
         )
-        self.url = b""
-        self.in_head = False
-        self.head_size = 0
-        self.headers = []
-        self.body = []
-        self.body_size = 0
-        self.special = False
-        reply = self.app.handle(request, self)
+        self._reset_message()
+        reply = self.handler(request)
         if not request.keep_alive and reply.action == KEEP:
             reply.action = CLOSE
         self.submit(reply)
@@ -205,7 +206,7 @@ class HttpProtocol(asyncio.Protocol):
         if not self.queue and not self.busy and reply.delay <= 0 and reply.produce is None \
                 and reply.stream is None and reply.action == KEEP:
             self.transport.write(reply.data)  # type: ignore[union-attr]
-            self.app.stats.bytes_out += len(reply.data)
+            self.state.stats.bytes_out += len(reply.data)
             return
         slot = _Slot(reply, ready=reply.delay <= 0 and reply.produce is None)
         self.queue.append(slot)
@@ -213,7 +214,7 @@ class HttpProtocol(asyncio.Protocol):
             self._spawn(self._produce(slot, reply))
         elif reply.delay > 0:
             self.loop.call_later(reply.delay, self._ready, slot)
-        if len(self.queue) > self.app.config.limits.max_pipeline and not self.paused_reading:
+        if len(self.queue) > self.state.config.limits.max_pipeline and not self.paused_reading:
             self.paused_reading = True
             self.transport.pause_reading()  # type: ignore[union-attr]
         self._flush()
@@ -244,7 +245,7 @@ class HttpProtocol(asyncio.Protocol):
                 return
             if slot.data:
                 transport.write(slot.data)
-                self.app.stats.bytes_out += len(slot.data)
+                self.state.stats.bytes_out += len(slot.data)
             if slot.stream is not None:
                 self.busy = True
                 self._spawn(self._stream(slot))
@@ -252,7 +253,7 @@ class HttpProtocol(asyncio.Protocol):
             if slot.action == CLOSE:
                 transport.close()
                 return
-        if self.paused_reading and len(queue) <= self.app.config.limits.max_pipeline // 2:
+        if self.paused_reading and len(queue) <= self.state.config.limits.max_pipeline // 2:
             self.paused_reading = False
             transport.resume_reading()
         if self.closing and not queue and not self.busy:
@@ -274,7 +275,7 @@ class HttpProtocol(asyncio.Protocol):
         if self.transport is None or self.transport.is_closing():
             raise ConnectionResetError("client went away")
         self.transport.write(data)
-        self.app.stats.bytes_out += len(data)
+        self.state.stats.bytes_out += len(data)
 
     def _spawn(self, coro: object) -> None:
         task = self.loop.create_task(coro)  # type: ignore[arg-type]
@@ -293,8 +294,8 @@ class HttpProtocol(asyncio.Protocol):
 
     def _fail(self, status: int, message: str) -> None:
         """Answer a protocol error after the replies already queued, then close."""
-        self.broken = True
-        self.app.stats.malformed_requests += 1
+        self.reading = BROKEN
+        self.state.stats.malformed_requests += 1
         self.submit(Reply(data=error_response(status, message), action=CLOSE))
 
     def shutdown(self) -> None:

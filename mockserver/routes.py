@@ -1,6 +1,6 @@
-"""Built-in routes and the routes file: which profile a request gets, as a Plan.
+"""Built-in routes and the routes file: which profile a request gets, as an Answer.
 
-A Plan says what to answer (label for stats, status, body, delay, streamed body); the app
+An Answer says what to send (label for stats, status, body, delay, streamed body); the app
 then applies header overrides and faults in one place and turns it into a Reply.
 """
 
@@ -12,7 +12,8 @@ import random
 from dataclasses import dataclass
 from typing import Any
 
-from mockserver.config import Faults, MockConfig, Profile
+from mockserver.config import MockConfig, Profile
+from mockserver.faults import Faults
 from mockserver.http import Request, body_bytes
 
 MAX_DELAY_MS = 600_000          # /delay/{ms}: ten minutes is already absurd for a mock
@@ -22,14 +23,15 @@ MAX_DRIP_MS = 600_000
 
 
 @dataclass(slots=True)
-class Plan:
+class Answer:
     label: str
     status: int = 200
     body: bytes | None = None     # None: body_bytes(body_len), cacheable by length
     body_len: int = 0
     delay: float = 0.0
     content_type: bytes = b"application/octet-stream"
-    drip: tuple[int, float] | None = None   # (bytes, seconds): chunked and paced
+    drip: tuple[int, float] | None = None   # (bytes, seconds): a body paced over time
+    chunked: bool = True          # a paced body is chunked, unless a fault keeps its length
     faults: Faults | None = None  # a route's own faults; None means the global ones
 
 
@@ -47,40 +49,40 @@ def _int_param(raw: str, name: str, lo: int, hi: int) -> int:
     return value
 
 
-def _profile_plan(label: str, profile: Profile, rng: random.Random) -> Plan:
+def _profile_answer(label: str, profile: Profile, rng: random.Random) -> Answer:
     delay = profile.latency.sample(rng) if profile.latency is not None else 0.0
-    return Plan(label, profile.status, None, profile.body_bytes, delay, faults=profile.faults)
+    return Answer(label, profile.status, None, profile.body_bytes, delay, faults=profile.faults)
 
 
-def _delay(req: Request, arg: str, rng: random.Random) -> Plan:
+def _delay(req: Request, arg: str, rng: random.Random) -> Answer:
     ms = _int_param(arg, "ms", 0, MAX_DELAY_MS)
-    return Plan("/delay/{ms}", delay=ms / 1000.0, body_len=2)
+    return Answer("/delay/{ms}", delay=ms / 1000.0, body_len=2)
 
 
-def _status(req: Request, arg: str, rng: random.Random) -> Plan:
-    return Plan("/status/{code}", status=_int_param(arg, "code", 200, 599), body_len=2)
+def _status(req: Request, arg: str, rng: random.Random) -> Answer:
+    return Answer("/status/{code}", status=_int_param(arg, "code", 200, 599), body_len=2)
 
 
-def _bytes(req: Request, arg: str, rng: random.Random) -> Plan:
-    return Plan("/bytes/{n}", body_len=_int_param(arg, "n", 0, MAX_BYTES))
+def _bytes(req: Request, arg: str, rng: random.Random) -> Answer:
+    return Answer("/bytes/{n}", body_len=_int_param(arg, "n", 0, MAX_BYTES))
 
 
-def _cpu(req: Request, arg: str, rng: random.Random) -> Plan:
+def _cpu(req: Request, arg: str, rng: random.Random) -> Answer:
     # The lesson's CPU-bound exercise, run on the server's event loop. It blocks every other
     # connection of this process on purpose: that is what CPU work does to an event loop.
     n = _int_param(arg, "n", 0, MAX_CPU_N)
     total = sum(i * i for i in range(n))
-    return Plan("/cpu/{n}", body=b"%d\n" % total, content_type=b"text/plain")
+    return Answer("/cpu/{n}", body=b"%d\n" % total, content_type=b"text/plain")
 
 
-def _drip(req: Request, arg: str, rng: random.Random) -> Plan:
+def _drip(req: Request, arg: str, rng: random.Random) -> Answer:
     params = dict(p.partition("=")[::2] for p in req.query.split("&") if p)
     n = _int_param(params.get("bytes", "1024"), "bytes", 0, MAX_BYTES)
     ms = _int_param(params.get("duration_ms", "1000"), "duration_ms", 0, MAX_DRIP_MS)
-    return Plan("/drip", drip=(n, ms / 1000.0))
+    return Answer("/drip", drip=(n, ms / 1000.0))
 
 
-def _echo(req: Request, arg: str, rng: random.Random) -> Plan:
+def _echo(req: Request, arg: str, rng: random.Random) -> Answer:
     body = json.dumps({
         "method": req.method,
         "path": req.path,
@@ -89,7 +91,7 @@ def _echo(req: Request, arg: str, rng: random.Random) -> Plan:
         "headers": [[k.decode("latin-1"), v.decode("latin-1")] for k, v in req.headers],
         "body": req.body.decode("utf-8", "replace"),
     }).encode() + b"\n"
-    return Plan("/echo", body=body, content_type=b"application/json")
+    return Answer("/echo", body=body, content_type=b"application/json")
 
 
 # first path segment -> handler(request, rest of path, rng)
@@ -101,21 +103,21 @@ _BUILTINS: dict[str, Any] = {
 BUILTIN_SEGMENTS = frozenset({*_BUILTINS, "_mock", "health"})
 
 
-def plan_for(req: Request, config: MockConfig, rng: random.Random) -> Plan:
+def answer_for(req: Request, config: MockConfig, rng: random.Random) -> Answer:
     """Routes file first (so users can shadow anything), then built-ins, then the default."""
     for route in config.routes:
         if route.matches(req.method, req.path):
-            return _profile_plan(route.path, route.profile, rng)
+            return _profile_answer(route.path, route.profile, rng)
     first, _, rest = req.path[1:].partition("/")
     handler = _BUILTINS.get(first)
     if handler is not None and (rest or first in ("drip", "echo")):
         try:
             return handler(req, rest, rng)
         except BadParam as exc:
-            return Plan(f"/{first}", status=400,
+            return Answer(f"/{first}", status=400,
                         body=json.dumps({"error": str(exc)}).encode() + b"\n",
                         content_type=b"application/json")
-    return _profile_plan("default", config.default, rng)
+    return _profile_answer("default", config.default, rng)
 
 
 async def paced_body(conn: Any, total: int, seconds: float, chunked: bool) -> None:

@@ -7,7 +7,6 @@ SO_REUSEPORT socket on the same port so the kernel spreads connections across th
 from __future__ import annotations
 
 import asyncio
-import resource
 import signal
 import socket
 from collections.abc import Callable
@@ -16,7 +15,9 @@ from dataclasses import dataclass
 from mockserver.app import App
 from mockserver.cluster import Cluster
 from mockserver.config import MockConfig
+from mockserver.fdlimit import raise_nofile
 from mockserver.protocol import HttpProtocol
+from mockserver.state import ServerState
 
 
 @dataclass(frozen=True)
@@ -63,54 +64,47 @@ async def serve(opts: ServerOptions, *, index: int = 0, count: int = 1,
                 on_ready: Callable[[int], None] | None = None) -> None:
     """Serve until SIGTERM/SIGINT, then finish in-flight requests within grace_s."""
     loop = asyncio.get_running_loop()
-    app = App(opts.config, seed=opts.seed, index=index, admin_token=opts.admin_token,
-              admin_open=opts.admin_open)
-    app.cluster = Cluster(app, sock_dir, index, count)
-    await app.cluster.start()
+    state = ServerState(opts.config, seed=opts.seed, index=index)
+    cluster = Cluster(state, sock_dir, index, count)
+    app = App(state, cluster, admin_token=opts.admin_token, admin_open=opts.admin_open)
+    await cluster.start()
     sock = make_socket(opts.host, opts.port, opts.reuse_port)
     sock.listen(opts.backlog)
-    server = await loop.create_server(lambda: HttpProtocol(app), sock=sock)
+    server = await loop.create_server(lambda: HttpProtocol(state, app.handle), sock=sock)
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    sweeper = loop.create_task(_sweep_idle(app))
+    sweeper = loop.create_task(_sweep_idle(state))
     if on_ready is not None:
         on_ready(sock.getsockname()[1])
     await stop.wait()
 
     server.close()  # stop accepting; established connections stay
-    for conn in list(app.connections):
+    for conn in list(state.connections):
         conn.shutdown()
     deadline = loop.time() + opts.grace_s
-    while app.connections and loop.time() < deadline:
+    while state.connections and loop.time() < deadline:
         await asyncio.sleep(0.02)
-    for conn in list(app.connections):
+    for conn in list(state.connections):
         if conn.transport is not None:
             conn.transport.abort()
     sweeper.cancel()
-    await app.cluster.close()
+    await cluster.close()
 
 
-async def _sweep_idle(app: App) -> None:
+async def _sweep_idle(state: ServerState) -> None:
     """Close keep-alive connections idle past the limit: one timer for all, not one each."""
     loop = asyncio.get_running_loop()
     while True:
-        timeout = app.config.limits.idle_timeout_s
+        timeout = state.config.limits.idle_timeout_s
         await asyncio.sleep(min(1.0, timeout / 4))
         now = loop.time()
-        for conn in list(app.connections):
+        for conn in list(state.connections):
             if conn.active:  # data_received only sets a flag; the clock is read here
                 conn.active = False
                 conn.last_active = now
             elif conn.idle and now - conn.last_active > timeout and conn.transport is not None:
                 conn.transport.close()
-
-
-def raise_nofile() -> None:
-    """Thousands of client connections need more descriptors than the soft limit of 1,024."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft < hard:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
 def run_process(opts: ServerOptions, index: int = 0, count: int = 1,

@@ -1,25 +1,42 @@
-"""Client models, one module each, behind ClientModel (base.py)."""
+"""How load is made: the registry of client models, name -> what the model is.
+
+A new model is one entry here and one module: the scenario validator, the process model
+(which builds the entry's class in each load process) and the verdict all read this table;
+the worker only ever drives a ProcessModel. Entries name their class as
+"module:Class", imported only in the load process that runs it (Locust's gevent patches,
+aiohttp and uvloop stay out of every other process).
+"""
 
 from __future__ import annotations
 
-from harness.clients.base import ClientModel, LocalModel
-from harness.plan import Job
+from dataclasses import dataclass
 
 
-def create_local(model: str, job: Job) -> LocalModel:
-    """A model that runs inside the current process (what a load process runs)."""
-    if model.startswith("locust"):
-        from harness.clients.locust_model import LocustModel
-        return LocustModel()
-    from harness.clients.aio import AsyncioModel, UvloopModel
-    from harness.clients.threaded import SyncModel, ThreadModel
+@dataclass(frozen=True)
+class ModelKind:
+    """What the rest of the harness needs to know about one client model."""
 
-    return {"sync": SyncModel, "thread": ThreadModel, "asyncio": AsyncioModel,
-            "uvloop": UvloopModel}[model]()
+    family: str                       # the verdict's family: the lesson's rule names these
+    local: str | None                 # "module:Class" of the LocalModel a load process runs
+    label: str = "{model}"            # how results name it (format fields: ModelSpec's)
+    engines: tuple[str, ...] = ()     # choices of `engine`; the first is the default
+    open_model: bool = True           # supports [load] mode = "open"
+    single_user: bool = False         # always one user (the sync baseline)
+    gevent: bool = False              # needs gevent's monkey patches before anything else
+    wraps: bool = False               # runs another model (sub_model) in several processes
 
 
-def create(job: Job) -> ClientModel:
-    """What a worker runs: the job's model in one or more load processes of its own."""
-    from harness.clients.process import ProcessModel
-
-    return ProcessModel(job)
+MODELS: dict[str, ModelKind] = {
+    "sync": ModelKind("sync", "harness.clients.threaded:SyncModel", single_user=True),
+    "thread": ModelKind("threads", "harness.clients.threaded:ThreadModel"),
+    "asyncio": ModelKind("asyncio", "harness.clients.aio:AsyncioModel",
+                         "{model}-{engine}", ("aiohttp", "fast")),
+    "uvloop": ModelKind("asyncio", "harness.clients.aio:UvloopModel",
+                        "{model}-{engine}", ("aiohttp", "fast")),
+    "process": ModelKind("processes", None, "process-{sub_model}x{processes}", wraps=True),
+    "locust": ModelKind("locust", "harness.clients.locust_model:LocustModel",
+                        open_model=False, gevent=True),
+    "locust-http": ModelKind("locust", "harness.clients.locust_model:LocustModel",
+                             open_model=False, gevent=True),
+}
+SUB_MODELS = ("thread", "asyncio")   # what the process model may run in its processes

@@ -9,19 +9,11 @@ from collections.abc import Awaitable, Callable
 
 import aiohttp
 
-from harness.clients.base import (
-    BODY_LENGTH,
-    CONNECT_REFUSED,
-    MALFORMED,
-    OTHER,
-    RESET,
-    TIMEOUT,
-    LocalModel,
-    RequestFailed,
-    async_user,
-    request_bytes,
-)
+from harness.clients.base import LocalModel
+from harness.clients.failures import TIMEOUT, RequestFailed, classify_aiohttp
 from harness.clients.fast import FastClient
+from harness.clients.loops import async_user
+from harness.clients.wire import headers_for, request_bytes
 
 
 class AsyncioModel(LocalModel):
@@ -94,11 +86,16 @@ class AsyncioModel(LocalModel):
         job, pacer, rec = self.job, self.pacer, self.recorder
         specs = job.specs
         base = job.url
+        host, port = job.host_port
+        # the documented header set (wire.py), given in full so aiohttp adds none of its
+        # own (it would send Accept-Encoding: gzip and its User-Agent)
+        headers = [headers_for(s, host, port) for s in specs]
         connector = aiohttp.TCPConnector(limit=job.concurrency, limit_per_host=0,
                                          force_close=False)
         timeout = aiohttp.ClientTimeout(total=job.timeout_s)
         async with aiohttp.ClientSession(connector=connector, timeout=timeout,
-                                         auto_decompress=False) as session:
+                                         auto_decompress=False,
+                                         skip_auto_headers=("Content-Type",)) as session:
             # aiohttp silently resends an idempotent request once when a kept-alive
             # connection drops (aio-libs/aiohttp#10790), hiding the reset and sending a
             # request nobody counted. No public switch exists; aiohttp's own test client
@@ -111,31 +108,17 @@ class AsyncioModel(LocalModel):
                     # redirects are answers, as in every other model: following them
                     # would send requests this loop never counted
                     async with session.request(spec.method, base + spec.path,
-                                               headers=dict(spec.headers),
+                                               headers=headers[k],
                                                data=spec.body or None,
                                                allow_redirects=False) as resp:
                         body = await resp.read()
                         return resp.status, len(body)
                 except aiohttp.ClientError as exc:
-                    raise RequestFailed(classify(exc), str(exc)) from None
+                    raise RequestFailed(classify_aiohttp(exc), str(exc)) from None
                 except TimeoutError:
                     raise RequestFailed(TIMEOUT) from None
             await asyncio.gather(*(async_user(i, job, pacer, rec, send)
                                    for i in range(job.concurrency)))
-
-
-def classify(exc: aiohttp.ClientError) -> str:
-    if isinstance(exc, aiohttp.ClientConnectorError):
-        return CONNECT_REFUSED if isinstance(exc.os_error, ConnectionRefusedError) else OTHER
-    if isinstance(exc, aiohttp.ServerTimeoutError):
-        return TIMEOUT
-    if isinstance(exc, aiohttp.ClientPayloadError):
-        return BODY_LENGTH
-    if isinstance(exc, aiohttp.ServerDisconnectedError | aiohttp.ClientOSError):
-        return RESET
-    if isinstance(exc, aiohttp.ClientResponseError):
-        return MALFORMED
-    return OTHER
 
 
 def _uvloop_factory() -> asyncio.AbstractEventLoop:

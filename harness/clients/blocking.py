@@ -4,18 +4,10 @@ what plain synchronous Python code uses, with its errors sorted into our kinds."
 from __future__ import annotations
 
 import http.client
-import socket
 
-from harness.clients.base import (
-    BODY_LENGTH,
-    CONNECT_REFUSED,
-    MALFORMED,
-    OTHER,
-    RESET,
-    TIMEOUT,
-    RequestFailed,
-)
-from harness.plan import Job
+from harness.clients.failures import RequestFailed, classify_stdlib
+from harness.clients.wire import headers_for
+from harness.control.job import Job
 
 
 class BlockingClient:
@@ -24,6 +16,9 @@ class BlockingClient:
         self.timeout = job.timeout_s
         self.base = job.base_path
         self.specs = job.specs
+        # the documented header set (wire.py); http.client adds no Host or
+        # Accept-Encoding of its own when they are given
+        self.headers = [dict(headers_for(s, self.host, self.port)) for s in self.specs]
         self.conn: http.client.HTTPConnection | None = None
 
     def _connection(self) -> http.client.HTTPConnection:
@@ -36,7 +31,7 @@ class BlockingClient:
         conn = self._connection()
         try:
             conn.request(spec.method, self.base + spec.path, body=spec.body or None,
-                         headers=dict(spec.headers))
+                         headers=self.headers[k])
             resp = conn.getresponse()
             body = resp.read()
             if resp.will_close:
@@ -44,23 +39,9 @@ class BlockingClient:
             return resp.status, len(body)
         except Exception as exc:
             self.close()
-            raise RequestFailed(classify(exc), str(exc)) from None
+            raise RequestFailed(classify_stdlib(exc), str(exc)) from None
 
     def close(self) -> None:
         if self.conn is not None:
             self.conn.close()
             self.conn = None
-
-
-def classify(exc: BaseException) -> str:
-    if isinstance(exc, ConnectionRefusedError):
-        return CONNECT_REFUSED
-    if isinstance(exc, TimeoutError | socket.timeout):
-        return TIMEOUT
-    if isinstance(exc, http.client.IncompleteRead):
-        return BODY_LENGTH
-    if isinstance(exc, http.client.RemoteDisconnected | ConnectionResetError | BrokenPipeError):
-        return RESET
-    if isinstance(exc, http.client.HTTPException):
-        return MALFORMED
-    return OTHER

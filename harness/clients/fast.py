@@ -11,7 +11,7 @@ import asyncio
 
 import httptools
 
-from harness.clients.base import (
+from harness.clients.failures import (
     BODY_LENGTH,
     CONNECT_REFUSED,
     MALFORMED,

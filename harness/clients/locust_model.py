@@ -10,48 +10,16 @@ Locust has no open (rate) model to map onto.
 
 from __future__ import annotations
 
-import http.client
 import math
 import time
 from collections.abc import Callable
 from typing import Any
 
-from harness.clients.base import (
-    BODY_LENGTH,
-    CONNECT_REFUSED,
-    MALFORMED,
-    OTHER,
-    RESET,
-    STATUS,
-    TIMEOUT,
-    LocalModel,
-    cpu_work,
-)
-from harness.plan import Picker
-
-# What Locust's two clients raise for a response they cannot parse: geventhttpclient's
-# HTTPParseError, and http.client's (behind requests) BadStatusLine and kin.
-_MALFORMED_NAMES = ("httpparseerror", "badstatusline", "linetoolong", "protocolerror",
-                    "invalidchunklength")
-
-
-def classify(exc: BaseException) -> str:
-    """Locust hands over the exception its client raised (or wrapped): sorted into our
-    kinds by type where the type is stdlib, by name or message where it is a library's."""
-    text = f"{type(exc).__name__}: {exc}".lower()
-    if STATUS in text:
-        return STATUS
-    if isinstance(exc, ConnectionRefusedError) or "refused" in text:
-        return CONNECT_REFUSED
-    if isinstance(exc, TimeoutError) or "timeout" in text or "timed out" in text:
-        return TIMEOUT
-    if isinstance(exc, ConnectionResetError) or "reset" in text or "disconnected" in text:
-        return RESET
-    if isinstance(exc, http.client.IncompleteRead) or "incompleteread" in text:
-        return BODY_LENGTH
-    if isinstance(exc, http.client.HTTPException) or any(n in text for n in _MALFORMED_NAMES):
-        return MALFORMED
-    return OTHER
+from harness.clients.base import LocalModel
+from harness.clients.failures import STATUS, classify_locust
+from harness.clients.loops import cpu_work
+from harness.clients.pacing import Picker
+from harness.clients.wire import headers_for
 
 
 class LocustModel(LocalModel):
@@ -70,6 +38,8 @@ class LocustModel(LocalModel):
         names = {s.name: i for i, s in enumerate(specs)}
         base_path = job.base_path
         picker = Picker(specs, job.seed)
+        host, port = job.host_port
+        headers = [dict(headers_for(s, host, port)) for s in specs]  # as far as Locust allows
         perf_ns = time.perf_counter_ns
 
         class Peer(FastHttpUser if job.model == "locust" else HttpUser):  # type: ignore[misc]
@@ -84,8 +54,9 @@ class LocustModel(LocalModel):
                 if not pacer.running(now) or not pacer.claim(now):
                     raise StopUser()
                 rec.sent[0] += 1  # counted when sent: the server counts it then too
-                spec = specs[picker.pick()]
-                kwargs: dict[str, Any] = {"headers": dict(spec.headers), "name": spec.name,
+                k = picker.pick()
+                spec = specs[k]
+                kwargs: dict[str, Any] = {"headers": headers[k], "name": spec.name,
                                           "catch_response": True}
                 if spec.body:
                     kwargs["data"] = spec.body
@@ -94,9 +65,7 @@ class LocustModel(LocalModel):
                 with self.client.request(spec.method, base_path + spec.path,
                                          **kwargs) as resp:
                     status = resp.status_code or 0
-                    ok = status in spec.expect_status if spec.expect_status else \
-                        200 <= status < 400
-                    if ok:
+                    if status in spec.accepted_statuses:
                         resp.success()
                     elif status:
                         resp.failure(f"{STATUS}: {status}")
@@ -113,7 +82,7 @@ class LocustModel(LocalModel):
             if exception is None:
                 rec.ok(k, done, latency, response_length or 0)
             else:
-                rec.fail(k, done, latency, classify(exception))
+                rec.fail(k, done, latency, classify_locust(exception))
 
         # stop_timeout: at the end users finish the request in flight instead of being
         # killed mid-request, so what we count as sent is what the target received.

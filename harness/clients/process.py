@@ -17,24 +17,31 @@ import multiprocessing
 import os
 import resource
 import time
+from importlib import import_module
 from multiprocessing import connection
 from typing import Any
 
-from harness.clients.base import ClientModel
-from harness.plan import Job
-from harness.stats import IntervalStats
+from harness.clients import MODELS
+from harness.clients.base import ClientModel, LocalModel
+from harness.control.job import Job
+from harness.stats import IntervalStats, add_cell
+
+
+def create_local(model: str) -> LocalModel:
+    """The registry's class for `model`, built in this (load) process."""
+    module, _, cls = (MODELS[model].local or "").partition(":")
+    return getattr(import_module(module), cls)()
 
 
 def _child(index: int, job_wire: dict[str, Any], model_name: str, conn: Any) -> None:
-    if model_name.startswith("locust"):
+    if MODELS[model_name].gevent:
         from gevent import monkey  # Locust needs gevent's patches, and first
 
         monkey.patch_all()
-    from harness.clients import create_local
 
     parent = os.getppid()
     job = Job.from_wire(job_wire)
-    model = create_local(model_name, job)
+    model = create_local(model_name)
     conn.send(("ready", index))
     while not conn.poll(0):  # wait for START, but never outlive the worker
         if os.getppid() != parent:
@@ -74,8 +81,9 @@ class ProcessModel(ClientModel):
 
     def __init__(self, job: Job) -> None:
         ctx = multiprocessing.get_context("spawn")
-        parts = min(job.processes, job.concurrency) if job.model == "process" else 1
-        model_name = job.sub_model if job.model == "process" else job.model
+        wraps = MODELS[job.model].wraps
+        parts = min(job.processes, job.concurrency) if wraps else 1
+        model_name = job.sub_model if wraps else job.model
         self.conns = []
         self.procs = []
         for i in range(parts):
@@ -121,11 +129,7 @@ class ProcessModel(ClientModel):
             self.ready_count += 1
         elif msg[0] == "stats":
             for k, name, cell in msg[1]:
-                stats = IntervalStats.from_wire(cell)
-                if (k, name) in self.pending:
-                    self.pending[(k, name)].add(stats)
-                else:
-                    self.pending[(k, name)] = stats
+                add_cell(self.pending, (k, name), IntervalStats.from_wire(cell))
         else:
             self.done.append(msg[1])
             if msg[2]:
@@ -160,6 +164,7 @@ class ProcessModel(ClientModel):
                 pass
 
     def kill(self) -> None:
+        """End the load processes now."""
         for proc in self.procs:
             if proc.is_alive():
                 proc.kill()

@@ -3,8 +3,9 @@
 
 from __future__ import annotations
 
-from harness.clients.base import LocalModel, blocking_user
+from harness.clients.base import LocalModel
 from harness.clients.blocking import BlockingClient
+from harness.clients.loops import blocking_user
 
 
 class ThreadModel(LocalModel):

@@ -17,7 +17,7 @@ import psutil
 import pytest
 import zmq
 
-from harness import protocol
+from harness.control import messages as protocol
 from tests.conftest import HARNESS, Mock, load_meta, run_harness
 
 

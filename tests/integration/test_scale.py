@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from hdrh.histogram import HdrHistogram
 
-from harness.simulate import against_coordinator
+from harness.control.simulate import against_coordinator
 from tests.conftest import HARNESS
 
 

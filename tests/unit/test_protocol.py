@@ -7,8 +7,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from harness import protocol
-from harness.protocol import Malformed, VersionMismatch
+from harness.control import messages as protocol
+from harness.control.messages import Malformed, VersionMismatch
 
 
 def test_round_trip():

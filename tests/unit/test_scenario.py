@@ -6,8 +6,10 @@ import time
 
 import pytest
 
-from harness.plan import Pacer, make_job
-from harness.scenario import ScenarioError, apply_set, parse_scenario
+from harness.clients.pacing import Pacer
+from harness.control.job import make_job
+from harness.errors import ScenarioError
+from harness.scenario import apply_set, parse_scenario
 
 BASE = {
     "run": {"duration": "2s", "workers": 3},

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pandas as pd
 
+from harness.reports.verdict import decide, format_verdict
 from harness.scenario import parse_scenario
-from harness.verdict import decide, format_verdict
 
 COLUMNS = ["model", "name", "rps", "p50_ms", "p99_ms", "failures", "error_rate", "cpu_pct",
            "rss_peak_mb"]

@@ -20,8 +20,8 @@ import numpy as np
 import psutil
 import zmq
 
-from harness import protocol
-from harness.protocol import HEARTBEAT_S
+from harness.control import messages
+from harness.control.messages import HEARTBEAT_S
 from harness.stats import IntervalStats, record_batch
 
 NAMES = ("home", "api", "static")
@@ -90,7 +90,7 @@ def simulate(endpoint: str, workers: int, seconds: int, coordinator_pid: int | N
     for sock in socks:
         poller.register(sock, zmq.POLLIN)
     for i, sock in enumerate(socks):
-        sock.send(protocol.encode("HELLO", name=f"sim-{i}", pid=i, host="simulated"))
+        sock.send(messages.encode("HELLO", name=f"sim-{i}", pid=i, host="simulated"))
 
     model = None
     start_at: float | None = None
@@ -104,10 +104,10 @@ def simulate(endpoint: str, workers: int, seconds: int, coordinator_pid: int | N
     ready_sent: set[int] = set()
     while closed < workers and time.monotonic() < deadline:
         for sock, _ in poller.poll(50):
-            msg = protocol.decode(sock.recv())
+            msg = messages.decode(sock.recv())
             if msg["t"] == "PREPARE":
                 model = msg["model"]
-                sock.send(protocol.encode("READY", model=model))
+                sock.send(messages.encode("READY", model=model))
                 ready_sent.add(id(sock))
             elif msg["t"] == "START" and start_at is None:
                 start_at = time.monotonic() + float(msg["start_in"])
@@ -119,7 +119,7 @@ def simulate(endpoint: str, workers: int, seconds: int, coordinator_pid: int | N
         now = time.monotonic()
         if now - last_beat >= HEARTBEAT_S:
             for sock in socks:
-                sock.send(protocol.encode("HEARTBEAT"))
+                sock.send(messages.encode("HEARTBEAT"))
             last_beat = now
         if start_at is not None and not done and now >= start_at + next_second + 1:
             k = next_second
@@ -129,7 +129,7 @@ def simulate(endpoint: str, workers: int, seconds: int, coordinator_pid: int | N
                     j = rng.randrange(len(pool))
                     cells.append([k, name, wires[j]])
                     result.truth.setdefault((k, name), IntervalStats()).add(pool[j])
-                sock.send(protocol.encode("STATS", model=model, cells=cells))
+                sock.send(messages.encode("STATS", model=model, cells=cells))
                 result.stats_sent += 1
             next_second += 1
             if next_second >= seconds:
@@ -137,7 +137,7 @@ def simulate(endpoint: str, workers: int, seconds: int, coordinator_pid: int | N
                     t = proc.cpu_times()
                     cpu_end = (t.user + t.system, time.monotonic())
                 for sock in socks:
-                    sock.send(protocol.encode("DONE", model=model, error="", totals={
+                    sock.send(messages.encode("DONE", model=model, error="", totals={
                         "sent": 0, "late": 0, "skipped": 0, "cpu_s": 0.0, "rss_peak": 0,
                         "elapsed_s": float(seconds)}))
                 done = True

@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
-from harness.coordinator import ModelResult
+from harness.control.outcome import ModelResult
 
 
 def _latest(result: ModelResult) -> tuple[int, int, float, int]:

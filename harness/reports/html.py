@@ -19,12 +19,9 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from harness.results import AGGREGATED, read_csv, read_histograms  # noqa: E402
+from harness.errors import ReportError  # noqa: E402
+from harness.reports.results import AGGREGATED, read_csv, read_histograms  # noqa: E402
 from harness.stats import merge  # noqa: E402
-
-
-class ReportError(Exception):
-    """A run directory without the files a report needs."""
 
 
 def _png(fig: Any) -> str:

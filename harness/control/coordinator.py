@@ -13,116 +13,30 @@ import signal
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 import zmq
 
-from harness import protocol
-from harness.plan import make_job
-from harness.protocol import HEARTBEAT_S, LOST_AFTER_S, Malformed, VersionMismatch
+from harness.control import messages
+from harness.control.job import make_job
+from harness.control.messages import HEARTBEAT_S, LOST_AFTER_S, Malformed, VersionMismatch
+from harness.control.outcome import ModelResult, RunOutcome, WorkerInfo
+from harness.errors import CoordinatorError
 from harness.scenario import Scenario
-from harness.stats import IntervalStats
 
 START_IN_S = 0.5
 READY_TIMEOUT_S = 30.0
 DONE_GRACE_S = 15.0
 
 
-class CoordinatorError(Exception):
-    """The run could not take place (no workers came, a bind failed)."""
-
-
-@dataclass
-class WorkerInfo:
-    identity: bytes
-    name: str
-    index: int
-    host: str
-    last_heard: float
-    lost_at: float | None = None
-    lost_during: str | None = None
-
-    @property
-    def alive(self) -> bool:
-        return self.lost_at is None
-
-
-@dataclass
-class Tally:
-    """What live progress needs of a cell, kept without decoding its histogram."""
-
-    requests: int = 0
-    errors: int = 0
-    worst_p99_us: int = 0
-
-
-@dataclass
-class ModelResult:
-    """One model's merged results. Histograms arrive encoded and are decoded when read:
-    decoding is the coordinator's main cost, and deferring it keeps a run with hundreds of
-    workers cheap while it lasts (the merge stays exact, only later)."""
-
-    label: str
-    index: int
-    pending: dict[tuple[int, str], list[dict[str, Any]]] = field(default_factory=dict)
-    tallies: dict[int, Tally] = field(default_factory=dict)
-    totals: dict[int, dict[str, Any]] = field(default_factory=dict)
-    errors: list[str] = field(default_factory=list)
-    started_wall: float = 0.0
-    ended_wall: float = 0.0
-    aborted: bool = False
-    undecodable: int = 0
-    _cells: dict[tuple[int, str], IntervalStats] = field(default_factory=dict)
-
-    def add_wire(self, interval: int, name: str, wire: dict[str, Any]) -> None:
-        self.pending.setdefault((interval, name), []).append(wire)
-        tally = self.tallies.setdefault(interval, Tally())
-        tally.requests += wire["n"]
-        tally.errors += sum(wire["errors"].values())
-        tally.worst_p99_us = max(tally.worst_p99_us, wire.get("p99_us", 0))
-
-    @property
-    def cells(self) -> dict[tuple[int, str], IntervalStats]:
-        """Every (interval, request name) cell, merged exactly across workers."""
-        pending, self.pending = self.pending, {}
-        for key, wires in pending.items():
-            for wire in wires:
-                try:
-                    cell = IntervalStats.from_wire(wire)
-                except Exception:  # hdrh raises several types on a corrupt histogram
-                    self.undecodable += 1
-                    continue
-                if key in self._cells:
-                    self._cells[key].add(cell)
-                else:
-                    self._cells[key] = cell
-        return self._cells
-
-
-@dataclass
-class RunOutcome:
-    models: list[ModelResult]
-    workers: list[WorkerInfo]
-    dropped_messages: int
-    refused_workers: int
-    interrupted: bool
-
-    @property
-    def lost(self) -> list[WorkerInfo]:
-        return [w for w in self.workers if not w.alive]
-
-    @property
-    def partial(self) -> bool:
-        return bool(self.lost) or self.interrupted or any(m.aborted for m in self.models)
-
-
-Progress = Callable[[ModelResult, float, dict[str, Any]], None]
+# Called about four times a second while a model runs: (its result so far, seconds since
+# its start, extra fields). The terminal progress display is one such hook.
+ProgressHook = Callable[[ModelResult, float, dict[str, Any]], None]
 
 
 class Coordinator:
     def __init__(self, scenario: Scenario, url: str, bind: str, expect_workers: int,
-                 progress: Progress | None = None, curve_secret: bytes | None = None,
+                 progress: ProgressHook | None = None, curve_secret: bytes | None = None,
                  authenticator: Any = None) -> None:
         self.scenario = scenario
         self.url = url
@@ -161,7 +75,7 @@ class Coordinator:
 
     def send(self, identity: bytes, kind: str, **fields: Any) -> None:
         try:
-            self.sock.send_multipart([identity, protocol.encode(kind, **fields)],
+            self.sock.send_multipart([identity, messages.encode(kind, **fields)],
                                      flags=zmq.NOBLOCK)
         except zmq.Again:
             pass  # a worker that cannot take messages is caught by the heartbeat check
@@ -191,7 +105,7 @@ class Coordinator:
             return
         identity, frame = frames
         try:
-            msg = protocol.decode(frame)
+            msg = messages.decode(frame)
         except VersionMismatch as exc:
             self.refused += 1
             self.send(identity, "REFUSE", reason=str(exc))
@@ -214,7 +128,7 @@ class Coordinator:
             if kind == "READY" and current and msg["model"] == current.index:
                 self.ready.add(identity)
             elif kind == "STATS" and current and msg["model"] == current.index:
-                for k, name, wire in protocol.check_cells(msg["cells"]):
+                for k, name, wire in messages.check_cells(msg["cells"]):
                     current.add_wire(k, name, wire)
             elif kind == "DONE" and current and msg["model"] == current.index:
                 current.totals[worker.index] = dict(msg["totals"])
@@ -317,8 +231,7 @@ class Coordinator:
                 self.progress(result, max(0.0, time.monotonic() - t_start), {})
         result.ended_wall = time.time()
         self.current = None
-        result.cells  # noqa: B018 - decode now, so corrupt histograms count as dropped
-        self.dropped += result.undecodable
+        self.dropped += result.merge()  # decode now: corrupt histograms count as dropped
         return result
 
     def _interrupt(self, signum: int, frame: Any) -> None:

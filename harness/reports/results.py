@@ -21,7 +21,7 @@ from typing import Any
 import pandas as pd
 from hdrh.histogram import HdrHistogram
 
-from harness.coordinator import ModelResult, RunOutcome
+from harness.control.outcome import ModelResult, RunOutcome
 from harness.scenario import Scenario
 from harness.stats import IntervalStats, merge
 
@@ -197,8 +197,9 @@ def read_histograms(path: Path) -> dict[str, HdrHistogram]:
 
 
 def versions() -> dict[str, str]:
-    out = {"python": platform.python_version(), "loadharness": "0.1.0"}
-    for name in ("aiohttp", "uvloop", "httptools", "pyzmq", "pandas", "hdrhistogram", "locust"):
+    out = {"python": platform.python_version()}
+    for name in ("loadharness", "aiohttp", "uvloop", "httptools", "pyzmq", "pandas",
+                 "hdrhistogram", "locust"):
         try:
             out[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
@@ -218,11 +219,10 @@ def new_run_dir(out: Path, name: str) -> Path:
     return path
 
 
-def write_run(run_dir: Path, scenario: Scenario, outcome: RunOutcome, *, url: str,
-              embedded: bool, mock_stats: dict[str, Any] | None, extra: dict[str, Any]
-              ) -> pd.DataFrame:
-    """Write every result file; returns the summary frame (for verdict and thresholds)."""
-    summary = summary_frame(outcome, scenario)
+def write_run(run_dir: Path, scenario: Scenario, outcome: RunOutcome, summary: pd.DataFrame,
+              *, url: str, embedded: bool, mock_stats: dict[str, Any] | None,
+              extra: dict[str, Any]) -> None:
+    """Write every result file, meta.json once (with `extra`: verdict, thresholds...)."""
     summary.to_csv(run_dir / "summary.csv", index=False)
     timeseries_frame(outcome, scenario).to_csv(run_dir / "timeseries.csv", index=False)
     errors_frame(outcome, scenario).to_csv(run_dir / "errors.csv", index=False)
@@ -262,4 +262,3 @@ def write_run(run_dir: Path, scenario: Scenario, outcome: RunOutcome, *, url: st
         **extra,
     }
     (run_dir / "meta.json").write_text(json.dumps(meta, indent=2, default=str) + "\n")
-    return summary

@@ -7,7 +7,6 @@ for LOST_AFTER_S, it stops the model and exits non-zero.
 from __future__ import annotations
 
 import os
-import resource
 import socket
 import sys
 import time
@@ -16,29 +15,15 @@ from typing import Any
 import psutil
 import zmq
 
-from harness import protocol
-from harness.clients import create
 from harness.clients.base import ClientModel
 from harness.clients.process import ProcessModel
-from harness.plan import Job
-from harness.protocol import HEARTBEAT_S, LOST_AFTER_S, Malformed
+from harness.control import messages
+from harness.control.job import Job
+from harness.control.messages import HEARTBEAT_S, LOST_AFTER_S, Malformed
+from harness.errors import CoordinatorLost, WorkerError
+from mockserver.fdlimit import raise_nofile
 
 CONNECT_TIMEOUT_S = 30.0
-
-
-class CoordinatorLost(Exception):
-    pass
-
-
-class WorkerError(Exception):
-    """Refused by the coordinator, or it never answered."""
-
-
-def raise_nofile() -> None:
-    """10,000 connections need more descriptors than the usual soft limit of 1,024."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft < hard:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
 class Worker:
@@ -65,7 +50,7 @@ class Worker:
         """Never blocks: a DEALER with no live peer (refused handshake, coordinator gone)
         would block a plain send forever; heartbeats decide what a silence means."""
         try:
-            self.sock.send(protocol.encode(kind, **fields), flags=zmq.NOBLOCK)
+            self.sock.send(messages.encode(kind, **fields), flags=zmq.NOBLOCK)
         except zmq.Again:
             return
         self.last_sent = time.monotonic()
@@ -77,7 +62,7 @@ class Worker:
         frame = self.sock.recv()
         self.last_heard = time.monotonic()
         try:
-            return protocol.decode(frame)
+            return messages.decode(frame)
         except Malformed as exc:
             self.dropped += 1
             print(f"worker {self.name}: dropped a bad message: {exc}", file=sys.stderr)
@@ -111,7 +96,7 @@ class Worker:
     def serve(self) -> int:
         raise_nofile()
         self.hello()
-        jobs: dict[int, tuple[Job, ProcessModel]] = {}
+        jobs: dict[int, tuple[Job, ClientModel]] = {}
         preparing: set[int] = set()
         while True:
             msg = self.recv(0.05 if preparing else HEARTBEAT_S / 2)
@@ -128,7 +113,7 @@ class Worker:
                 except TypeError:
                     self.dropped += 1
                     continue
-                jobs[msg["model"]] = (job, create(job))  # spawns its load processes
+                jobs[msg["model"]] = (job, ProcessModel(job))  # spawns its load processes
                 preparing.add(msg["model"])
             elif kind == "START" and msg["model"] in jobs:
                 job, model = jobs.pop(msg["model"])
@@ -172,8 +157,9 @@ class Worker:
             "elapsed_s": round(time.perf_counter() - t0, 4),
             "started_wall": t0_wall,
         })
-        error = getattr(model, "error", None)
-        self.send("DONE", model=index, totals=totals, error=repr(error) if error else "")
+        error = model.error
+        self.send("DONE", model=index, totals=totals,
+                  error=(error if isinstance(error, str) else repr(error)) if error else "")
 
     def _flush(self, index: int, model: ClientModel) -> None:
         cells = [[k, name, cell.to_wire()] for (k, name), cell in model.drain().items()]

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
+from harness.clients import MODELS
 from harness.scenario import Scenario
 
 SLOW_IO_MS = 20.0   # a median at or above this is "slow I/O" for the rule of thumb
@@ -23,14 +24,9 @@ class Verdict:
     reason: str
 
 
-def family(label: str) -> str:
-    if label.startswith("process"):
-        return "processes"
-    if label.startswith(("asyncio", "uvloop")):
-        return "asyncio"
-    if label.startswith("thread"):
-        return "threads"
-    return label
+def families(scenario: Scenario) -> dict[str, str]:
+    """Each model label of the scenario -> its family in the registry (what the rule names)."""
+    return {m.label: MODELS[m.model].family for m in scenario.models}
 
 
 def workload_kind(scenario: Scenario, summary: pd.DataFrame) -> str:
@@ -59,6 +55,16 @@ def decide(scenario: Scenario, summary: pd.DataFrame) -> Verdict | None:
     pool = healthy if len(healthy) else table
     best, tied = _best(pool)
     winner = str(best["model"])
+    known = families(scenario)
+
+    def family(label: str) -> str:
+        """By the scenario's labels; else by the registry name the label starts with (a
+        summary read back from another run)."""
+        if label in known:
+            return known[label]
+        names = [n for n in MODELS if label == n or label.startswith(f"{n}-")]
+        return MODELS[max(names, key=len)].family if names else label
+
     kind = workload_kind(scenario, summary)
     expected = EXPECTED[kind]
     agrees = family(winner) == expected

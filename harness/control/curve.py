@@ -17,9 +17,7 @@ import zmq
 import zmq.auth
 from zmq.auth.thread import ThreadAuthenticator
 
-
-class KeyError_(Exception):
-    """A key directory that is missing a file or holds a bad key."""
+from harness.errors import KeyFileError
 
 
 def make_keys(directory: str | Path) -> list[Path]:
@@ -42,7 +40,7 @@ def _load(path: Path) -> tuple[bytes, bytes | None]:
     try:
         return zmq.auth.load_certificate(str(path))
     except (OSError, ValueError) as exc:
-        raise KeyError_(f"{path}: {exc}") from None
+        raise KeyFileError(f"{path}: {exc}") from None
 
 
 def worker_keys(directory: str | Path) -> dict[str, bytes]:
@@ -50,7 +48,7 @@ def worker_keys(directory: str | Path) -> dict[str, bytes]:
     public, secret = _load(d / "worker.key_secret")
     server, _ = _load(d / "coordinator.key")
     if secret is None:
-        raise KeyError_(f"{d / 'worker.key_secret'}: no secret key in it")
+        raise KeyFileError(f"{d / 'worker.key_secret'}: no secret key in it")
     return {"public": public, "secret": secret, "server": server}
 
 
@@ -71,9 +69,9 @@ def coordinator_security(directory: str | Path) -> tuple[bytes, CountingAuthenti
     d = Path(directory)
     _, secret = _load(d / "coordinator.key_secret")
     if secret is None:
-        raise KeyError_(f"{d / 'coordinator.key_secret'}: no secret key in it")
+        raise KeyFileError(f"{d / 'coordinator.key_secret'}: no secret key in it")
     if not (d / "authorized").is_dir():
-        raise KeyError_(f"{d / 'authorized'}: missing (it holds the accepted workers' keys)")
+        raise KeyFileError(f"{d / 'authorized'}: missing (it holds the accepted workers' keys)")
     auth = CountingAuthenticator(zmq.Context.instance())
     auth.start()
     auth.configure_curve(domain="*", location=str(d / "authorized"))

@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import math
 import re
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,17 +20,13 @@ from typing import Any
 import pandas as pd
 from scipy.stats import mannwhitneyu
 
-from harness.results import read_csv
+from harness.errors import CompareError
+from harness.reports.results import read_csv
 
-EXIT_USAGE, EXIT_GATE = 2, 99
 ALPHA = 0.05
 MIN_SAMPLES = 4
 METRICS = ("rps", "p50", "p95", "p99", "errors")   # errors = error rate
 _GATE = re.compile(r"^\s*(rps|p50|p95|p99|errors)\s*:\s*([+-])\s*(\d+(?:\.\d+)?)\s*(%|pp)\s*$")
-
-
-class CompareError(Exception):
-    """An input that cannot be compared: the message names the file."""
 
 
 @dataclass
@@ -229,21 +224,19 @@ def render(rows: list[dict[str, Any]], fmt: str) -> str:
     return frame.to_string(index=False)
 
 
-def run_compare(inputs: list[str], fmt: str, fail_on: str) -> int:
-    try:
-        if len(inputs) < 2:
-            raise CompareError("compare needs at least two inputs (the first is the baseline)")
-        gates = parse_gates(fail_on)
-        sources = [load_source(arg) for arg in inputs]
-        rows = [r for new in sources[1:] for r in compare_sources(sources[0], new)]
-    except CompareError as exc:
-        print(f"harness: error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    print(render(rows, fmt))
-    crossed = crossed_gates(rows, gates)
-    for line in crossed:
-        print(f"gate crossed: {line}", file=sys.stderr)
-    return EXIT_GATE if crossed else 0
+@dataclass
+class Comparison:
+    """What `harness compare` found: the rendered table and the gates crossed."""
+
+    text: str
+    crossed: list[str]
 
 
-
+def run_compare(inputs: list[str], fmt: str, fail_on: str) -> Comparison:
+    """Compare every input with the first; CompareError for an input or gate that is bad."""
+    if len(inputs) < 2:
+        raise CompareError("compare needs at least two inputs (the first is the baseline)")
+    gates = parse_gates(fail_on)
+    sources = [load_source(arg) for arg in inputs]
+    rows = [r for new in sources[1:] for r in compare_sources(sources[0], new)]
+    return Comparison(render(rows, fmt), crossed_gates(rows, gates))

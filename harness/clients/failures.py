@@ -1,0 +1,88 @@
+"""Why a request failed: the error kinds of errors.csv, and the three `classify` functions
+that sort each client library's exceptions into them, side by side so they stay in step.
+
+stdlib (http.client, sockets) and aiohttp are sorted by exception type. Locust hands over
+whatever its client raised or wrapped -- geventhttpclient's and requests' own types, which
+we do not import into every load process -- so it is sorted by type where the type is
+stdlib, and by the type's name or message where no importable type exists.
+"""
+
+from __future__ import annotations
+
+import http.client
+import socket
+
+# Error kinds, as they appear in errors.csv.
+CONNECT_REFUSED = "connect_refused"
+TIMEOUT = "timeout"
+RESET = "reset"
+STATUS = "unexpected_status"
+MALFORMED = "malformed_response"
+BODY_LENGTH = "body_length_mismatch"
+OTHER = "other"
+
+
+class RequestFailed(Exception):
+    """A request that did not succeed, with its kind; `keep` is True when the connection
+    is still usable (an unexpected status), False when it must be reopened."""
+
+    def __init__(self, kind: str, detail: str = "", keep: bool = False) -> None:
+        super().__init__(f"{kind}: {detail}" if detail else kind)
+        self.kind, self.keep = kind, keep
+
+
+def classify_stdlib(exc: BaseException) -> str:
+    """http.client and socket errors (the sync and thread models)."""
+    if isinstance(exc, ConnectionRefusedError):
+        return CONNECT_REFUSED
+    if isinstance(exc, TimeoutError | socket.timeout):
+        return TIMEOUT
+    if isinstance(exc, http.client.IncompleteRead):
+        return BODY_LENGTH
+    if isinstance(exc, http.client.RemoteDisconnected | ConnectionResetError | BrokenPipeError):
+        return RESET
+    if isinstance(exc, http.client.HTTPException):
+        return MALFORMED
+    return OTHER
+
+
+def classify_aiohttp(exc: BaseException) -> str:
+    """aiohttp's error tree (the asyncio and uvloop models' aiohttp engine)."""
+    import aiohttp  # only the processes that run aiohttp pay for importing it
+
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        return CONNECT_REFUSED if isinstance(exc.os_error, ConnectionRefusedError) else OTHER
+    if isinstance(exc, aiohttp.ServerTimeoutError):
+        return TIMEOUT
+    if isinstance(exc, aiohttp.ClientPayloadError):
+        return BODY_LENGTH
+    if isinstance(exc, aiohttp.ServerDisconnectedError | aiohttp.ClientOSError):
+        return RESET
+    if isinstance(exc, aiohttp.ClientResponseError):
+        return MALFORMED
+    return OTHER
+
+
+# What Locust's two clients raise for a response they cannot parse: geventhttpclient's
+# HTTPParseError, and http.client's (behind requests) BadStatusLine and kin.
+_MALFORMED_NAMES = ("httpparseerror", "badstatusline", "linetoolong", "protocolerror",
+                    "invalidchunklength")
+
+
+def classify_locust(exc: BaseException) -> str:
+    """Locust's clients: by stdlib type where there is one, else by name or message (see
+    the module docstring for why substrings)."""
+    text = f"{type(exc).__name__}: {exc}".lower()
+    if STATUS in text:
+        return STATUS
+    if isinstance(exc, ConnectionRefusedError) or "refused" in text:
+        return CONNECT_REFUSED
+    if isinstance(exc, TimeoutError) or "timeout" in text or "timed out" in text:
+        return TIMEOUT
+    if isinstance(exc, ConnectionResetError) or "reset" in text or "disconnected" in text:
+        return RESET
+    if isinstance(exc, http.client.IncompleteRead) or "incompleteread" in text:
+        return BODY_LENGTH
+    if isinstance(exc, http.client.HTTPException) or any(n in text for n in _MALFORMED_NAMES):
+        return MALFORMED
+    return OTHER

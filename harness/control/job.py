@@ -1,0 +1,105 @@
+"""A worker's slice of the run: the Job, as the coordinator divides it.
+
+The coordinator divides concurrency, rate and request count across workers; a Job is
+what one worker receives (as a plain dict over the wire), and the process model divides
+it again across its load processes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+from harness.scenario import ModelSpec, RequestSpec, Scenario
+
+MAX_COUNT_RUN_S = 600.0      # a count-bounded run without a duration stops after this
+
+
+@dataclass(frozen=True)
+class Job:
+    model: str
+    engine: str
+    processes: int
+    sub_model: str
+    cpu_work: int
+    url: str
+    requests: list[dict[str, Any]]
+    mode: str
+    concurrency: int
+    rate: float | None
+    stages: list[list[float]]      # [[duration_s, target], ...], target already divided
+    duration_s: float              # measured seconds (after warm-up)
+    total_requests: int | None
+    warmup_s: float
+    timeout_s: float
+    think_time_s: float
+    seed: int
+    label: str
+
+    def to_wire(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_wire(cls, data: dict[str, Any]) -> Job:
+        return cls(**data)
+
+    @property
+    def specs(self) -> list[RequestSpec]:
+        return [RequestSpec(r["name"], r["method"], r["path"],
+                            tuple(tuple(h) for h in r["headers"]), r["body"], r["weight"],
+                            tuple(r["expect_status"])) for r in self.requests]
+
+    @property
+    def host_port(self) -> tuple[str, int]:
+        parts = urlsplit(self.url)
+        return parts.hostname or "127.0.0.1", parts.port or 80
+
+    @property
+    def base_path(self) -> str:
+        return urlsplit(self.url).path.rstrip("/")
+
+    def with_share(self, index: int, parts: int) -> Job:
+        """This job split again (the process model's sub-processes)."""
+        return Job(**{**asdict(self), **share_fields(self.concurrency, self.rate, self.stages,
+                                                      self.total_requests, index, parts,
+                                                      self.mode),
+                      "seed": self.seed * 1009 + index})
+
+
+def _split_int(total: int, index: int, parts: int) -> int:
+    return total // parts + (1 if index < total % parts else 0)
+
+
+def share_fields(concurrency: int, rate: float | None, stages: list[list[float]],
+                 total: int | None, index: int, parts: int, mode: str) -> dict[str, Any]:
+    """One part's share of concurrency, rate, stage targets and count; never below one user."""
+    stage_scale = 1.0 / parts
+    return {
+        "concurrency": max(1, _split_int(concurrency, index, parts)),
+        "rate": None if rate is None else rate / parts,
+        "stages": [[d, t * stage_scale if mode == "open" else t / parts] for d, t in stages],
+        "total_requests": None if total is None else _split_int(total, index, parts),
+    }
+
+
+def make_job(scenario: Scenario, model: ModelSpec, url: str, index: int, workers: int) -> Job:
+    concurrency = 1 if model.model == "sync" else (model.concurrency or scenario.concurrency)
+    stages = [[s.duration_s, s.target] for s in scenario.stages]
+    duration = scenario.run_seconds or MAX_COUNT_RUN_S
+    if scenario.total_requests is not None and not scenario.duration_s and not stages:
+        duration = MAX_COUNT_RUN_S
+    return Job(
+        model=model.model, engine=model.engine, processes=model.processes,
+        sub_model=model.sub_model, cpu_work=model.cpu_work, url=url,
+        requests=[{"name": r.name, "method": r.method, "path": r.path,
+                   "headers": [list(h) for h in r.headers], "body": r.body,
+                   "weight": r.weight, "expect_status": list(r.expect_status)}
+                  for r in scenario.requests],
+        mode=scenario.mode, duration_s=duration,
+        warmup_s=scenario.warmup_s, timeout_s=scenario.timeout_s,
+        think_time_s=scenario.think_time_s, seed=scenario.seed * 7919 + index,
+        label=model.label,
+        **share_fields(concurrency, scenario.rate, stages, scenario.total_requests, index,
+                       workers, scenario.mode),
+    )

@@ -1,0 +1,75 @@
+"""ServerState: the narrow object every connection of one server process shares.
+
+What the protocol, the handler, the admin API and the cluster need in common -- the config
+(swapped atomically), the counters, the seeded rng, the open connections and the reply
+cache the fast path serves from -- and nothing else. Made once per process, complete, and
+handed to each of them (uvicorn's ServerState plays the same part).
+"""
+
+from __future__ import annotations
+
+import random
+from typing import TYPE_CHECKING, Any
+
+from mockserver.config import MockConfig
+from mockserver.http import body_bytes, head
+from mockserver.routes import BUILTIN_SEGMENTS
+from mockserver.stats import Stats
+
+if TYPE_CHECKING:
+    from mockserver.protocol import HttpProtocol
+
+_FAST_PATHS_MAX = 4096
+_REPLY_CACHE_MAX = 512
+
+
+class ServerState:
+    def __init__(self, config: MockConfig, *, seed: int | None = None, index: int = 0) -> None:
+        self.stats = Stats()
+        self.rng = random.Random(None if seed is None else seed * 1_000_003 + index)
+        self.index = index
+        self.connections: set[HttpProtocol] = set()
+        self.replies: dict[tuple[int, int, bool, bool], bytes] = {}   # built responses
+        self.fast_paths: dict[bytes, bool] = {}
+        self.set_config(config)
+
+    def set_config(self, config: MockConfig) -> None:
+        """Swap configs atomically; re-derive what the protocol's fast path may assume."""
+        self.stats.fold()
+        self.config = config
+        default = config.default
+        faults = default.faults if default.faults is not None else config.faults
+        self.fast_path = not config.routes and default.latency is None and not faults.any
+        self.fast_paths = {}
+        self.fast_response = head(default.status, default.body_bytes, True) + (
+            b"" if default.status in (204, 304) else body_bytes(default.body_bytes))
+        self.stats.fast_status = default.status
+
+    def classify_fast(self, url: bytes) -> bool:
+        """Does this URL reach the default profile (not admin, health or a built-in route)?"""
+        path = url.partition(b"?")[0]
+        first = path[1:].partition(b"/")[0].decode("latin-1")
+        hit = path[:1] == b"/" and first not in BUILTIN_SEGMENTS
+        if len(self.fast_paths) < _FAST_PATHS_MAX:
+            self.fast_paths[url] = hit
+        return hit
+
+    def cached_reply(self, key: tuple[int, int, bool, bool], build: Any) -> bytes:
+        """A response built once per (status, length, keep-alive, HEAD)."""
+        data = self.replies.get(key)
+        if data is None:
+            data = build()
+            if len(self.replies) > _REPLY_CACHE_MAX:
+                self.replies.clear()
+            self.replies[key] = data
+        return data
+
+    def connection_opened(self, conn: HttpProtocol) -> None:
+        self.connections.add(conn)
+        self.stats.connections_open += 1
+        self.stats.connections_total += 1
+
+    def connection_closed(self, conn: HttpProtocol) -> None:
+        if conn in self.connections:
+            self.connections.discard(conn)
+            self.stats.connections_open -= 1
