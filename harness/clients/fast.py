@@ -1,8 +1,10 @@
 """The `fast` engine: a raw asyncio.Protocol and the httptools response parser.
 
 No client library between the socket and the bytes: one connection per user, the request
-bytes built once per spec, one timer per request for the timeout. Handles Content-Length,
-chunked and close-delimited bodies, and HEAD (headers only).
+bytes built once per spec, one sweeper for every timeout. Handles Content-Length, chunked
+and close-delimited bodies, HEAD (headers only), and a server's wish to close: after a
+response with `Connection: close` (or an HTTP/1.0 one without keep-alive) the connection
+is closed and the next request opens a new one, as every other model does.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from harness.clients.failures import (
 
 class FastConnection(asyncio.Protocol):
     __slots__ = ("loop", "transport", "parser", "waiter", "status", "nbytes", "length",
-                 "chunked", "headers_done", "head", "deadline")
+                 "chunked", "headers_done", "head", "deadline", "keep_alive")
 
     def __init__(self) -> None:
         self.loop = asyncio.get_running_loop()
@@ -32,15 +34,13 @@ class FastConnection(asyncio.Protocol):
         self.parser = httptools.HttpResponseParser(self)
         self.waiter: asyncio.Future[tuple[int, int]] | None = None
         self.deadline = 0.0  # loop time; checked by a sweeper, not one timer per request
-        self._reset_message()
-
-    def _reset_message(self) -> None:
         self.status = 0
         self.nbytes = 0
         self.length = -1
         self.chunked = False
         self.headers_done = False
         self.head = False
+        self.keep_alive = True
 
     # -- protocol ---------------------------------------------------------------------------
 
@@ -73,7 +73,10 @@ class FastConnection(asyncio.Protocol):
 
     def on_headers_complete(self) -> None:
         self.headers_done = True
-        self.status = self.parser.get_status_code()
+        parser = self.parser
+        self.status = parser.get_status_code()
+        # Connection: close, or HTTP/1.0 without keep-alive: this answer is the last
+        self.keep_alive = parser.should_keep_alive()
         if self.head:
             # httptools cannot be told the request was HEAD: finish here, fresh parser next.
             self.parser = httptools.HttpResponseParser(self)
@@ -90,6 +93,9 @@ class FastConnection(asyncio.Protocol):
 
     def _finish_ok(self) -> None:
         waiter = self.waiter
+        if not self.keep_alive and self.transport is not None:
+            self.transport.close()  # the server said so: the next request reconnects
+            self.transport = None
         if waiter is not None and not waiter.done():
             waiter.set_result((self.status, self.nbytes))
 
@@ -117,6 +123,7 @@ class FastConnection(asyncio.Protocol):
         self.chunked = False
         self.headers_done = False
         self.head = is_head
+        self.keep_alive = True
         self.waiter = waiter = self.loop.create_future()
         self.deadline = self.loop.time() + timeout
         self.transport.write(data)  # type: ignore[union-attr]

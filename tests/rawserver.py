@@ -1,0 +1,95 @@
+"""A raw-socket HTTP/1.1 server for tests: it records every request head it reads, and can
+behave as ordinary servers do at the edges -- close after N responses (nginx's
+keepalive_requests, gunicorn's sync worker), or answer as HTTP/1.0 without keep-alive.
+
+Written on sockets, not http.server, so that what the client put on the wire is what we
+see (http.server normalises nothing, but its handler hides the raw header order)."""
+
+from __future__ import annotations
+
+import socket
+import threading
+from dataclasses import dataclass, field
+
+
+@dataclass
+class Seen:
+    method: str
+    target: str
+    headers: list[tuple[str, str]]
+    body: bytes
+
+
+@dataclass
+class RawServer:
+    close_after: int | None = None      # responses per connection; the last says close
+    http10: bool = False                # answer HTTP/1.0 without keep-alive (then close)
+    body: bytes = b"ok"
+    requests: list[Seen] = field(default_factory=list)
+    connections: int = 0
+
+    def __post_init__(self) -> None:
+        self.sock = socket.socket()
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(512)
+        self.port = self.sock.getsockname()[1]
+        self.lock = threading.Lock()
+        self.stopped = False
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def _accept(self) -> None:
+        while not self.stopped:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            with self.lock:
+                self.connections += 1
+            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+
+    def _serve(self, conn: socket.socket) -> None:
+        buf = b""
+        answered = 0
+        conn.settimeout(30)
+        try:
+            while True:
+                while b"\r\n\r\n" not in buf:
+                    chunk = conn.recv(65536)
+                    if not chunk:
+                        return
+                    buf += chunk
+                head, _, buf = buf.partition(b"\r\n\r\n")
+                lines = head.decode("latin-1").split("\r\n")
+                method, target, _ = lines[0].split(" ", 2)
+                headers = [tuple(x.strip() for x in line.split(":", 1)) for line in lines[1:]]
+                length = next((int(v) for k, v in headers if k.lower() == "content-length"), 0)
+                while len(buf) < length:
+                    chunk = conn.recv(65536)
+                    if not chunk:
+                        return
+                    buf += chunk
+                body, buf = buf[:length], buf[length:]
+                with self.lock:
+                    self.requests.append(Seen(method, target, headers, body))
+                answered += 1
+                last = self.http10 or (self.close_after is not None
+                                       and answered >= self.close_after)
+                status = "HTTP/1.0 200 OK" if self.http10 else "HTTP/1.1 200 OK"
+                close = "Connection: close\r\n" if last and not self.http10 else ""
+                conn.sendall(f"{status}\r\nContent-Length: {len(self.body)}\r\n{close}\r\n"
+                             .encode() + self.body)
+                if last:
+                    return
+        except OSError:
+            return
+        finally:
+            conn.close()
+
+    def stop(self) -> None:
+        self.stopped = True
+        self.sock.close()
