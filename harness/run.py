@@ -116,7 +116,9 @@ def finish(scenario: Scenario, out: Path, outcome: RunOutcome, url: str, embedde
         lines.append(f"{row.model}: {row.requests} requests, {row.rps:.0f} req/s, "
                      f"p50 {row.p50_ms:.2f} ms, p99 {row.p99_ms:.2f} ms, "
                      f"{row.failures} failures")
-    verdict = decide(scenario, summary)
+    saturated = {r.label: results.model_totals(r, scenario) for r in outcome.models}
+    saturated = {label: t for label, t in saturated.items() if t.client_saturated}
+    verdict = decide(scenario, summary, saturated=set(saturated))
     crossed = thresholds.check(scenario, summary)
     extra: dict[str, Any] = {"thresholds_crossed": crossed}
     if verdict is not None:
@@ -128,6 +130,10 @@ def finish(scenario: Scenario, out: Path, outcome: RunOutcome, url: str, embedde
     if verdict is not None:
         verdict.table.to_csv(run_dir / "verdict.csv", index=False)
     build_report(run_dir)
+    for label, t in saturated.items():
+        lines.append(f"warning: {label} saturated its client (load process CPU >= 90% in "
+                     f"{t.saturated_s} of {t.sampled_s} measured seconds): its latencies "
+                     "include its own queueing and its requests/s is its own limit")
     for line in crossed:
         lines.append(f"threshold crossed: {line}")
     if outcome.partial:
@@ -138,6 +144,11 @@ def finish(scenario: Scenario, out: Path, outcome: RunOutcome, url: str, embedde
     failed = [e for m in outcome.models for e in m.errors]
     for e in failed:
         lines.append(f"worker error: {e}")
+    for row in agg.itertuples():
+        if row.requests == row.failures and not outcome.interrupted:
+            failed.append(row.model)
+            lines.append(f"run failed: {row.model}: no request succeeded "
+                         f"({_error_summary(summary_errors(run_dir, row.model))})")
     ending = Ending.OK
     if crossed:
         ending = Ending.THRESHOLDS
@@ -146,3 +157,18 @@ def finish(scenario: Scenario, out: Path, outcome: RunOutcome, url: str, embedde
     if failed or not outcome.models:
         ending = Ending.FAILED
     return CompletedRun(run_dir, ending, lines)
+
+
+def summary_errors(run_dir: Path, model: str) -> dict[str, int]:
+    """Error kinds and their counts for one model, from the errors.csv just written."""
+    errors = results.read_csv(run_dir / "errors.csv", "errors")
+    mine = errors[errors["model"] == model]
+    return {str(k): int(n) for k, n in mine.groupby("kind")["count"].sum().items()}
+
+
+def _error_summary(kinds: dict[str, int]) -> str:
+    if not kinds:
+        return "no request completed"
+    total = sum(kinds.values())
+    return f"{total} failures: " + ", ".join(f"{k} {n}" for k, n in
+                                             sorted(kinds.items(), key=lambda kv: -kv[1]))

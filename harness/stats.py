@@ -60,26 +60,51 @@ def merge(parts: Iterable[HdrHistogram]) -> HdrHistogram:
 
 @dataclass
 class IntervalStats:
-    """One (request name, interval) cell: the histogram, error kinds, bytes received."""
+    """One (request name, interval) cell: the histogram, error kinds, bytes received, and
+    the HTTP statuses of the answers (every answer, failed or not; 0 = no answer).
+
+    An unexpected status is kept as the error key `unexpected_status:503`, so errors.csv
+    can say which status it was; `error_kind` splits such a key back."""
 
     hist: HdrHistogram = field(default_factory=new_histogram)
     errors: dict[str, int] = field(default_factory=dict)
     bytes_in: int = 0
+    statuses: dict[int, int] = field(default_factory=dict)
 
     def to_wire(self) -> dict[str, Any]:
         n = self.hist.get_total_count()
         return {"hist": encode(self.hist), "errors": self.errors, "bytes": self.bytes_in,
-                "n": n, "p99_us": self.hist.get_value_at_percentile(99) if n else 0}
+                "n": n, "p99_us": self.hist.get_value_at_percentile(99) if n else 0,
+                "statuses": self.statuses}
 
     @classmethod
     def from_wire(cls, data: dict[str, Any]) -> IntervalStats:
-        return cls(decode(data["hist"]), dict(data["errors"]), int(data["bytes"]))
+        return cls(decode(data["hist"]), dict(data["errors"]), int(data["bytes"]),
+                   {int(k): int(v) for k, v in data.get("statuses", {}).items()})
 
     def add(self, other: IntervalStats) -> None:
         self.hist.add(other.hist)
         for kind, n in other.errors.items():
             self.errors[kind] = self.errors.get(kind, 0) + n
+        for status, n in other.statuses.items():
+            self.statuses[status] = self.statuses.get(status, 0) + n
         self.bytes_in += other.bytes_in
+
+    @property
+    def ok(self) -> int:
+        """Requests that succeeded: every request that ended, less the failures."""
+        return self.hist.get_total_count() - sum(self.errors.values())
+
+
+def error_kind(key: str) -> tuple[str, int]:
+    """An error key -> (kind, status): `unexpected_status:503` -> (unexpected_status, 503);
+    any other kind has status 0."""
+    kind, _, status = key.partition(":")
+    return kind, int(status) if status.isdigit() else 0
+
+
+def error_key(kind: str, status: int) -> str:
+    return f"{kind}:{status}" if status else kind
 
 
 def add_cell(cells: dict[Any, IntervalStats], key: Any, cell: IntervalStats) -> None:
@@ -103,20 +128,24 @@ class Recorder:
         self.names = list(names)
         self.t_measure_ns = t_measure_ns
         self.interval_ns = int(interval_s * 1e9)
-        # (t_done_ns, name index, latency us, bytes received): one tuple per request
-        self.samples: list[tuple[int, int, int, int]] = []
-        self.errors: list[tuple[int, int, str]] = []    # (t_done_ns, name index, kind)
+        # (t_done_ns, name index, latency us, bytes received, HTTP status or 0): one tuple
+        # per request
+        self.samples: list[tuple[int, int, int, int, int]] = []
+        self.errors: list[tuple[int, int, str]] = []    # (t_done_ns, name index, error key)
         self.sent = [0] * users      # one slot per user: no two threads share a counter
         self.late = [0] * users      # open model: sends later than intended (> 1 ms)
         self.skipped = 0
 
-    def ok(self, name: int, t_done_ns: int, latency_ns: int, nbytes: int) -> None:
+    def ok(self, name: int, t_done_ns: int, latency_ns: int, nbytes: int, status: int) -> None:
         # async_user appends this very tuple itself (hot path): keep the two in step
-        self.samples.append((t_done_ns, name, latency_ns // 1000, nbytes))
+        self.samples.append((t_done_ns, name, latency_ns // 1000, nbytes, status))
 
-    def fail(self, name: int, t_done_ns: int, latency_ns: int, kind: str) -> None:
-        self.samples.append((t_done_ns, name, latency_ns // 1000, 0))
-        self.errors.append((t_done_ns, name, kind))
+    def fail(self, name: int, t_done_ns: int, latency_ns: int, kind: str,
+             status: int = 0) -> None:
+        """A failed request; `status` is the answer's when there was one (a status the spec
+        does not accept), 0 when there was none (refused, reset, timeout...)."""
+        self.samples.append((t_done_ns, name, latency_ns // 1000, 0, status))
+        self.errors.append((t_done_ns, name, error_key(kind, status)))
 
     def interval_of(self, t_ns: int) -> int:
         return (t_ns - self.t_measure_ns) // self.interval_ns
@@ -134,7 +163,7 @@ class Recorder:
             # fromiter over the flattened tuples: about 3x cheaper than np.array on a list
             # of tuples, which must discover the shape first
             arr = np.fromiter(chain.from_iterable(self.samples[:n]), dtype=np.int64,
-                              count=4 * n).reshape(-1, 4)
+                              count=5 * n).reshape(-1, 5)
             del self.samples[:n]
             k = (arr[:, 0] - self.t_measure_ns) // self.interval_ns
             measured = k >= 0
@@ -146,6 +175,9 @@ class Recorder:
                 cell = out.setdefault((u // width, self.names[u % width]), IntervalStats())
                 record_batch(cell.hist, rows[:, 2])
                 cell.bytes_in += int(rows[:, 3].sum())
+                codes, counts = np.unique(rows[:, 4], return_counts=True)
+                cell.statuses = {c: n for c, n in zip(codes.tolist(), counts.tolist(),
+                                                      strict=True) if c}
         n = len(self.errors)
         if n:
             batch = self.errors[:n]

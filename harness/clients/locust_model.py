@@ -73,16 +73,18 @@ class LocustModel(LocalModel):
                     cpu_work(job.cpu_work)
 
         def on_request(name: str, response_time: float, exception: BaseException | None,
-                       response_length: int = 0, **_: Any) -> None:
+                       response_length: int = 0, response: Any = None, **_: Any) -> None:
             k = names.get(name)
             if k is None:
                 return
             done = perf_ns()
             latency = int(response_time * 1e6)  # Locust measures in ms (float)
+            status = int(getattr(response, "status_code", 0) or 0)
             if exception is None:
-                rec.ok(k, done, latency, response_length or 0)
+                rec.ok(k, done, latency, response_length or 0, status)
             else:
-                rec.fail(k, done, latency, classify_locust(exception))
+                kind = classify_locust(exception)
+                rec.fail(k, done, latency, kind, status if kind == STATUS else 0)
 
         # stop_timeout: at the end users finish the request in flight instead of being
         # killed mid-request, so what we count as sent is what the target received.

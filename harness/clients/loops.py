@@ -54,9 +54,9 @@ def blocking_user(user: int, job: Job, pacer: Pacer, rec: Recorder,
                 status, nbytes = send(k)
                 done = perf_ns()
                 if status in accepted[k]:
-                    rec.ok(k, done, done - t_start, nbytes)
+                    rec.ok(k, done, done - t_start, nbytes, status)
                 else:
-                    rec.fail(k, done, done - t_start, STATUS)
+                    rec.fail(k, done, done - t_start, STATUS, status)
             except RequestFailed as exc:
                 done = perf_ns()
                 rec.fail(k, done, done - t_start, exc.kind)
@@ -118,9 +118,9 @@ async def async_user(user: int, job: Job, pacer: Pacer, rec: Recorder,
             status, nbytes = await send(k)
             done = perf_ns()
             if status in accepted[k]:
-                append_sample((done, k, (done - t_start) // 1000, nbytes))
+                append_sample((done, k, (done - t_start) // 1000, nbytes, status))
             else:
-                record_fail(k, done, done - t_start, STATUS)
+                record_fail(k, done, done - t_start, STATUS, status)
         except RequestFailed as exc:
             done = perf_ns()
             record_fail(k, done, done - t_start, exc.kind)

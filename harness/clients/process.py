@@ -33,6 +33,36 @@ def create_local(model: str) -> LocalModel:
     return getattr(import_module(module), cls)()
 
 
+SATURATED_CPU = 0.9   # a second at >= 90% of a core: the load process is its own bottleneck
+
+
+def cpu_s() -> float:
+    """CPU seconds (user + system) of this process so far."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+class CpuSampler:
+    """Counts this load process's measured seconds and those it spent at >= SATURATED_CPU
+    of a core (Locust warns at 90% too): a saturated client measures its own queueing."""
+
+    def __init__(self, t_measure: float) -> None:
+        self.t_measure = t_measure
+        self.t, self.cpu = time.perf_counter(), cpu_s()
+        self.saturated = self.sampled = 0
+
+    def sample(self) -> None:
+        now = time.perf_counter()
+        if now - self.t < 1.0:
+            return
+        cpu = cpu_s()
+        if self.t >= self.t_measure:  # warm-up seconds are not judged
+            self.sampled += 1
+            if (cpu - self.cpu) / (now - self.t) >= SATURATED_CPU:
+                self.saturated += 1
+        self.t, self.cpu = now, cpu
+
+
 def _child(index: int, job_wire: dict[str, Any], model_name: str, conn: Any) -> None:
     if MODELS[model_name].gevent:
         from gevent import monkey  # Locust needs gevent's patches, and first
@@ -51,24 +81,25 @@ def _child(index: int, job_wire: dict[str, Any], model_name: str, conn: Any) -> 
     if msg[0] != "start":
         return
 
+    sampler = CpuSampler(msg[1] + job.warmup_s)
+
     def tick() -> None:
         if os.getppid() != parent:
             model.stop()  # the worker is gone (kill -9): no runaway load
         while conn.poll(0):
             if conn.recv()[0] == "stop":
                 model.stop()
+        sampler.sample()
         conn.send(("stats", _wire(model.drain())))
-
-    def cpu_s() -> float:
-        usage = resource.getrusage(resource.RUSAGE_SELF)
-        return usage.ru_utime + usage.ru_stime
 
     cpu_at_start = cpu_s()  # imports and setup are not the load's cost
     model.prepare(job, msg[1])
     model.run_foreground(tick, 0.25)
     conn.send(("stats", _wire(model.drain())))
     error = repr(model.error) if model.error is not None else ""
-    conn.send(("done", {**model.totals(), "cpu_s": cpu_s() - cpu_at_start}, error))
+    conn.send(("done", {**model.totals(), "cpu_s": cpu_s() - cpu_at_start,
+                        "saturated_s": sampler.saturated, "sampled_s": sampler.sampled},
+               error))
 
 
 def _wire(cells: dict[tuple[int, str], IntervalStats]) -> list[Any]:
@@ -170,7 +201,8 @@ class ProcessModel(ClientModel):
                 proc.kill()
 
     def totals(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"sent": 0, "late": 0, "skipped": 0, "cpu_s": 0.0}
+        out: dict[str, Any] = {"sent": 0, "late": 0, "skipped": 0, "cpu_s": 0.0,
+                               "saturated_s": 0, "sampled_s": 0}
         for totals in self.done:
             for key in out:
                 out[key] += totals[key]

@@ -26,6 +26,11 @@ def _latest(result: ModelResult) -> tuple[int, int, float, int]:
     return tally.requests, tally.errors, p99, total
 
 
+def _ms(value: float) -> str:
+    """A latency, or a dash before there is one (never "nan")."""
+    return "-" if value != value else f"{value:.2f}"
+
+
 class Progress:
     def __init__(self, quiet: bool = False) -> None:
         self.quiet = quiet
@@ -47,14 +52,14 @@ class Progress:
             self.live.update(self._table())
         elif time.monotonic() - self.last_plain >= 2.0:
             self.last_plain = time.monotonic()
-            print(f"{result.label}: {elapsed:5.1f}s  {rps:>7} req/s  p99 {p99:7.2f} ms  "
-                  f"errors {errors}  total {total}", flush=True)
+            print(f"{result.label}: {elapsed:5.1f}s  {rps - errors:>7} ok/s  "
+                  f"{errors:>5} failed/s  p99 {_ms(p99)} ms  total {total}", flush=True)
 
     def _table(self) -> Table:
-        table = Table("model", "elapsed", "req/s", "p99 ms (worst worker)", "errors/s",
+        table = Table("model", "elapsed", "ok/s", "failed/s", "p99 ms (worst worker)",
                       "requests")
         for label, (elapsed, rps, errors, p99, total) in self.rows.items():
-            table.add_row(label, f"{elapsed:.1f}s", str(rps), f"{p99:.2f}", str(errors),
+            table.add_row(label, f"{elapsed:.1f}s", str(rps - errors), str(errors), _ms(p99),
                           str(total))
         return table
 

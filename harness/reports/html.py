@@ -103,6 +103,12 @@ def build_report(run_dir: str | Path) -> Path:
         parts.append('<p class="warn">Partial run'
                      + (f": lost workers {html.escape(', '.join(lost))}" if lost else "")
                      + (" (interrupted)" if meta.get("interrupted") else "") + "</p>")
+    for label, m in meta.get("models", {}).items():
+        if m.get("client_saturated"):
+            parts.append(f'<p class="warn">{html.escape(label)} saturated its client (load '
+                         f'process CPU &ge; 90% in {m.get("client_saturated_s")} of '
+                         f'{m.get("client_sampled_s")} measured seconds): its latencies '
+                         "include its own queueing and its requests/s is its own limit</p>")
     parts += ["<h2>Summary</h2>", _table(summary)]
     verdict_path = run_dir / "verdict.csv"
     if verdict_path.exists():

@@ -12,6 +12,7 @@ import platform
 import re
 import socket
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import metadata
@@ -23,18 +24,24 @@ from hdrh.histogram import HdrHistogram
 
 from harness.control.outcome import ModelResult, RunOutcome
 from harness.scenario import Scenario
-from harness.stats import IntervalStats, merge
+from harness.stats import IntervalStats, error_kind, merge
 
-SUMMARY_COLUMNS = ["model", "name", "requests", "failures", "error_rate", "rps", "p50_ms",
-                   "p90_ms", "p95_ms", "p99_ms", "p999_ms", "max_ms", "mean_ms", "min_ms",
-                   "bytes_in", "duration_s", "cpu_pct", "rss_peak_mb", "sent", "late",
+SUMMARY_COLUMNS = ["model", "name", "requests", "failures", "error_rate", "rps", "ok_rps",
+                   "p50_ms", "p90_ms", "p95_ms", "p99_ms", "p999_ms", "max_ms", "mean_ms",
+                   "min_ms", "bytes_in", "duration_s", "cpu_pct", "rss_peak_mb", "sent", "late",
                    "skipped"]
-TIMESERIES_COLUMNS = ["model", "name", "second", "requests", "failures", "rps", "p50_ms",
-                      "p95_ms", "p99_ms", "max_ms"]
-ERRORS_COLUMNS = ["model", "name", "second", "kind", "count"]
+TIMESERIES_COLUMNS = ["model", "name", "second", "requests", "failures", "rps", "ok_rps",
+                      "p50_ms", "p95_ms", "p99_ms", "max_ms"]
+ERRORS_COLUMNS = ["model", "name", "second", "kind", "status", "count"]
+STATUSES_COLUMNS = ["model", "name", "second", "status", "count"]
 AGGREGATED = "Aggregated"
+# A load process at >= 90% of a core in a second (clients/process.py) is measuring itself
+SATURATED_SHARE = 0.25     # when it is so for more than a quarter of the measured seconds
+# Columns added after the first release: files written before them still read.
+_LATER = ("ok_rps", "status")
 
-_INT = ("requests", "failures", "bytes_in", "sent", "late", "skipped", "second", "count")
+_INT = ("requests", "failures", "bytes_in", "sent", "late", "skipped", "second", "count",
+        "status")
 _STR = ("model", "name", "kind")
 
 
@@ -43,14 +50,14 @@ def _dtypes(columns: list[str]) -> dict[str, str]:
 
 
 DTYPES = {"summary": _dtypes(SUMMARY_COLUMNS), "timeseries": _dtypes(TIMESERIES_COLUMNS),
-          "errors": _dtypes(ERRORS_COLUMNS)}
+          "errors": _dtypes(ERRORS_COLUMNS), "statuses": _dtypes(STATUSES_COLUMNS)}
 
 
 def read_csv(path: Path, kind: str) -> pd.DataFrame:
     """Read one of our CSV files with its documented column types; ValueError if it is not
     one (missing columns)."""
     frame = pd.read_csv(path, dtype=DTYPES[kind])
-    missing = [c for c in DTYPES[kind] if c not in frame.columns]
+    missing = [c for c in DTYPES[kind] if c not in frame.columns and c not in _LATER]
     if missing:
         raise ValueError(f"{path}: not a {kind}.csv (missing {', '.join(missing)})")
     return frame
@@ -79,6 +86,14 @@ class ModelTotals:
     cpu_s: float
     rss_peak: int
     measured_s: float
+    saturated_s: int       # load-process seconds at >= SATURATED_CPU of a core ...
+    sampled_s: int         # ... of this many measured load-process seconds
+
+    @property
+    def client_saturated(self) -> bool:
+        """The client, not the target, set the pace for much of the run: its latencies
+        hold its own queueing (Little's law), and its throughput is its own limit."""
+        return self.sampled_s > 0 and self.saturated_s > SATURATED_SHARE * self.sampled_s
 
 
 def start_offsets(result: ModelResult) -> dict[str, float]:
@@ -102,6 +117,8 @@ def model_totals(result: ModelResult, scenario: Scenario) -> ModelTotals:
         cpu_s=sum(float(t.get("cpu_s", 0.0)) for t in totals),
         rss_peak=sum(int(t.get("rss_peak", 0)) for t in totals),
         measured_s=measured,
+        saturated_s=sum(int(t.get("saturated_s", 0)) for t in totals),
+        sampled_s=sum(int(t.get("sampled_s", 0)) for t in totals),
     )
 
 
@@ -135,7 +152,8 @@ def summary_frame(outcome: RunOutcome, scenario: Scenario) -> pd.DataFrame:
             rows.append({
                 "model": result.label, "name": name, "requests": requests,
                 "failures": failures, "error_rate": failures / requests if requests else 0.0,
-                "rps": requests / totals.measured_s, **hist_row(cell.hist),
+                "rps": requests / totals.measured_s, "ok_rps": cell.ok / totals.measured_s,
+                **hist_row(cell.hist),
                 "bytes_in": cell.bytes_in, **model_cols,
             })
     return pd.DataFrame(rows, columns=SUMMARY_COLUMNS)
@@ -168,16 +186,37 @@ def timeseries_frame(outcome: RunOutcome, scenario: Scenario) -> pd.DataFrame:
                 n = cell.hist.get_total_count()
                 rows.append({"model": result.label, "name": name, "second": k, "requests": n,
                              "failures": sum(cell.errors.values()), "rps": n / span,
+                             "ok_rps": cell.ok / span,
                              "p50_ms": row["p50_ms"], "p95_ms": row["p95_ms"],
                              "p99_ms": row["p99_ms"], "max_ms": row["max_ms"]})
     return pd.DataFrame(rows, columns=TIMESERIES_COLUMNS)
 
 
+def _cells_by_second(outcome: RunOutcome, scenario: Scenario
+                     ) -> Iterator[tuple[str, int, str, IntervalStats]]:
+    for r in outcome.models:
+        for k, cells in sorted(_per_second(r, scenario)[1].items()):
+            for name, cell in sorted(cells.items()):
+                yield r.label, k, name, cell
+
+
 def errors_frame(outcome: RunOutcome, scenario: Scenario) -> pd.DataFrame:
-    rows = [{"model": r.label, "name": name, "second": k, "kind": kind, "count": n}
-            for r in outcome.models for k, cells in sorted(_per_second(r, scenario)[1].items())
-            for name, cell in sorted(cells.items()) for kind, n in sorted(cell.errors.items())]
+    """One row per model, name, second and error kind; `status` says which status an
+    unexpected_status was (0 for kinds without an answer)."""
+    rows = [{"model": label, "name": name, "second": k, "kind": kind, "status": status,
+             "count": n}
+            for label, k, name, cell in _cells_by_second(outcome, scenario)
+            for key, n in sorted(cell.errors.items())
+            for kind, status in [error_kind(key)]]
     return pd.DataFrame(rows, columns=ERRORS_COLUMNS)
+
+
+def statuses_frame(outcome: RunOutcome, scenario: Scenario) -> pd.DataFrame:
+    """Every answer's HTTP status, per model, name and second (in every model)."""
+    rows = [{"model": label, "name": name, "second": k, "status": status, "count": n}
+            for label, k, name, cell in _cells_by_second(outcome, scenario)
+            for status, n in sorted(cell.statuses.items())]
+    return pd.DataFrame(rows, columns=STATUSES_COLUMNS)
 
 
 def histograms_frame(result: ModelResult) -> pd.DataFrame:
@@ -226,6 +265,7 @@ def write_run(run_dir: Path, scenario: Scenario, outcome: RunOutcome, summary: p
     summary.to_csv(run_dir / "summary.csv", index=False)
     timeseries_frame(outcome, scenario).to_csv(run_dir / "timeseries.csv", index=False)
     errors_frame(outcome, scenario).to_csv(run_dir / "errors.csv", index=False)
+    statuses_frame(outcome, scenario).to_csv(run_dir / "statuses.csv", index=False)
     hist_dir = run_dir / "histograms"
     hist_dir.mkdir(exist_ok=True)
     for result in outcome.models:
@@ -240,6 +280,8 @@ def write_run(run_dir: Path, scenario: Scenario, outcome: RunOutcome, summary: p
             "started": r.started_wall, "ended": r.ended_wall,
             "workers_reported": sorted(r.totals),
             "start_offset_ms": start_offsets(r),
+            "client_saturated": t.client_saturated,
+            "client_saturated_s": t.saturated_s, "client_sampled_s": t.sampled_s,
         }
     meta = {
         "run_id": run_dir.name,

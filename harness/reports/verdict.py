@@ -41,7 +41,12 @@ def workload_kind(scenario: Scenario, summary: pd.DataFrame) -> str:
 EXPECTED = {"cpu-bound": "processes", "io-slow": "asyncio", "io-fast": "threads"}
 
 
-def decide(scenario: Scenario, summary: pd.DataFrame) -> Verdict | None:
+def _article(word: str) -> str:
+    return f"an {word}" if word[:1] in "aeiou" else f"a {word}"
+
+
+def decide(scenario: Scenario, summary: pd.DataFrame,
+           saturated: set[str] | frozenset[str] = frozenset()) -> Verdict | None:
     """The winner: highest requests/s among models with under 1% errors. Models within
     TIE_FRACTION of the best requests/s are tied on throughput (common when the target, not
     the client, sets the pace) and the one spending the least client CPU per request wins
@@ -73,7 +78,8 @@ def decide(scenario: Scenario, summary: pd.DataFrame) -> Verdict | None:
              f"{', '.join(tied)}, it spends the least client CPU per request; "
              if tied else "")
     if agrees:
-        reason = f"{basis}{winner} won a {kind} workload, as the rule says ({expected})"
+        reason = (f"{basis}{winner} won {_article(kind)} workload, as the rule says "
+                  f"({expected})")
     elif expected not in ran:
         reason = f"no {expected} model ran, so the rule could not be tested"
     else:
@@ -81,8 +87,12 @@ def decide(scenario: Scenario, summary: pd.DataFrame) -> Verdict | None:
         rival = (rival if len(rival) else table[[family(m) == expected
                                                   for m in table["model"]]])
         rival = rival.sort_values("rps", ascending=False).iloc[0]
-        reason = (f"{basis}{winner} won a {kind} workload where the rule says {expected}: "
-                  f"{_why(best, rival)}; measured beats argued")
+        reason = (f"{basis}{winner} won {_article(kind)} workload where the rule says "
+                  f"{expected}: {_why(best, rival)}; measured beats argued")
+    mine = [m for m in table["model"] if m in saturated]
+    if mine:  # its numbers are its client's limit, not the target's or the model's
+        reason += (f"; {', '.join(mine)} measured {'its' if len(mine) == 1 else 'their'} "
+                   "own client (load process CPU >= 90%)")
     table["winner"] = table["model"] == winner
     return Verdict(table, winner, kind, expected, agrees, reason)
 

@@ -7,7 +7,7 @@ import random
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from harness.stats import IntervalStats, Recorder, new_histogram, record_batch
+from harness.stats import IntervalStats, Recorder, error_kind, new_histogram, record_batch
 
 
 def counts(hist) -> list[tuple[int, int]]:
@@ -48,15 +48,33 @@ def test_merge_through_the_wire_is_exact():
 
 def test_recorder_drops_warmup_and_groups_by_interval():
     rec = Recorder(["a", "b"], t_measure_ns=10_000_000_000, users=2)
-    rec.ok(0, 9_000_000_000, 1_000_000, 10)        # warm-up: dropped
-    rec.ok(0, 10_500_000_000, 2_000_000, 10)       # interval 0
+    rec.ok(0, 9_000_000_000, 1_000_000, 10, 200)   # warm-up: dropped
+    rec.ok(0, 10_500_000_000, 2_000_000, 10, 200)  # interval 0
     rec.fail(1, 11_200_000_000, 3_000_000, "reset")  # interval 1
     first = rec.drain()
     assert set(first) == {(0, "a"), (1, "b")}
     assert first[(0, "a")].hist.get_total_count() == 1 and first[(0, "a")].bytes_in == 10
     assert first[(1, "b")].errors == {"reset": 1}
     assert first[(1, "b")].hist.get_total_count() == 1  # failures are in the latencies too
-    rec.ok(1, 11_900_000_000, 4_000_000, 0)        # interval 1 again: a partial remainder
+    rec.ok(1, 11_900_000_000, 4_000_000, 0, 204)   # interval 1 again: a partial remainder
     rest = rec.drain()
     assert set(rest) == {(1, "b")} and rest[(1, "b")].errors == {}
     assert rec.drain() == {}
+    assert first[(0, "a")].statuses == {200: 1} and first[(1, "b")].statuses == {}
+    assert rest[(1, "b")].statuses == {204: 1}
+
+
+def test_unexpected_status_is_kept_with_its_status():
+    """errors.csv says which status: the error key carries it, statuses count every answer."""
+    rec = Recorder(["a"], t_measure_ns=0, users=1)
+    rec.ok(0, 100, 1_000, 2, 200)
+    rec.fail(0, 200, 1_000, "unexpected_status", 503)
+    rec.fail(0, 300, 1_000, "unexpected_status", 503)
+    rec.fail(0, 400, 1_000, "reset")
+    cell = rec.drain()[(0, "a")]
+    assert cell.errors == {"unexpected_status:503": 2, "reset": 1}
+    assert cell.statuses == {200: 1, 503: 2} and cell.ok == 1
+    assert error_kind("unexpected_status:503") == ("unexpected_status", 503)
+    assert error_kind("reset") == ("reset", 0)
+    again = IntervalStats.from_wire(cell.to_wire())
+    assert again.statuses == cell.statuses and again.errors == cell.errors

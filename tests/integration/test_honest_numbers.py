@@ -1,0 +1,103 @@
+"""What a run prints must not flatter it: a run where nothing succeeded fails, statuses are
+kept, a saturated client says so. Against the embedded mockserver and a dead port."""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+
+import pandas as pd
+
+from tests.conftest import load_meta, run_harness
+
+
+def dead_port() -> int:
+    """A port nobody listens on (bound, then closed: connections are refused)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_a_run_where_nothing_succeeds_fails(tmp_path):
+    """Against a dead port every request is connect_refused: exit 1 with one line saying
+    why, and ok_rps 0 beside rps (failed connects are not throughput)."""
+    path = tmp_path / "dead.toml"
+    path.write_text('[run]\nduration = "1s"\nworkers = 1\n[load]\nconcurrency = 4\n'
+                    '[[requests]]\nname = "r"\npath = "/"\n[[models]]\nmodel = "asyncio"\n'
+                    'engine = "fast"\n')
+    proc = run_harness("run", str(path), "--target", f"http://127.0.0.1:{dead_port()}",
+                       "--out", str(tmp_path))
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    why = [line for line in proc.stdout.splitlines() if line.startswith("run failed:")]
+    assert len(why) == 1 and "asyncio-fast: no request succeeded" in why[0]
+    assert "connect_refused" in why[0]
+    run_dir = Path(proc.stdout.strip().splitlines()[-1])
+    summary = pd.read_csv(run_dir / "summary.csv")
+    agg = summary[summary["name"] == "Aggregated"].iloc[0]
+    assert agg["requests"] == agg["failures"] > 0
+    assert agg["rps"] > 0 and agg["ok_rps"] == 0
+    ts = pd.read_csv(run_dir / "timeseries.csv")
+    assert (ts["ok_rps"] == 0).all() and (ts["rps"] > 0).all()
+
+
+EVERY_MODEL = ['model = "sync"', 'model = "thread"', 'model = "asyncio"',
+               'model = "uvloop"\nengine = "fast"',
+               'model = "process"\nprocesses = 2\nsub_model = "thread"',
+               'model = "locust"', 'model = "locust-http"']
+
+
+def test_statuses_are_kept_in_every_model(tmp_path):
+    """errors.csv names the status of each unexpected_status, statuses.csv counts every
+    answer's status per model, name and second -- and both agree with the mockserver."""
+    path = tmp_path / "statuses.toml"
+    path.write_text('[run]\nrequests = 60\nworkers = 1\n[load]\nconcurrency = 3\n'
+                    '[[requests]]\nname = "ok"\npath = "/"\n'
+                    '[[requests]]\nname = "gone"\npath = "/status/503"\n'
+                    '[[requests]]\nname = "made"\npath = "/status/201"\n'
+                    + "".join(f"[[models]]\n{m}\n" for m in EVERY_MODEL))
+    proc = run_harness("run", str(path), "--out", str(tmp_path), "--quiet", timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    run_dir = Path(proc.stdout.strip().splitlines()[-1])
+    meta = load_meta(str(run_dir))
+    statuses = pd.read_csv(run_dir / "statuses.csv")
+    errors = pd.read_csv(run_dir / "errors.csv")
+    summary = pd.read_csv(run_dir / "summary.csv").set_index(["model", "name"])
+    assert list(statuses.columns) == ["model", "name", "second", "status", "count"]
+    labels = list(meta["models"])
+    assert len(labels) == len(EVERY_MODEL)
+    for label in labels:
+        mine = statuses[statuses["model"] == label].groupby(["name", "status"])["count"].sum()
+        expected = {("ok", 200), ("gone", 503), ("made", 201)}
+        assert set(mine.index) <= expected, (label, mine)
+        for name in ("ok", "gone", "made"):
+            requests = summary.loc[(label, name), "requests"]
+            assert mine.get((name, {"ok": 200, "gone": 503, "made": 201}[name]), 0) == requests
+        failed = errors[errors["model"] == label]
+        assert set(zip(failed["kind"], failed["status"], failed["name"], strict=True)) \
+            <= {("unexpected_status", 503, "gone")}, (label, failed)
+        assert failed["count"].sum() == summary.loc[(label, "gone"), "failures"] \
+            == summary.loc[(label, "gone"), "requests"]
+    mock = meta["mockserver_stats"]["by_status"]
+    assert int(mock["503"]) == statuses[statuses["status"] == 503]["count"].sum()
+
+
+def test_a_saturated_client_says_so(tmp_path):
+    """A thread model burning CPU per request (the lesson's sum of squares) runs its load
+    process at ~100%: meta.json, the output and the report say it measured its own
+    client; a sync model waiting on a slow target does not."""
+    path = tmp_path / "busy.toml"
+    path.write_text('[run]\nduration = "3s"\nworkers = 1\n'
+                    '[target.mock]\nlatency = { dist = "fixed", ms = 20 }\n'
+                    '[load]\nconcurrency = 4\n[[requests]]\nname = "r"\npath = "/"\n'
+                    '[[models]]\nmodel = "sync"\n'
+                    '[[models]]\nmodel = "thread"\ncpu_work = 3000000\n')
+    proc = run_harness("run", str(path), "--out", str(tmp_path))
+    assert proc.returncode == 0, proc.stderr
+    run_dir = Path(proc.stdout.strip().splitlines()[-1])
+    meta = load_meta(str(run_dir))
+    assert meta["models"]["thread"]["client_saturated"] is True, meta["models"]["thread"]
+    assert meta["models"]["sync"]["client_saturated"] is False, meta["models"]["sync"]
+    assert "warning: thread saturated its client" in proc.stdout
+    assert "sync saturated" not in proc.stdout
+    assert "thread measured its own client" in meta["verdict"]
+    assert "saturated its client" in (run_dir / "report.html").read_text()
