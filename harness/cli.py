@@ -114,6 +114,8 @@ def cmd_report(args: argparse.Namespace) -> int:
 def cmd_compare(args: argparse.Namespace) -> int:
     from harness.reports.compare import run_compare
     comparison = run_compare(args.inputs, args.format, args.fail_on)
+    for line in comparison.notes:
+        print(line, file=sys.stderr)
     print(comparison.text)
     for line in comparison.crossed:
         print(f"gate crossed: {line}", file=sys.stderr)

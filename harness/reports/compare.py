@@ -40,6 +40,21 @@ class Source:
     label: str
     rows: dict[tuple[str | None, str], Row]
     locust: bool = False
+    target: str | None = None   # meta.json's target_url, where there is one
+
+
+def _target_of(summary_path: Path) -> str | None:
+    """What a run ran against: its URL, or for the embedded mockserver (a new port each
+    run) that and its [target.mock] settings."""
+    try:
+        meta = json.loads((summary_path.parent / "meta.json").read_text())
+        if meta.get("embedded_mockserver"):
+            mock = (meta["scenario"].get("raw") or {}).get("target", {}).get("mock")
+            return "the embedded mockserver" + (f" with {json.dumps(mock, sort_keys=True)}"
+                                                if mock else "")
+        return str(meta["target_url"])
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return None
 
 
 def _num(value: Any) -> float:
@@ -68,7 +83,7 @@ def _ours(summary_path: Path, label: str) -> Source:
                            "p95": sel["p95_ms"].tolist(), "p99": sel["p99_ms"].tolist(),
                            "errors": (sel["failures"] / sel["requests"]).tolist()}
         rows[(r.model, r.name)] = row
-    return Source(label, rows)
+    return Source(label, rows, target=_target_of(summary_path))
 
 
 def _locust(stats_path: Path) -> Source:
@@ -132,6 +147,17 @@ def _match(base: Source, new: Source) -> list[tuple[str, str, Row, Row]]:
             if key in new.rows:
                 out.append((str(key[0]), key[1], brow, new.rows[key]))
     return out
+
+
+def _unmatched(base: Source, new: Source) -> list[str]:
+    """Rows only one side has, named as `model/name (only in LABEL)`: never dropped quietly."""
+    if base.locust or new.locust:
+        names = ({n for _, n in base.rows}, {n for _, n in new.rows})
+        return [f"{n} (only in {src.label})" for src, mine, other in
+                ((base, names[0], names[1]), (new, names[1], names[0]))
+                for n in sorted(mine - other)]
+    return [f"{m}/{n} (only in {src.label})" for src, other in ((base, new), (new, base))
+            for (m, n) in src.rows if (m, n) not in other.rows]
 
 
 def _significance(a: list[float], b: list[float]) -> tuple[float | None, str]:
@@ -226,17 +252,49 @@ def render(rows: list[dict[str, Any]], fmt: str) -> str:
 
 @dataclass
 class Comparison:
-    """What `harness compare` found: the rendered table and the gates crossed."""
+    """What `harness compare` found: the rendered table, the gates crossed, and notes a
+    reader must see (different targets, rows not compared, samples too few to judge)."""
 
     text: str
     crossed: list[str]
+    notes: list[str]
+
+
+def _notes(sources: list[Source]) -> list[str]:
+    base, out = sources[0], []
+    for new in sources[1:]:
+        if base.target and new.target and base.target != new.target:
+            out.append(f"warning: different targets: {base.label} ran against {base.target}, "
+                       f"{new.label} against {new.target}")
+        missing = _unmatched(base, new)
+        if missing:
+            out.append("not compared: " + ", ".join(missing))
+    return out
+
+
+def _too_few(rows: list[dict[str, Any]], gates: list[tuple[str, float, str]]) -> list[str]:
+    """Gated rows whose per-second samples are too few for significance: no gate could
+    ever fire there, so a --fail-on over them would pass whatever changed."""
+    gated = {metric for metric, _, _ in gates}
+    return sorted({f"{r['model']}/{r['name']} ({r['n']})" for r in rows
+                   if r["metric"] in gated and r["has_samples"] and r["p"] is None})
 
 
 def run_compare(inputs: list[str], fmt: str, fail_on: str) -> Comparison:
-    """Compare every input with the first; CompareError for an input or gate that is bad."""
+    """Compare every input with the first; CompareError for an input or gate that is bad,
+    or for gates that could not fire (too few samples)."""
     if len(inputs) < 2:
         raise CompareError("compare needs at least two inputs (the first is the baseline)")
     gates = parse_gates(fail_on)
     sources = [load_source(arg) for arg in inputs]
     rows = [r for new in sources[1:] for r in compare_sources(sources[0], new)]
-    return Comparison(render(rows, fmt), crossed_gates(rows, gates))
+    notes = _notes(sources)
+    few = _too_few(rows, gates or [(m, 0.0, "") for m in METRICS])
+    if few and gates:
+        raise CompareError(f"--fail-on: too few per-second samples for any gate to fire "
+                           f"(needs {MIN_SAMPLES} a side): {', '.join(few)}; run each side "
+                           f"for at least {MIN_SAMPLES} s")
+    if few:
+        notes.append(f"note: too few per-second samples to judge significance "
+                     f"(needs {MIN_SAMPLES} a side): {', '.join(few)}")
+    return Comparison(render(rows, fmt), crossed_gates(rows, gates), notes)

@@ -131,3 +131,53 @@ def test_against_locust(runs, tmp_path, shared_mock: Mock):
     assert all(r["model"] == "uvloop-fast -> locust" for r in got)
     # Locust's per-second history gives the samples on its side.
     assert all(r["n"].startswith("n=8+") and not r["n"].endswith("+0") for r in got)
+
+
+SHORT = """
+[run]
+duration = "1.5s"
+[load]
+concurrency = 2
+[[requests]]
+name = "home"
+path = "/"
+{extra}
+[[models]]
+model = "thread"
+"""
+
+
+def short_run(tmp: Path, tag: str, extra: str = "", target: str | None = None) -> str:
+    path = tmp / f"{tag}.toml"
+    path.write_text(SHORT.format(extra=extra))
+    args = ["run", str(path), "--out", str(tmp / tag), "--quiet"]
+    proc = run_harness(*args, *(["--target", target] if target else []))
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout.strip().splitlines()[-1]
+
+
+def test_short_runs_refuse_gates_instead_of_passing(tmp_path, shared_mock: Mock):
+    """1.5 s runs give 2 one-second samples a side: no gate could ever fire. --fail-on
+    refuses (exit 2, saying why) instead of passing silently; without gates a note says
+    the comparison cannot judge significance. Rows only one side has are listed, and a
+    comparison of different targets is warned about."""
+    a = short_run(tmp_path, "a")
+    b = short_run(tmp_path, "b", extra='[[requests]]\nname = "extra"\npath = "/bytes/10"',
+                  target=shared_mock.url)
+    gated = run_harness("compare", a, b, "--fail-on", "p50:+10%")
+    assert gated.returncode == 2, gated.stdout
+    assert "too few per-second samples" in gated.stderr and "Traceback" not in gated.stderr
+    plain = run_harness("compare", a, b)
+    assert plain.returncode == 0, plain.stderr
+    assert "note: too few per-second samples" in plain.stderr
+    assert "warning: different targets" in plain.stderr and shared_mock.url in plain.stderr
+    assert f"not compared: thread/extra (only in {b})" in plain.stderr
+
+
+def test_same_embedded_target_is_not_a_different_target(runs):
+    """The embedded mockserver listens on a new port each run: the same settings are the
+    same target; other settings are not."""
+    same = run_harness("compare", runs["a"], runs["b"])
+    assert "different targets" not in same.stderr
+    other = run_harness("compare", runs["a"], runs["slow"])
+    assert "warning: different targets" in other.stderr and "median_ms" in other.stderr
