@@ -34,9 +34,14 @@ def build_parser() -> argparse.ArgumentParser:
         cmd.add_argument("scenario")
         cmd.add_argument("--out", default="results", help="results directory")
         cmd.add_argument("--target", help="target base URL (else the scenario's or embedded)")
+        overrides(cmd)
+        cmd.add_argument("--quiet", action="store_true")
+
+    def overrides(cmd: argparse.ArgumentParser) -> None:
         cmd.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                          help="override a scenario value, e.g. load.rate=500")
-        cmd.add_argument("--quiet", action="store_true")
+        cmd.add_argument("--unset", action="append", default=[], metavar="KEY",
+                         help="remove a scenario key, e.g. load.rate (applied before --set)")
 
     run = sub.add_parser("run", help="run a scenario with local workers")
     scenario_args(run)
@@ -76,7 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     val = sub.add_parser("validate", help="check a scenario without running it")
     val.add_argument("scenario")
-    val.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    overrides(val)
     return p
 
 
@@ -124,18 +129,22 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 def cmd_validate(args: argparse.Namespace) -> int:
     from harness.scenario import load_scenario
-    scenario = load_scenario(args.scenario, args.set)
-    print(f"{args.scenario}: ok ({len(scenario.models)} models, "
-          f"{len(scenario.requests)} requests)")
+    scenario = load_scenario(args.scenario, args.set, args.unset)
+    print(f"{args.scenario}: ok ({_count(len(scenario.models), 'model')}, "
+          f"{_count(len(scenario.requests), 'request')})")
     return EXIT_OK
 
 
 def cmd_run(args: argparse.Namespace) -> int:
     """`harness run` and `harness coordinator`: everything checked before anything starts."""
     from harness.scenario import load_scenario
-    scenario = load_scenario(args.scenario, args.set)
+    scenario = load_scenario(args.scenario, args.set, args.unset)
     if args.target and not args.target.startswith("http://"):
         raise OptionError(f"--target: expected an http:// URL, got {args.target!r}")
+    if scenario.mock and (args.target or scenario.target_url):
+        given = "--target" if args.target else "[target].url"
+        print(f"note: {given} is set, so [target.mock] in {args.scenario} is ignored (it "
+              "configures the embedded mockserver only)", file=sys.stderr)
     if problem := out_dir_problem(Path(args.out)):
         raise OptionError(f"--out {args.out}: {problem}")
     workers = getattr(args, "workers", None)
@@ -178,6 +187,10 @@ def main(argv: list[str] | None = None) -> int:
 
 
 # -- option checks ---------------------------------------------------------------------------
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
 
 def out_dir_problem(out: Path) -> str | None:
     """Made (and checked writable) before the run starts: a run whose results cannot be

@@ -214,6 +214,26 @@ def apply_set(raw: dict[str, Any], assignment: str, source: str) -> None:
         node[last] = value
 
 
+def apply_unset(raw: dict[str, Any], path: str, source: str) -> None:
+    """`key.path`: remove that key (e.g. load.rate, to make an open-model file closed)."""
+    parts = path.strip().split(".")
+    node: Any = raw
+    for part in parts[:-1]:
+        if isinstance(node, list) and part.isdigit() and int(part) < len(node):
+            node = node[int(part)]
+        elif isinstance(node, dict) and part in node:
+            node = node[part]
+        else:
+            raise ScenarioError(source, f"--unset {path}", "no such key in the scenario")
+    last = parts[-1]
+    if isinstance(node, dict) and last in node:
+        del node[last]
+    elif isinstance(node, list) and last.isdigit() and int(last) < len(node):
+        del node[int(last)]
+    else:
+        raise ScenarioError(source, f"--unset {path}", "no such key in the scenario")
+
+
 def _key(parts: tuple[str | int, ...]) -> str:
     """("requests", 0, "path") -> "[[requests]][0].path", as the other messages name keys."""
     if not parts:
@@ -446,8 +466,10 @@ def parse_scenario(raw: dict[str, Any], source: str) -> Scenario:
     )
 
 
-def load_scenario(path: str | Path, overrides: list[str] = ()) -> Scenario:
-    """Read, override, interpolate and validate a scenario file."""
+def load_scenario(path: str | Path, overrides: list[str] = (),
+                  removals: list[str] = ()) -> Scenario:
+    """Read, override (removals first, then overrides), interpolate and validate a
+    scenario file."""
     path = Path(path)
     source = path.name
     try:
@@ -458,6 +480,8 @@ def load_scenario(path: str | Path, overrides: list[str] = ()) -> Scenario:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ScenarioError(source, "TOML", str(exc)) from None
+    for key in removals:
+        apply_unset(raw, key, source)
     for assignment in overrides:
         apply_set(raw, assignment, source)
     return parse_scenario(raw, source)

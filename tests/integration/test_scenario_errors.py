@@ -112,3 +112,30 @@ def test_unwritable_out_dir_sends_nothing(tmp_path, target: Mock):
         assert proc.returncode == 2 and "Traceback" not in proc.stderr
         assert f"--out {out}: cannot create it" in proc.stderr, proc.stderr
     assert target.stats()["requests_total"] == 0
+
+
+def test_unset_turns_an_open_model_file_closed(tmp_path, target: Mock):
+    """--unset removes a key before validation (and before --set): an open-model file
+    becomes a closed one; a key that is not there is exit 2 naming it."""
+    path = tmp_path / "open.toml"
+    path.write_text(GOOD.replace("concurrency = 2", 'mode = "open"\nrate = 50\nconcurrency = 2'))
+    proc = run_harness("validate", str(path), "--unset", "load.rate")
+    assert proc.returncode == 2 and "[load].rate" in proc.stderr  # mode is still open
+    proc = run_harness("validate", str(path), "--unset", "load.rate", "--unset", "load.mode")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip().endswith("ok (1 model, 1 request)")
+    proc = run_harness("run", str(path), "--target", target.url, "--out", str(tmp_path),
+                       "--unset", "load.nope")
+    assert proc.returncode == 2 and "--unset load.nope: no such key" in proc.stderr
+    assert target.stats()["requests_total"] == 0
+
+
+def test_mock_settings_ignored_with_a_target_say_so(tmp_path, target: Mock):
+    path = tmp_path / "mocked.toml"
+    path.write_text(GOOD.replace("[load]", "[target.mock]\nstatus = 503\n[load]")
+                    .replace('duration = "1s"', "requests = 5"))
+    proc = run_harness("run", str(path), "--target", target.url, "--out", str(tmp_path),
+                       "--quiet")
+    assert proc.returncode == 0, proc.stderr
+    notes = [line for line in proc.stderr.splitlines() if "[target.mock]" in line]
+    assert len(notes) == 1 and "--target is set" in notes[0] and "ignored" in notes[0]
