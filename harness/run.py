@@ -7,9 +7,12 @@ The run ends in a CompletedRun; cli.py turns its `ending` into an exit code.
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
@@ -65,7 +68,11 @@ def execute(scenario: Scenario, out: Path, *, target: str | None = None,
             local_workers: bool = True, quiet: bool = False,
             coordinator_kwargs: dict[str, Any] | None = None,
             wait_workers: float = 60.0) -> CompletedRun:
-    """Run a scenario to the end and write its results under `out`."""
+    """Run a scenario to the end and write its results under `out`.
+
+    Ctrl-C or SIGTERM during the load ends it early (a partial run, written); once the
+    load is over, one is acknowledged and the results are written all the same. Workers
+    are told BYE only after that, so none leaves while the coordinator still writes."""
     url = target or scenario.target_url
     mock = None
     if url is None:
@@ -74,35 +81,54 @@ def execute(scenario: Scenario, out: Path, *, target: str | None = None,
             mock.configure(scenario.mock)
         mock.reset()
         url = mock.url
-    try:
-        outcome = _coordinate(scenario, url, bind, workers or scenario.workers, quiet,
-                              local_workers, coordinator_kwargs, wait_workers)
-        mock_stats = mock.stats() if mock else None
-    finally:
-        if mock:
-            mock.stop()  # also when the coordinator could not even bind
-    return finish(scenario, out, outcome, url, mock is not None, mock_stats)
-
-
-def _coordinate(scenario: Scenario, url: str, bind: str, n: int, quiet: bool,
-                local_workers: bool, coordinator_kwargs: dict[str, Any] | None,
-                wait_workers: float) -> RunOutcome:
+    n = workers or scenario.workers
     progress = Progress(quiet)
     procs: list[subprocess.Popen[bytes]] = []
     coordinator: Coordinator | None = None
     try:
-        coordinator = Coordinator(scenario, url, bind, n, progress,
-                                  **(coordinator_kwargs or {}))
-        if local_workers:
-            procs = start_local_workers(coordinator.endpoint, n)
-        elif not quiet:
-            print(f"coordinator at {coordinator.endpoint}: waiting for {n} workers", flush=True)
-        return coordinator.run(wait_workers)
+        try:
+            coordinator = Coordinator(scenario, url, bind, n, progress,
+                                      **(coordinator_kwargs or {}))
+            if local_workers:
+                procs = start_local_workers(coordinator.endpoint, n)
+            elif not quiet:
+                print(f"coordinator at {coordinator.endpoint}: waiting for {n} workers",
+                      flush=True)
+            outcome = coordinator.run(wait_workers)
+        finally:
+            progress.close()
+        with _acknowledged_signals():
+            mock_stats = mock.stats() if mock else None
+            return finish(scenario, out, outcome, url, mock is not None, mock_stats)
     finally:
-        progress.close()
-        if coordinator is not None:  # None when it could not bind
-            coordinator.close()
-        stop_workers(procs)
+        with _acknowledged_signals():
+            if mock:
+                mock.stop()  # also when the coordinator could not even bind
+            if coordinator is not None:  # None when it could not bind
+                coordinator.bye()
+                coordinator.close()
+            stop_workers(procs)
+
+
+@contextmanager
+def _acknowledged_signals() -> Iterator[None]:
+    """While results are written, a Ctrl-C or SIGTERM gets one line and changes nothing:
+    a second Ctrl-C must not cost the run it was meant to end."""
+    said = False
+
+    def acknowledge(signum: int, frame: Any) -> None:
+        nonlocal said
+        if not said:
+            said = True
+            print("harness: writing the results; they will be complete in a moment",
+                  file=sys.stderr, flush=True)
+    previous = {sig: signal.signal(sig, acknowledge) for sig in (signal.SIGINT,
+                                                                  signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def finish(scenario: Scenario, out: Path, outcome: RunOutcome, url: str, embedded: bool,

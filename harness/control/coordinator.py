@@ -70,6 +70,7 @@ class Coordinator:
         self.current: ModelResult | None = None
         self.ready: set[bytes] = set()
         self.done: set[bytes] = set()
+        self.spares: set[bytes] = set()
 
     # -- messaging --------------------------------------------------------------------------
 
@@ -83,6 +84,9 @@ class Coordinator:
     def broadcast(self, kind: str, **fields: Any) -> None:
         for w in self.alive():
             self.send(w.identity, kind, **fields)
+        if kind in ("HEARTBEAT", "WRAPUP", "BYE"):  # spares only wait for the end
+            for identity in self.spares:
+                self.send(identity, kind, **fields)
 
     def alive(self) -> list[WorkerInfo]:
         return [w for w in self.workers.values() if w.alive]
@@ -119,6 +123,8 @@ class Coordinator:
         if kind == "HELLO":
             self.on_hello(identity, msg, worker)
             return
+        if identity in self.spares:
+            return  # a spare's heartbeats: it only waits for the end
         if worker is None or not worker.alive:
             self.dropped += 1  # not one of ours (or declared lost): nothing it says counts
             return
@@ -145,8 +151,13 @@ class Coordinator:
             self.send(identity, "WELCOME", index=worker.index)  # a repeated HELLO
             return
         if not self.accepting or len(self.workers) >= self.expect:
-            self.refused += 1
-            self.send(identity, "REFUSE", reason="the run has all its workers")
+            # one worker too many (compose --scale above WORKERS): a spare waits for BYE
+            # instead of failing, which would stop a whole compose stack
+            if identity not in self.spares:
+                self.spares.add(identity)
+                print(f"coordinator: {msg['name']} waits as a spare (the run has all "
+                      f"{self.expect} workers)", file=sys.stderr)
+            self.send(identity, "SPARE")
             return
         info = WorkerInfo(identity, msg["name"], len(self.workers), msg["host"],
                           time.monotonic())
@@ -180,7 +191,11 @@ class Coordinator:
         self.accepting = False
 
     def run(self, worker_timeout_s: float = 60.0) -> RunOutcome:
-        previous = signal.signal(signal.SIGINT, self._interrupt)
+        """Every model, one after another; then WRAPUP: workers wait for `bye()`, which the
+        caller sends once the results are written (compose stops a stack when its first
+        container exits: a worker must not exit while the coordinator writes)."""
+        previous = {sig: signal.signal(sig, self._interrupt)
+                    for sig in (signal.SIGINT, signal.SIGTERM)}
         results: list[ModelResult] = []
         try:
             self.wait_for_workers(worker_timeout_s)
@@ -189,8 +204,9 @@ class Coordinator:
                     break
                 results.append(self.run_model(index, model))
         finally:
-            signal.signal(signal.SIGINT, previous)
-            self.broadcast("BYE")
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+            self.broadcast("WRAPUP")
             self.pump(0.1)
         refused = self.refused + (self.authenticator.refused if self.authenticator else 0)
         return RunOutcome(results, list(self.workers.values()), self.dropped, refused,
@@ -236,6 +252,10 @@ class Coordinator:
 
     def _interrupt(self, signum: int, frame: Any) -> None:
         self.interrupted = True
+
+    def bye(self) -> None:
+        """The run is over and written: workers and spares may go."""
+        self.broadcast("BYE")
 
     def close(self) -> None:
         self.sock.close(linger=500)

@@ -12,7 +12,7 @@ from typing import Any
 
 import msgpack
 
-VERSION = 1
+VERSION = 2                # 2: WRAPUP and SPARE
 HEARTBEAT_S = 0.5          # both sides send one at least this often
 LOST_AFTER_S = 3 * HEARTBEAT_S
 
@@ -28,6 +28,8 @@ SCHEMA: dict[str, dict[str, tuple[type, ...]]] = {
     "DONE": {"model": (int,), "totals": (dict,), "error": (str,)},
     "HEARTBEAT": {},
     "ABORT": {"reason": (str,)},
+    "WRAPUP": {},          # the load is over; the coordinator writes results, then says BYE
+    "SPARE": {},           # the run has all its workers: wait (for BYE) instead of failing
     "BYE": {},
 }
 

@@ -24,6 +24,7 @@ from harness.errors import CoordinatorLost, WorkerError
 from mockserver.fdlimit import raise_nofile
 
 CONNECT_TIMEOUT_S = 30.0
+WRAPUP_WAIT_S = 600.0   # after the load: how long to wait for the coordinator's BYE
 
 
 class Worker:
@@ -75,8 +76,9 @@ class Worker:
         if now - self.last_heard > LOST_AFTER_S:
             raise CoordinatorLost(f"no word from the coordinator for {now - self.last_heard:.1f}s")
 
-    def hello(self) -> int:
-        """Say HELLO until WELCOME (the coordinator may start after us), bounded."""
+    def hello(self) -> int | None:
+        """Say HELLO until WELCOME (the coordinator may start after us), bounded; None when
+        the coordinator has all its workers and keeps this one as a spare."""
         deadline = time.monotonic() + self.connect_timeout_s
         while time.monotonic() < deadline:
             self.send("HELLO", name=self.name, pid=os.getpid(), host=socket.gethostname())
@@ -85,9 +87,9 @@ class Worker:
                 msg = self.recv(0.2)
                 if msg is None:
                     continue
-                if msg["t"] == "WELCOME":
+                if msg["t"] in ("WELCOME", "SPARE"):
                     self.last_heard = time.monotonic()
-                    return msg["index"]
+                    return msg["index"] if msg["t"] == "WELCOME" else None
                 if msg["t"] == "REFUSE":
                     raise WorkerError(f"refused by the coordinator: {msg['reason']}")
         raise WorkerError(f"no coordinator answered at {self.endpoint} within "
@@ -95,7 +97,9 @@ class Worker:
 
     def serve(self) -> int:
         raise_nofile()
-        self.hello()
+        if self.hello() is None:
+            print(f"worker {self.name}: the run has all its workers; waiting as a spare",
+                  file=sys.stderr)
         jobs: dict[int, tuple[Job, ClientModel]] = {}
         preparing: set[int] = set()
         while True:
@@ -118,10 +122,28 @@ class Worker:
             elif kind == "START" and msg["model"] in jobs:
                 job, model = jobs.pop(msg["model"])
                 self.run_model(msg["model"], job, model, float(msg["start_in"]))
-            elif kind in ("BYE", "ABORT"):
+            elif kind in ("ABORT", "WRAPUP", "BYE"):
                 for _, model in jobs.values():
-                    model.kill()
+                    model.kill()  # prepared, never started
+                jobs.clear()
+                preparing.clear()
+                if kind == "WRAPUP":
+                    return self.wait_for_bye()
+                if kind == "BYE":
+                    return 0
+
+    def wait_for_bye(self) -> int:
+        """The load is over and the coordinator is writing its results (it does not answer
+        heartbeats meanwhile): stay until its BYE, so that a compose stack, which stops
+        when its first container exits, never stops the coordinator mid-write. Bounded."""
+        deadline = time.monotonic() + WRAPUP_WAIT_S
+        while time.monotonic() < deadline:
+            msg = self.recv(HEARTBEAT_S)
+            if msg is not None and msg["t"] == "BYE":
                 return 0
+        print(f"worker {self.name}: no BYE within {WRAPUP_WAIT_S:.0f}s of the end of the "
+              "load; leaving", file=sys.stderr)
+        return 0
 
     def run_model(self, index: int, job: Job, model: ClientModel, start_in: float) -> None:
         t0 = time.perf_counter() + start_in

@@ -69,3 +69,20 @@ def test_commands_are_valid_cli_invocations():
     assert svc["coordinator"]["depends_on"]["mockserver"]["condition"] == "service_healthy"
     # Off loopback: the mockserver's admin API and the coordinator's bind say so explicitly.
     assert "--insecure-admin" in mock_cmd and coord.insecure
+
+
+def test_image_is_built_once_small_and_not_root():
+    """The build context leaves out .venv (550 MB) and the like; one service builds the
+    image and the others use it; the image runs as UID 10001, and compose passes the
+    host's UID so ./results stays the user's."""
+    ignored = {line.strip() for line in (ROOT / ".dockerignore").read_text().splitlines()
+               if line.strip() and not line.startswith("#")}
+    assert {".venv", ".git", "results"} <= ignored
+    dockerfile = (ROOT / "Dockerfile").read_text().splitlines()
+    users = [line.split()[1] for line in dockerfile if line.startswith("USER ")]
+    assert users == ["10001"]
+    assert any("useradd --uid 10001" in line for line in dockerfile)
+    svc = services()
+    assert [name for name, s in svc.items() if "build" in s] == ["mockserver"]
+    assert {s["image"] for s in svc.values()} == {"loadharness:local"}
+    assert {s["user"] for s in svc.values()} == {"${HARNESS_UID:-10001}:${HARNESS_GID:-10001}"}

@@ -253,3 +253,32 @@ def test_coordinator_port_in_use_is_a_clear_failure(tmp_path):
     assert proc.returncode == 1 and "Traceback" not in proc.stderr
     assert f"cannot bind {endpoint}: Address already in use" in proc.stderr
     assert _mockservers() <= before  # the embedded mockserver it started is gone too
+
+
+def test_extra_worker_waits_as_spare_and_none_leaves_before_the_results(tmp_path,
+                                                                       mock: Mock):
+    """compose --scale above WORKERS starts one worker too many: it waits as a spare
+    instead of failing (which would abort the whole stack), and no worker exits before the
+    coordinator has written every result file (compose's --exit-code-from stops the
+    stack at the first exit)."""
+    endpoint = f"tcp://127.0.0.1:{free_port()}"
+    out = tmp_path / "out"
+    coord = coordinator(write(tmp_path, SCENARIO.format(duration="2s", rate=100)),
+                        endpoint, 1, mock, out)
+    workers = [worker(endpoint, f"w{i}") for i in range(2)]
+    exited_before_report = []
+    deadline = time.monotonic() + 90
+    while any(w.poll() is None for w in workers) and time.monotonic() < deadline:
+        for w in workers:
+            if w.poll() is not None and w not in exited_before_report \
+                    and not list(out.glob("*/report.html")):
+                exited_before_report.append(w)
+        time.sleep(0.02)
+    stdout, stderr = coord.communicate(timeout=60)
+    assert coord.returncode == 0, stderr
+    assert [w.wait(5) for w in workers] == [0, 0], [w.stderr.read() for w in workers]
+    assert not exited_before_report
+    assert "waits as a spare" in stderr
+    meta = load_meta(stdout.strip().splitlines()[-1])
+    assert len(meta["workers"]) == 1 and meta["refused_workers"] == 0
+    assert not meta["partial"] and meta["dropped_messages"] == 0

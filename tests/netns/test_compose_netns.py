@@ -82,7 +82,8 @@ def test_compose_services_in_namespaces(tmp_path):
     services = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]
     work = tmp_path / "app"  # the image's WORKDIR: scenarios/ inside, results/ written
     shutil.copytree(ROOT / "scenarios", work / "scenarios")
-    net = Network(["mockserver", "coordinator", "worker1", "worker2"])
+    # three workers for WORKERS=2: compose --scale above WORKERS; the third waits as spare
+    net = Network(["mockserver", "coordinator", "worker1", "worker2", "worker3"])
     procs = []
     try:
         mock = net.run("mockserver", local(services["mockserver"]["command"]), work)
@@ -91,13 +92,13 @@ def test_compose_services_in_namespaces(tmp_path):
         coord = net.run("coordinator", local(services["coordinator"]["command"]), work)
         procs.append(coord)
         time.sleep(1)
-        for host in ("worker1", "worker2"):
+        for host in ("worker1", "worker2", "worker3"):
             procs.append(net.run(host, local(services["worker"]["command"]), work))
         out, err = coord.communicate(timeout=120)
         assert coord.returncode == 0, err
         run_dir = Path(work / out.strip().splitlines()[-1])
         meta = json.loads((run_dir / "meta.json").read_text())
-        assert [w["host"] for w in meta["workers"]] and not meta["partial"]
+        assert len(meta["workers"]) == 2 and not meta["partial"]
         assert meta["target_url"] == "http://mockserver:8080"
         probe = net.run("coordinator", [sys.executable, "-c",
                         "import urllib.request,sys;sys.stdout.write(urllib.request.urlopen("
