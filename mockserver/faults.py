@@ -9,15 +9,26 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from mockserver.checks import number
 from mockserver.errors import ConfigError
 from mockserver.http import CLOSE, HANG, RESET, Reply, body_bytes
 
 if TYPE_CHECKING:
-    from mockserver.routes import Answer
     from mockserver.stats import Stats
+
+
+class Answer(Protocol):
+    """What a fault may change of a route's answer (routes.Answer has these fields; named
+    here so faults.py need not import routes, which imports the config, which imports us)."""
+
+    status: int
+    delay: float
+    body: bytes | None
+    body_len: int
+    drip: tuple[int, float] | None
+    chunked: bool
 
 # A response no HTTP parser accepts (the malformed fault).
 MALFORMED_RESPONSE = b"HTTP/1.1 2x0 N\x00T-HTTP\r\nContent-Length: banana\r\n\r\n{{{"

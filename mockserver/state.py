@@ -9,15 +9,26 @@ handed to each of them (uvicorn's ServerState plays the same part).
 from __future__ import annotations
 
 import random
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from mockserver.config import MockConfig
 from mockserver.http import body_bytes, head
 from mockserver.routes import BUILTIN_SEGMENTS
 from mockserver.stats import Stats
 
-if TYPE_CHECKING:
-    from mockserver.protocol import HttpProtocol
+
+class Connection(Protocol):
+    """What the server and its idle sweeper need of a connection (Connection is one;
+    named here so the state need not import the protocol that imports it)."""
+
+    transport: Any
+    active: bool
+    last_active: float
+
+    @property
+    def idle(self) -> bool: ...
+
+    def shutdown(self) -> None: ...
 
 _FAST_PATHS_MAX = 4096
 _REPLY_CACHE_MAX = 512
@@ -28,7 +39,7 @@ class ServerState:
         self.stats = Stats()
         self.rng = random.Random(None if seed is None else seed * 1_000_003 + index)
         self.index = index
-        self.connections: set[HttpProtocol] = set()
+        self.connections: set[Connection] = set()
         self.replies: dict[tuple[int, int, bool, bool], bytes] = {}   # built responses
         self.fast_paths: dict[bytes, bool] = {}
         self.set_config(config)
@@ -64,12 +75,12 @@ class ServerState:
             self.replies[key] = data
         return data
 
-    def connection_opened(self, conn: HttpProtocol) -> None:
+    def connection_opened(self, conn: Connection) -> None:
         self.connections.add(conn)
         self.stats.connections_open += 1
         self.stats.connections_total += 1
 
-    def connection_closed(self, conn: HttpProtocol) -> None:
+    def connection_closed(self, conn: Connection) -> None:
         if conn in self.connections:
             self.connections.discard(conn)
             self.stats.connections_open -= 1

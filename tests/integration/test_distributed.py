@@ -118,8 +118,9 @@ def test_malformed_frames_are_dropped_and_counted(tmp_path, mock: Mock):
     rogue = ctx.socket(zmq.DEALER)
     rogue.connect(endpoint)
     time.sleep(4)
-    bad = [os.urandom(40), msgpack.packb([1, 2, 3]), msgpack.packb({"v": 1, "t": "STATS"}),
-           msgpack.packb({"v": 1, "t": "BOGUS"}), protocol.encode("HEARTBEAT")]
+    v = protocol.VERSION  # frames of this version, malformed in their fields or type
+    bad = [os.urandom(40), msgpack.packb([1, 2, 3]), msgpack.packb({"v": v, "t": "STATS"}),
+           msgpack.packb({"v": v, "t": "BOGUS"}), protocol.encode("HEARTBEAT")]
     for frame in bad:
         rogue.send(frame)
     rogue.send_multipart([b"two", b"frames"])

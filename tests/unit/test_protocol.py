@@ -18,10 +18,10 @@ def test_round_trip():
 
 
 @pytest.mark.parametrize("payload", [
-    {"v": 1, "t": "NOPE"},
-    {"v": 1, "t": "HELLO", "name": 5, "pid": 1, "host": "h"},
-    {"v": 1, "t": "HELLO", "name": "x", "pid": True, "host": "h"},
-    {"v": 1, "t": "STATS", "model": 0},
+    {"v": protocol.VERSION, "t": "NOPE"},
+    {"v": protocol.VERSION, "t": "HELLO", "name": 5, "pid": 1, "host": "h"},
+    {"v": protocol.VERSION, "t": "HELLO", "name": "x", "pid": True, "host": "h"},
+    {"v": protocol.VERSION, "t": "STATS", "model": 0},
     [1, 2, 3],
     "HELLO",
 ])
