@@ -1,6 +1,7 @@
 """`make bench`: run the benchmarks, print one ratio line each, write docs/benchmarks.md.
 
-    python -m bench [--full] [--check] [--only target,models,lesson,scale]
+    python -m bench [--full] [--check] [--only target,models,lesson,scale,versus]
+                    [--base REV]
 
 Quick mode (default) keeps the suite within about five minutes; --full measures longer.
 --check exits 1 when any goal is missed.
@@ -11,22 +12,28 @@ from __future__ import annotations
 import argparse
 import sys
 
-from bench import lesson, models, scale, target
+from bench import lesson, models, scale, target, versus
 from bench.common import write_report
 
-SUITES = {"target": target, "models": models, "lesson": lesson, "scale": scale}
+SUITES = {"target": target, "models": models, "lesson": lesson, "scale": scale,
+          "versus": versus}
+DEFAULT = "target,models,lesson,scale"  # versus: on demand (--only versus [--base REV])
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(prog="bench")
     parser.add_argument("--full", action="store_true")
     parser.add_argument("--check", action="store_true")
-    parser.add_argument("--only", default=",".join(SUITES))
+    parser.add_argument("--only", default=DEFAULT)
+    parser.add_argument("--base", default=versus.DEFAULT_BASE,
+                        help="the commit `versus` measures side by side with this tree")
     args = parser.parse_args()
     quick = not args.full
     sections = []
     for name in args.only.split(","):
-        for section in SUITES[name.strip()].run(quick):
+        suite = SUITES[name.strip()]
+        extra = {"base": args.base} if suite is versus else {}
+        for section in suite.run(quick, **extra):
             print(section.ratio_line, flush=True)
             sections.append(section)
     path = write_report(sections, "quick" if quick else "full")

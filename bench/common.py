@@ -203,19 +203,31 @@ def plot_lines(name: str, title: str, x: list[float], series: dict[str, list[flo
 
 
 def write_report(sections: list[Section], mode: str) -> Path:
+    """docs/benchmarks.md: the sections just measured replace those of the same title; the
+    others stay as they were (each says when it was measured), so `--only` refreshes part
+    of the file without losing the rest."""
     path = ROOT / "docs" / "benchmarks.md"
+    stamp = datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')
     head = [
         "# Benchmarks",
         "",
-        f"Written by `make bench` (mode: {mode}). Every ratio compares numbers measured side by"
-        " side in one run; the machine is shared, so absolute numbers move between runs.",
+        "Written by `make bench`. Every ratio compares numbers measured side by side in one"
+        " run; the machine is shared, so absolute numbers move between runs. Each section"
+        " says when (and in which mode) it was measured.",
         "",
-        f"- date: {datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')}",
+        f"- last written: {stamp}",
         f"- machine: {cpu_model()}, {os.cpu_count()} cores, {platform.system()} "
         f"{platform.release()}",
         f"- versions: {versions('uvloop', 'httptools', 'aiohttp', 'locust', 'pyzmq')}",
         f"- pinning: target on core {SERVER_CORE}, load generator on core {CLIENT_CORE}",
         "",
     ]
-    path.write_text("\n".join(head + [s.markdown() for s in sections]))
+    kept: dict[str, str] = {}
+    if path.exists():
+        for chunk in path.read_text().split("\n## ")[1:]:
+            kept[chunk.splitlines()[0].strip()] = "## " + chunk.rstrip() + "\n"
+    for section in sections:
+        body = section.markdown().split("\n", 1)
+        kept[section.title] = f"{body[0]}\n\n_measured {stamp}, {mode} mode_\n{body[1]}"
+    path.write_text("\n".join(head) + "\n" + "\n".join(kept.values()))
     return path

@@ -29,6 +29,25 @@ ENGINES = tuple(dict.fromkeys(e for kind in MODELS.values() for e in kind.engine
 METRICS = ("requests", "failures", "rps", "error_rate", "p50_ms", "p90_ms", "p95_ms", "p99_ms",
            "p999_ms", "max_ms", "mean_ms")
 DEFAULT_ACCEPTED = frozenset(range(200, 400))
+# The valid ranges of what reaches a socket, a process or a file name (README lists them):
+# checked at validate time, so nothing fails after the load was sent.
+MAX_USERS = 100_000               # concurrency, per run and per model
+MAX_RATE = 1_000_000.0            # requests/s, stage targets, weights
+MAX_DURATION_S = 7 * 86400.0      # run, stage, warm-up; timeouts and think time: an hour
+MAX_SEED = 2**32 - 1
+MAX_REQUESTS = 10**12             # a count-bounded run
+MAX_PROCESSES = 64
+MAX_CPU_WORK = 10**9
+MAX_BODY_BYTES = 16 << 20
+MAX_HEADERS = 100
+# run.name becomes part of a directory name: letters, digits, space . _ -, at most 100.
+_RUN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9 ._-]{0,99}")
+# a path is sent as is: printable ASCII, no space (percent-encode anything else)
+_PATH = re.compile(r"/[\x21-\x7e]{0,8191}")
+_HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]{1,256}")
+# a header value: visible ASCII, space, tab and obs-text (latin-1), never CR, LF or NUL
+_HEADER_VALUE = re.compile(r"[\t\x20-\x7e\x80-\xff]{0,8192}")
+_REQUEST_NAME = re.compile(r"[^\x00-\x1f\x7f]{1,200}")
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
 _THRESHOLD = re.compile(r"^\s*(<=|>=|<|>|==)\s*(-?\d+(?:\.\d+)?)\s*$")
@@ -141,34 +160,38 @@ class _Ctx:
                 raise self.fail(f"{where}.{key}",
                                 f"unknown key (expected one of {', '.join(allowed)})")
 
-    def number(self, raw: Any, key: str, *, positive: bool = True, minimum: float = 0) -> float:
-        return float(self._checked(raw, key, minimum, above=positive))
+    def number(self, raw: Any, key: str, *, positive: bool = True, minimum: float = 0,
+               maximum: float = MAX_RATE) -> float:
+        return float(self._checked(raw, key, minimum, maximum, above=positive))
 
-    def integer(self, raw: Any, key: str, minimum: int = 1) -> int:
-        return self._checked(raw, key, minimum, integer=True)
+    def integer(self, raw: Any, key: str, minimum: int = 1, maximum: int = MAX_USERS) -> int:
+        return self._checked(raw, key, minimum, maximum, integer=True)
 
-    def _checked(self, raw: Any, key: str, minimum: float, **kwargs: Any) -> Any:
+    def _checked(self, raw: Any, key: str, minimum: float, maximum: float,
+                 **kwargs: Any) -> Any:
         """mockserver's number check, its message under this file's and key's name."""
         try:
-            return checks.number(raw, key, minimum, **kwargs)
+            return checks.number(raw, key, minimum, maximum, **kwargs)
         except ConfigError as exc:
             raise self.fail(key, exc.message) from None
 
-    def string(self, raw: Any, key: str) -> str:
-        if not isinstance(raw, str) or not raw:
-            raise self.fail(key, f"expected a non-empty string, got {_show(raw)}")
+    def string(self, raw: Any, key: str, pattern: re.Pattern[str] | None = None,
+               expected: str = "a non-empty string") -> str:
+        if not isinstance(raw, str) or not raw or (pattern and not pattern.fullmatch(raw)):
+            raise self.fail(key, f"expected {expected}, got {_show(raw)}")
         return raw
 
-    def duration(self, raw: Any, key: str, *, allow_zero: bool = False) -> float:
+    def duration(self, raw: Any, key: str, *, allow_zero: bool = False,
+                 maximum: float = MAX_DURATION_S) -> float:
         seconds: float | None = None
         if isinstance(raw, int | float) and not isinstance(raw, bool):
             seconds = float(raw)
         elif isinstance(raw, str) and (m := _DURATION.match(raw)):
             seconds = float(m.group(1)) * _UNITS[m.group(2)]
         if seconds is None or not math.isfinite(seconds) or seconds < 0 \
-                or (seconds == 0 and not allow_zero):
+                or (seconds == 0 and not allow_zero) or seconds > maximum:
             raise self.fail(key, f'expected a duration like "10s", "500ms" or "2m", '
-                                 f"got {_show(raw)}")
+                                 f"at most {maximum:g} s, got {_show(raw)}")
         return seconds
 
 
@@ -278,7 +301,8 @@ def _requests(ctx: _Ctx, raw: Any) -> tuple[RequestSpec, ...]:
         item = ctx.table(item, where)
         ctx.keys(item, ("name", "method", "path", "headers", "body", "weight", "expect_status"),
                  where)
-        name = ctx.string(item.get("name", f"request{i}"), f"{where}.name")
+        name = ctx.string(item.get("name", f"request{i}"), f"{where}.name", _REQUEST_NAME,
+                          "a name of 1 to 200 characters, no control characters")
         if name in names or name == "Aggregated":
             raise ctx.fail(f"{where}.name", f'expected a unique name, got "{name}" again')
         names.add(name)
@@ -286,16 +310,23 @@ def _requests(ctx: _Ctx, raw: Any) -> tuple[RequestSpec, ...]:
         if not isinstance(method, str) or method.upper() not in METHODS:
             raise ctx.fail(f"{where}.method",
                            f"expected one of {', '.join(METHODS)}, got {_show(method)}")
-        path = item.get("path", "/")
-        if not isinstance(path, str) or not path.startswith("/") or " " in path:
-            raise ctx.fail(f"{where}.path", f'expected a path starting with "/", got {_show(path)}')
+        path = ctx.string(item.get("path", "/"), f"{where}.path", _PATH,
+                          'a path starting with "/" of printable ASCII without spaces '
+                          "(percent-encode the rest)")
         headers = ctx.table(item.get("headers", {}), f"{where}.headers")
+        if len(headers) > MAX_HEADERS:
+            raise ctx.fail(f"{where}.headers", f"expected at most {MAX_HEADERS} headers")
         for k, v in headers.items():
-            if not isinstance(v, str) or not re.fullmatch(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+", k):
-                raise ctx.fail(f"{where}.headers.{k}", f"expected a header string, got {_show(v)}")
+            if not _HEADER_NAME.fullmatch(k):
+                raise ctx.fail(f"{where}.headers.{k}", "expected a header name (a token)")
+            if not isinstance(v, str) or not _HEADER_VALUE.fullmatch(v):
+                raise ctx.fail(f"{where}.headers.{k}",
+                               "expected a header value of printable latin-1 text (no CR, "
+                               f"LF or other control characters), got {_show(v)}")
         body = item.get("body", "")
-        if not isinstance(body, str):
-            raise ctx.fail(f"{where}.body", f"expected a string, got {_show(body)}")
+        if not isinstance(body, str) or len(body.encode()) > MAX_BODY_BYTES:
+            raise ctx.fail(f"{where}.body", f"expected a string of at most "
+                                            f"{MAX_BODY_BYTES >> 20} MiB, got {_show(body)}")
         expect = item.get("expect_status", [])
         expect = [expect] if isinstance(expect, int) and not isinstance(expect, bool) else expect
         if not isinstance(expect, list) or not all(
@@ -320,7 +351,7 @@ def _models(ctx: _Ctx, raw: Any) -> tuple[ModelSpec, ...]:
         ctx.keys(item, ("model", "engine", "processes", "sub_model", "cpu_work", "concurrency"),
                  where)
         model = item.get("model")
-        if model not in MODELS:
+        if not isinstance(model, str) or model not in MODELS:
             raise ctx.fail(f"{where}.model", f"expected one of {', '.join(MODELS)}, "
                                              f"got {_show(model)}")
         engine = item.get("engine", ENGINES[0])
@@ -335,8 +366,9 @@ def _models(ctx: _Ctx, raw: Any) -> tuple[ModelSpec, ...]:
                            + " or ".join(f'"{m}"' for m in SUB_MODELS) + f", got {_show(sub)}")
         conc = item.get("concurrency")
         out.append(ModelSpec(
-            model, engine, ctx.integer(item.get("processes", 2), f"{where}.processes"), sub,
-            ctx.integer(item.get("cpu_work", 0), f"{where}.cpu_work", 0),
+            model, engine,
+            ctx.integer(item.get("processes", 2), f"{where}.processes", 1, MAX_PROCESSES), sub,
+            ctx.integer(item.get("cpu_work", 0), f"{where}.cpu_work", 0, MAX_CPU_WORK),
             None if conc is None else ctx.integer(conc, f"{where}.concurrency")))
     labels = [m.label for m in out]
     if len(set(labels)) != len(labels):
@@ -410,7 +442,8 @@ def parse_scenario(raw: dict[str, Any], source: str) -> Scenario:
     ctx.keys(load, ("mode", "concurrency", "rate", "stages", "think_time"), "[load]")
 
     duration = ctx.duration(run["duration"], "[run].duration") if "duration" in run else None
-    total = ctx.integer(run["requests"], "[run].requests") if "requests" in run else None
+    total = ctx.integer(run["requests"], "[run].requests", 1, MAX_REQUESTS) \
+        if "requests" in run else None
     stages = []
     for i, st in enumerate(load.get("stages", [])):
         st = ctx.table(st, f"[load].stages[{i}]")
@@ -444,13 +477,15 @@ def parse_scenario(raw: dict[str, Any], source: str) -> Scenario:
         raise ctx.fail("[run].workers", f"expected at most 64 local workers, got {workers}")
     return Scenario(
         source=source,
-        name=ctx.string(run.get("name", Path(source).stem), "[run].name"),
+        name=ctx.string(run.get("name", _default_name(source)), "[run].name", _RUN_NAME,
+                        "1 to 100 letters, digits, spaces or . _ - (it names the results "
+                        "directory)"),
         duration_s=duration,
         total_requests=total,
         warmup_s=ctx.duration(run.get("warmup", 0), "[run].warmup", allow_zero=True),
-        seed=ctx.integer(run.get("seed", 1), "[run].seed", 0),
+        seed=ctx.integer(run.get("seed", 1), "[run].seed", 0, MAX_SEED),
         workers=workers,
-        timeout_s=ctx.duration(run.get("timeout", "10s"), "[run].timeout"),
+        timeout_s=ctx.duration(run.get("timeout", "10s"), "[run].timeout", maximum=3600),
         target_url=url,
         mock=mock,
         mode=mode,
@@ -458,12 +493,17 @@ def parse_scenario(raw: dict[str, Any], source: str) -> Scenario:
         rate=rate,
         stages=tuple(stages),
         think_time_s=ctx.duration(load.get("think_time", 0), "[load].think_time",
-                                  allow_zero=True),
+                                  allow_zero=True, maximum=3600),
         requests=requests,
         models=models,
         thresholds=_thresholds(ctx, raw.get("thresholds", {}), {r.name for r in requests}),
         raw=raw,
     )
+
+
+def _default_name(source: str) -> str:
+    """The file's stem, made fit for a directory name."""
+    return re.sub(r"[^A-Za-z0-9 ._-]+", "-", Path(source).stem).strip("-. ")[:100] or "run"
 
 
 def load_scenario(path: str | Path, overrides: list[str] = (),
@@ -473,15 +513,14 @@ def load_scenario(path: str | Path, overrides: list[str] = (),
     path = Path(path)
     source = path.name
     try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ScenarioError(str(path), "file", f"cannot read: {exc.strerror}") from None
-    try:
-        raw = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ScenarioError(source, "TOML", str(exc)) from None
+        raw = checks.read_document(path, "TOML")
+    except ValueError as exc:
+        raise ScenarioError(str(path) if "cannot read" in str(exc) else source, "file",
+                            str(exc)) from None
     for key in removals:
         apply_unset(raw, key, source)
     for assignment in overrides:
         apply_set(raw, assignment, source)
+    if problem := checks.depth_problem(raw):  # --set can nest too
+        raise ScenarioError(source, "scenario", problem)
     return parse_scenario(raw, source)

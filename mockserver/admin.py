@@ -7,8 +7,8 @@ validates the whole config before anything changes, so a bad one leaves the old 
 from __future__ import annotations
 
 import hmac
-import json
 
+from mockserver.checks import parse_document
 from mockserver.cluster import Cluster
 from mockserver.config import parse_config
 from mockserver.errors import ConfigError
@@ -51,11 +51,11 @@ class Admin:
 
         if name == "config":
             try:
-                raw = json.loads(req.body or b"null")
+                raw = parse_document((req.body or b"null").decode("utf-8"), "JSON")
                 parse_config(raw)  # validate before any process changes
-            except ValueError as exc:
+            except ValueError as exc:  # ConfigError, UnicodeDecodeError and the document's
                 field = exc.field if isinstance(exc, ConfigError) else "body"
-                message = exc.message if isinstance(exc, ConfigError) else f"not JSON: {exc}"
+                message = exc.message if isinstance(exc, ConfigError) else str(exc)
                 return Reply(json_response(400, {"error": message, "field": field}, keep))
 
             async def put() -> bytes:

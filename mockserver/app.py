@@ -14,7 +14,7 @@ from mockserver.cluster import Cluster
 from mockserver.errors import ConfigError
 from mockserver.faults import inject
 from mockserver.http import CLOSE, KEEP, Reply, Request, body_bytes, head, json_response
-from mockserver.latency import parse_latency_header
+from mockserver.latency import delay_s, parse_latency_header
 from mockserver.routes import Answer, answer_for, paced_body
 from mockserver.state import ServerState
 
@@ -39,7 +39,8 @@ class App:
         override = req.header(b"x-mock-latency")
         if override is not None:
             try:
-                answer.delay = parse_latency_header(override.decode("latin-1")).sample(state.rng)
+                answer.delay = delay_s(parse_latency_header(override.decode("latin-1")),
+                                       state.rng)
             except (ConfigError, UnicodeDecodeError) as exc:
                 answer = Answer(answer.label, 400,
                                 json.dumps({"error": str(exc)}).encode() + b"\n",

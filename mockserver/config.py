@@ -8,15 +8,13 @@ ConfigError, and the server swaps configs atomically.
 
 from __future__ import annotations
 
-import json
 import re
-import tomllib
 from dataclasses import dataclass, field
 from fnmatch import translate
 from pathlib import Path
 from typing import Any
 
-from mockserver.checks import number
+from mockserver.checks import number, read_document
 from mockserver.errors import ConfigError
 from mockserver.faults import Faults, parse_faults
 from mockserver.http import METHODS
@@ -86,31 +84,42 @@ class Route:
         return out
 
 
+MAX_ROUTES = 1000   # each unmatched request tries every route: keep that bounded
+
+
 @dataclass(frozen=True)
 class Limits:
     max_header_bytes: int = 16 * 1024
-    max_body_bytes: int = 1 << 20
-    idle_timeout_s: float = 30.0
+    max_body_bytes: int = 1 << 20       # the admin API is never held to less than 1 MiB
+    idle_timeout_s: float = 30.0        # a kept-alive connection with nothing to do
+    request_timeout_s: float = 15.0     # to receive a whole request, once it has begun
+    max_connections: int = 10_000       # beyond it the oldest waiting connection goes
     max_pipeline: int = 128
 
     def to_dict(self) -> dict[str, Any]:
-        return {"max_header_bytes": self.max_header_bytes, "max_body_bytes": self.max_body_bytes,
-                "idle_timeout_s": self.idle_timeout_s, "max_pipeline": self.max_pipeline}
+        return {f: getattr(self, f) for f in _LIMIT_BOUNDS}
+
+
+# limit -> (minimum, maximum); the seconds are floats, the rest integers
+_LIMIT_BOUNDS: dict[str, tuple[float, float]] = {
+    "max_header_bytes": (256, 1 << 20), "max_body_bytes": (0, 1 << 30),
+    "idle_timeout_s": (0.1, 3600), "request_timeout_s": (0.1, 3600),
+    "max_connections": (16, 1_000_000), "max_pipeline": (1, 10_000),
+}
 
 
 def parse_limits(raw: Any, name: str) -> Limits:
     if not isinstance(raw, dict):
         raise ConfigError(name, f"expected a table, got {raw!r}")
-    bounds = {"max_header_bytes": (256, 1 << 20), "max_body_bytes": (0, 1 << 30),
-              "idle_timeout_s": (0.1, 3600), "max_pipeline": (1, 10_000)}
     values: dict[str, Any] = {}
     for key, value in raw.items():
-        if key not in bounds:
+        if key not in _LIMIT_BOUNDS:
             raise ConfigError(f"{name}.{key}",
-                              f"unknown key (expected one of {', '.join(bounds)})")
-        lo, hi = bounds[key]
-        checked = number(value, f"{name}.{key}", lo, hi, integer=key != "idle_timeout_s")
-        values[key] = float(checked) if key == "idle_timeout_s" else checked
+                              f"unknown key (expected one of {', '.join(_LIMIT_BOUNDS)})")
+        lo, hi = _LIMIT_BOUNDS[key]
+        seconds = key.endswith("_s")
+        checked = number(value, f"{name}.{key}", lo, hi, integer=not seconds)
+        values[key] = float(checked) if seconds else checked
     return Limits(**values)
 
 
@@ -139,8 +148,10 @@ def parse_config(raw: Any, name: str = "config") -> MockConfig:
         if key not in allowed:
             raise ConfigError(key, f"unknown key (expected one of {', '.join(sorted(allowed))})")
     routes_raw = raw.get("routes", [])
-    if not isinstance(routes_raw, list):
-        raise ConfigError("routes", f"expected a list of tables, got {routes_raw!r}")
+    if not isinstance(routes_raw, list) or len(routes_raw) > MAX_ROUTES:
+        raise ConfigError("routes", f"expected a list of at most {MAX_ROUTES} tables, got "
+                                    + (f"{len(routes_raw)}" if isinstance(routes_raw, list)
+                                       else f"{routes_raw!r:.60}"))
     routes = []
     for i, item in enumerate(routes_raw):
         where = f"routes[{i}]"
@@ -167,14 +178,9 @@ def load_config_file(path: str | Path) -> MockConfig:
     """Read a routes file, TOML or JSON by extension; errors name the file."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(str(path), f"cannot read: {exc.strerror}") from None
-    try:
-        raw = json.loads(text) if path.suffix == ".json" else tomllib.loads(text)
-    except (json.JSONDecodeError, tomllib.TOMLDecodeError) as exc:
-        kind = "json" if path.suffix == ".json" else "TOML"
-        raise ConfigError(str(path), f"not valid {kind}: {exc}") from None
+        raw = read_document(path, "JSON" if path.suffix == ".json" else "TOML")
+    except ValueError as exc:
+        raise ConfigError(str(path), str(exc)) from None
     try:
         return parse_config(raw)
     except ConfigError as exc:

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from mockserver.checks import number
 from mockserver.errors import ConfigError
 from mockserver.http import CLOSE, HANG, RESET, Reply, body_bytes
+from mockserver.latency import MAX_LATENCY_MS
 
 if TYPE_CHECKING:
     from mockserver.stats import Stats
@@ -72,7 +73,7 @@ _FAULT_EXTRAS: dict[str, dict[str, tuple[str, float, float]]] = {
     "hang": {"ms": ("hang_ms", 0, 60_000)},
     "malformed": {},
     "slow_body": {"bytes_per_s": ("slow_body_bytes_per_s", 1, 1e12)},
-    "spike": {"ms": ("spike_ms", 0, 600_000)},
+    "spike": {"ms": ("spike_ms", 0, MAX_LATENCY_MS)},
 }
 
 
@@ -119,7 +120,7 @@ def inject(answer: Answer, faults: Faults, rng: random.Random, stats: Stats) -> 
         answer.status = faults.error_status
     if faults.spike and rnd() < faults.spike:
         stats.fault("spike")
-        answer.delay += faults.spike_ms / 1000.0
+        answer.delay = min(answer.delay + faults.spike_ms / 1000.0, MAX_LATENCY_MS / 1000.0)
     if faults.slow_body and rnd() < faults.slow_body and answer.drip is None:
         stats.fault("slow_body")
         body = answer.body if answer.body is not None else body_bytes(answer.body_len)

@@ -33,13 +33,24 @@ class LatencyModel(Protocol):
         ...
 
 
+# One cap for every latency source (profiles, routes, the X-Mock-Latency header, /delay):
+# ten minutes is already absurd for a mock, and a bound keeps every draw finite.
+MAX_LATENCY_MS = 600_000.0
+
+
 def _num(spec: dict[str, Any], key: str, field: str, *, minimum: float = 0.0,
-         strict: bool = False, default: float | None = None) -> float:
+         strict: bool = False, default: float | None = None,
+         maximum: float = MAX_LATENCY_MS) -> float:
     if key not in spec:
         if default is not None:
             return default
         raise ConfigError(f"{field}.{key}", "is required")
-    return float(number(spec[key], f"{field}.{key}", minimum, above=strict))
+    return float(number(spec[key], f"{field}.{key}", minimum, maximum, above=strict))
+
+
+def delay_s(model: LatencyModel, rng: random.Random) -> float:
+    """One draw in seconds, never past the cap (a lognormal or normal tail could be)."""
+    return min(model.sample(rng), MAX_LATENCY_MS / 1000.0)
 
 
 class _Params:
@@ -168,8 +179,9 @@ class Pareto(_Params):
     def parse(cls, spec: dict[str, Any], field: str) -> Pareto:
         _check_keys(spec, {"scale_ms", "alpha", "cap_ms"}, field)
         scale = _num(spec, "scale_ms", field, strict=True)
-        alpha = _num(spec, "alpha", field, strict=True)
-        cap = _num(spec, "cap_ms", field, default=max(scale * 100.0, 10_000.0))
+        alpha = _num(spec, "alpha", field, strict=True, maximum=1000.0)
+        cap = _num(spec, "cap_ms", field,
+                   default=min(max(scale * 100.0, 10_000.0), MAX_LATENCY_MS))
         if cap < scale:
             raise ConfigError(f"{field}.cap_ms", f"expected >= scale_ms ({scale}), got {cap}")
         return cls(scale, alpha, cap)
@@ -196,7 +208,7 @@ class Mixture:
             sub = f"{field}.components[{i}]"
             if not isinstance(comp, dict):
                 raise ConfigError(sub, f"expected a table, got {comp!r}")
-            weight = _num(comp, "weight", sub, strict=True)
+            weight = _num(comp, "weight", sub, strict=True, maximum=1e6)
             rest = {k: v for k, v in comp.items() if k != "weight"}
             if rest.get("dist") == "mixture":
                 raise ConfigError(f"{sub}.dist", "mixtures cannot nest")
@@ -229,7 +241,7 @@ def parse_latency(spec: Any, field: str = "latency") -> LatencyModel:
         raise ConfigError(field,
                           f"expected a table like {{dist = \"fixed\", ms = 10}}, got {spec!r}")
     dist = spec.get("dist")
-    if dist not in MODELS:
+    if not isinstance(dist, str) or dist not in MODELS:
         raise ConfigError(f"{field}.dist",
                           f"expected one of {', '.join(MODELS)}, got {dist!r}")
     return MODELS[dist].parse(spec, field)
@@ -244,9 +256,11 @@ def parse_latency_header(value: str) -> LatencyModel:
         pass
     else:
         return Fixed.parse({"ms": ms}, "X-Mock-Latency")
-    if not value:
-        raise ConfigError("X-Mock-Latency", "is empty")
-    name, *pairs = [p.strip() for p in value.split(";") if p.strip()]
+    parts = [p.strip() for p in value.split(";") if p.strip()]
+    if not parts or len(value) > 256:
+        raise ConfigError("X-Mock-Latency", 'expected a number of ms or a spec like '
+                                            '"lognormal;median=50;p99=200"')
+    name, *pairs = parts
     spec: dict[str, Any] = {"dist": name}
     allowed = MODELS[name].__dataclass_fields__ if name in MODELS else {}
     for pair in pairs:
@@ -258,6 +272,8 @@ def parse_latency_header(value: str) -> LatencyModel:
             key = f"{key}_ms"
         try:
             spec[key] = float(raw)
+            if not math.isfinite(spec[key]):
+                raise ValueError(raw)
         except ValueError:
             raise ConfigError(f"X-Mock-Latency.{key}", f"expected a number, got {raw!r}") from None
     if name == "mixture":

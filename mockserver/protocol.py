@@ -21,6 +21,7 @@ from mockserver.state import ServerState
 
 # Where the connection is in reading a request (one state, not a flag per stage).
 IDLE, HEAD, BODY, BROKEN = 0, 1, 2, 3
+ADMIN_BODY_BYTES = 1 << 20
 
 
 class _Slot:
@@ -35,8 +36,9 @@ class _Slot:
 
 class HttpProtocol(asyncio.Protocol):
     __slots__ = ("state", "handler", "loop", "parser", "transport", "url", "headers", "body",
-                 "body_size", "head_size", "reading", "queue", "busy", "closing",
-                 "last_active", "active", "special", "paused_reading", "_drain", "_tasks")
+                 "body_size", "head_size", "head_pending", "reading", "queue", "busy",
+                 "closing", "last_active", "active", "special", "paused_reading", "messages",
+                 "stuck_at", "_drain", "_tasks")
 
     def __init__(self, state: ServerState, handler: Callable[[Request], Reply]) -> None:
         self.state = state
@@ -52,6 +54,9 @@ class HttpProtocol(asyncio.Protocol):
         self.paused_reading = False  # flow control: too many replies queued
         self.last_active = 0.0
         self.active = True         # data arrived since the idle sweeper last looked
+        self.messages = 0          # requests completed: the sweeper sees progress by it
+        self.stuck_at: tuple[int, float] | None = None  # sweeper: (messages, first seen)
+        self.head_pending = 0      # bytes of reads spent in one unfinished request head
         self._drain: asyncio.Future[None] | None = None
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -62,6 +67,7 @@ class HttpProtocol(asyncio.Protocol):
         self.body: list[bytes] = []
         self.body_size = 0
         self.head_size = 0
+        self.head_pending = 0
         self.special = False       # the request carries X-Mock-Latency: no fast path
         if self.reading != BROKEN:
             self.reading = IDLE
@@ -71,7 +77,9 @@ class HttpProtocol(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
         self.last_active = self.loop.time()
-        self.state.connection_opened(self)
+        if not self.state.connection_opened(self):
+            self.transport = None
+            transport.abort()  # over limits.max_connections with no one to make room
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.state.connection_closed(self)
@@ -98,12 +106,28 @@ class HttpProtocol(asyncio.Protocol):
     def idle(self) -> bool:
         return not self.queue and not self.busy and self.reading != HEAD and not self.url
 
+    @property
+    def owes_reply(self) -> bool:
+        """A request of its was read and its answer is not written yet."""
+        return bool(self.queue) or self.busy
+
+    @property
+    def mid_request(self) -> bool:
+        """Part of a request has arrived and the rest has not (slowloris looks like this)."""
+        return self.reading in (HEAD, BODY) or bool(self.url)
+
+    def request_timed_out(self) -> None:
+        """The sweeper found this request unfinished past limits.request_timeout_s."""
+        self.state.stats.request_timeouts += 1
+        self._fail(408, "request not received in time")
+
     # -- parser callbacks -----------------------------------------------------------------
 
     def data_received(self, data: bytes) -> None:
         if self.reading == BROKEN:
             return
         self.active = True
+        done_before = self.messages
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserCallbackError as exc:
@@ -124,10 +148,15 @@ class HttpProtocol(asyncio.Protocol):
             return
         if self.reading == HEAD:
             # A header that never ends is buffered inside httptools, out of the callbacks'
-            # sight; bound it by the bytes received since the message began (+ one read).
-            self.head_size += len(data)
-            if self.head_size > self.state.config.limits.max_header_bytes + 65536:
-                self._fail(431, "request header section too large")
+            # sight. Bound it by the reads spent wholly on this unfinished head: a read in
+            # which a request completed began this one, and may hold thousands of
+            # pipelined requests before it, so it does not count.
+            if self.messages != done_before:
+                self.head_pending = 0
+            else:
+                self.head_pending += len(data)
+                if self.head_pending > self.state.config.limits.max_header_bytes:
+                    self._fail(431, "request header section too large")
 
     # Only the callbacks we need are defined: httptools skips absent ones, and each Python
     # callback costs about as much as the parsing itself. Per-message state is reset at the
@@ -154,17 +183,23 @@ class HttpProtocol(asyncio.Protocol):
                     size = int(value)
                 except ValueError:
                     raise _TooLarge(400, "bad Content-Length") from None
-                if size > self.state.config.limits.max_body_bytes:
+                if size > self._body_limit():
                     raise _TooLarge(413, "request body too large")
 
     def on_body(self, body: bytes) -> None:
         self.reading = BODY
         self.body_size += len(body)
-        if self.body_size > self.state.config.limits.max_body_bytes:
+        if self.body_size > self._body_limit():
             raise _TooLarge(413, "request body too large")
         self.body.append(body)
 
+    def _body_limit(self) -> int:
+        """The admin API is never locked out by the limits it sets (max_body_bytes = 0)."""
+        limit = self.state.config.limits.max_body_bytes
+        return max(limit, ADMIN_BODY_BYTES) if self.url.startswith(b"/_mock/") else limit
+
     def on_message_complete(self) -> None:
+        self.messages += 1
         parser = self.parser
         state = self.state
         url = self.url

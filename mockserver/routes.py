@@ -15,8 +15,9 @@ from typing import Any
 from mockserver.config import MockConfig, Profile
 from mockserver.faults import Faults
 from mockserver.http import Request, body_bytes
+from mockserver.latency import MAX_LATENCY_MS, delay_s
 
-MAX_DELAY_MS = 600_000          # /delay/{ms}: ten minutes is already absurd for a mock
+MAX_DELAY_MS = int(MAX_LATENCY_MS)  # /delay/{ms}: the one latency cap
 MAX_BYTES = 64 << 20            # /bytes/{n} and /drip
 MAX_CPU_N = 500_000_000         # /cpu/{n}: bounded, but big enough to block for seconds
 MAX_DRIP_MS = 600_000
@@ -50,7 +51,7 @@ def _int_param(raw: str, name: str, lo: int, hi: int) -> int:
 
 
 def _profile_answer(label: str, profile: Profile, rng: random.Random) -> Answer:
-    delay = profile.latency.sample(rng) if profile.latency is not None else 0.0
+    delay = delay_s(profile.latency, rng) if profile.latency is not None else 0.0
     return Answer(label, profile.status, None, profile.body_bytes, delay, faults=profile.faults)
 
 

@@ -93,17 +93,29 @@ async def serve(opts: ServerOptions, *, index: int = 0, count: int = 1,
 
 
 async def _sweep_idle(state: ServerState) -> None:
-    """Close keep-alive connections idle past the limit: one timer for all, not one each."""
+    """One timer for all connections, not one each: close kept-alive connections idle past
+    limits.idle_timeout_s, and answer 408 and close those stuck in a partial request past
+    limits.request_timeout_s (a slowloris trickling bytes stays active, never idle)."""
     loop = asyncio.get_running_loop()
     while True:
-        timeout = state.config.limits.idle_timeout_s
-        await asyncio.sleep(min(1.0, timeout / 4))
+        limits = state.config.limits
+        await asyncio.sleep(min(1.0, limits.idle_timeout_s / 4, limits.request_timeout_s / 4))
         now = loop.time()
         for conn in list(state.connections):
+            if conn.mid_request:
+                seen = conn.stuck_at
+                if seen is None or seen[0] != conn.messages:
+                    conn.stuck_at = (conn.messages, now)
+                elif now - seen[1] > limits.request_timeout_s and conn.transport is not None:
+                    conn.request_timed_out()
+                    continue
+            else:
+                conn.stuck_at = None
             if conn.active:  # data_received only sets a flag; the clock is read here
                 conn.active = False
                 conn.last_active = now
-            elif conn.idle and now - conn.last_active > timeout and conn.transport is not None:
+            elif conn.idle and now - conn.last_active > limits.idle_timeout_s \
+                    and conn.transport is not None:
                 conn.transport.close()
 
 

@@ -24,9 +24,16 @@ class Connection(Protocol):
     transport: Any
     active: bool
     last_active: float
+    messages: int
 
     @property
     def idle(self) -> bool: ...
+
+    @property
+    def owes_reply(self) -> bool: ...
+
+    @property
+    def mid_request(self) -> bool: ...
 
     def shutdown(self) -> None: ...
 
@@ -39,7 +46,7 @@ class ServerState:
         self.stats = Stats()
         self.rng = random.Random(None if seed is None else seed * 1_000_003 + index)
         self.index = index
-        self.connections: set[Connection] = set()
+        self.connections: dict[Connection, None] = {}   # oldest first
         self.replies: dict[tuple[int, int, bool, bool], bytes] = {}   # built responses
         self.fast_paths: dict[bytes, bool] = {}
         self.set_config(config)
@@ -75,12 +82,25 @@ class ServerState:
             self.replies[key] = data
         return data
 
-    def connection_opened(self, conn: Connection) -> None:
-        self.connections.add(conn)
+    def connection_opened(self, conn: Connection) -> bool:
+        """Admit a new connection; at limits.max_connections the oldest one that is owed
+        nothing (idle, or stuck in a partial request: a slow client) is closed to make
+        room, so a new client -- a health check -- is always served. False (refuse the
+        new one) only when every connection is waiting for a reply of ours."""
+        if len(self.connections) >= self.config.limits.max_connections:
+            victim = next((c for c in self.connections if not c.owes_reply), None)
+            if victim is None:
+                self.stats.connections_refused += 1
+                return False
+            self.stats.connections_evicted += 1
+            self.connection_closed(victim)
+            if victim.transport is not None:
+                victim.transport.abort()
+        self.connections[conn] = None
         self.stats.connections_open += 1
         self.stats.connections_total += 1
+        return True
 
     def connection_closed(self, conn: Connection) -> None:
-        if conn in self.connections:
-            self.connections.discard(conn)
+        if self.connections.pop(conn, False) is None:
             self.stats.connections_open -= 1

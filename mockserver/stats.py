@@ -15,7 +15,8 @@ class Stats:
 
     __slots__ = ("requests_total", "by_route", "by_status", "faults", "bytes_out",
                  "connections_open", "connections_total", "since", "malformed_requests",
-                 "fast_hits", "fast_status")
+                 "fast_hits", "fast_status", "connections_evicted", "connections_refused",
+                 "request_timeouts")
 
     def __init__(self) -> None:
         self.connections_open = 0
@@ -31,6 +32,9 @@ class Stats:
         self.bytes_out = 0
         self.connections_total = 0
         self.malformed_requests = 0
+        self.connections_evicted = 0   # closed to make room (limits.max_connections)
+        self.connections_refused = 0   # closed at once: at the cap, and no one to evict
+        self.request_timeouts = 0      # closed mid-request (limits.request_timeout_s)
         self.fast_hits = 0  # default-profile replies from the fast path, folded in on read
         self.since = time.time()
 
@@ -61,6 +65,9 @@ class Stats:
             "connections_open": self.connections_open,
             "connections_total": self.connections_total,
             "malformed_requests": self.malformed_requests,
+            "connections_evicted": self.connections_evicted,
+            "connections_refused": self.connections_refused,
+            "request_timeouts": self.request_timeouts,
             "since": self.since,
             "processes": 1,
         }
@@ -70,10 +77,13 @@ def merge_snapshots(snaps: list[dict[str, Any]]) -> dict[str, Any]:
     """Sum per-process snapshots; `since` is the earliest reset among them."""
     out: dict[str, Any] = {"requests_total": 0, "by_route": {}, "by_status": {}, "faults": {},
                            "bytes_out": 0, "connections_open": 0, "connections_total": 0,
-                           "malformed_requests": 0, "since": None, "processes": 0}
+                           "malformed_requests": 0, "connections_evicted": 0,
+                           "connections_refused": 0, "request_timeouts": 0, "since": None,
+                           "processes": 0}
     for snap in snaps:
         for key in ("requests_total", "bytes_out", "connections_open", "connections_total",
-                    "malformed_requests", "processes"):
+                    "malformed_requests", "connections_evicted", "connections_refused",
+                    "request_timeouts", "processes"):
             out[key] += snap[key]
         for key in ("by_route", "by_status", "faults"):
             for name, n in snap[key].items():
