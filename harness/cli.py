@@ -57,6 +57,9 @@ def build_parser() -> argparse.ArgumentParser:
                                            "authenticate workers")
     coord.add_argument("--insecure", action="store_true",
                        help="allow a non-loopback bind without CURVE")
+    coord.add_argument("--lost-after", type=float, default=None, metavar="SECONDS",
+                       help="silence after which a worker is marked lost (default 4; one "
+                            "that comes back is re-admitted)")
 
     worker = sub.add_parser("worker", help="join a coordinator")
     worker.add_argument("--connect", required=True)
@@ -111,7 +114,12 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
+    """report.html for a run; a run that never finished is first recovered from its
+    journal (every result file rebuilt, partial), which exits 3."""
+    from harness.recover import recover, unfinished
     from harness.reports.html import build_report
+    if unfinished(Path(args.run_dir)):
+        return _ended(recover(Path(args.run_dir)), quiet=False)
     print(build_report(args.run_dir))
     return EXIT_OK
 
@@ -151,16 +159,26 @@ def cmd_run(args: argparse.Namespace) -> int:
     if workers is not None and workers < 1:
         raise OptionError(f"--workers: expected >= 1, got {workers}")
 
-    from harness.run import Ending, execute
+    from harness.run import execute
     if args.command == "run":
         done = execute(scenario, Path(args.out), target=args.target, workers=workers,
                        quiet=args.quiet)
     else:
+        lost_after = {} if args.lost_after is None else {"lost_after_s": args.lost_after}
+        if args.lost_after is not None and not 0.5 <= args.lost_after <= 3600:
+            raise OptionError(f"--lost-after: expected 0.5..3600 seconds, got "
+                              f"{args.lost_after:g}")
         done = execute(scenario, Path(args.out), target=args.target,
                        workers=args.expect_workers, bind=args.bind, local_workers=False,
                        quiet=args.quiet, coordinator_kwargs=_coordinator_security(args),
-                       wait_workers=args.wait_workers)
-    if not args.quiet:
+                       wait_workers=args.wait_workers, **lost_after)
+    return _ended(done, args.quiet)
+
+
+def _ended(done: Any, quiet: bool) -> int:
+    """Print a finished run's lines and its directory (always the last line); its exit."""
+    from harness.run import Ending
+    if not quiet:
         for line in done.lines:
             print(line)
     print(done.run_dir)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import ctypes
 import json
+import signal
 import subprocess
 import sys
 import urllib.request
@@ -11,17 +13,31 @@ from typing import Any
 
 from harness.errors import MockError
 
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:
+    """In the child, before exec: SIGTERM when the parent dies (Linux; elsewhere a no-op,
+    and the mock is stopped by the normal path)."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+    except (OSError, AttributeError):
+        pass
+
 
 class EmbeddedMock:
     def __init__(self, seed: int, processes: int = 1) -> None:
         exe = Path(sys.executable).parent / "mockserver"
         cmd = [str(exe) if exe.exists() else sys.executable] + \
             ([] if exe.exists() else ["-m", "mockserver"])
-        # Its own session: Ctrl-C on the run must not kill the target mid-run.
+        # Its own session: Ctrl-C on the run must not kill the target mid-run. Its life is
+        # tied to ours all the same: the kernel sends it SIGTERM when we die (kill -9).
         self.proc = subprocess.Popen(
             [*cmd, "--host", "127.0.0.1", "--port", "0", "--seed", str(seed),
              "--processes", str(processes)],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+            preexec_fn=_die_with_parent)
         line = self.proc.stdout.readline().strip() if self.proc.stdout else ""
         if not line.startswith("listening on "):
             self.proc.kill()

@@ -11,21 +11,27 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from harness.control.coordinator import Coordinator
+from harness.control.journal import Journal
+from harness.control.messages import LOST_AFTER_S
 from harness.control.outcome import RunOutcome
 from harness.control.progress import Progress
 from harness.embedded import EmbeddedMock
+from harness.errors import RunError
 from harness.reports import results, thresholds
 from harness.reports.html import build_report
+from harness.reports.intervals import IntervalSink
 from harness.reports.verdict import decide, format_verdict
 from harness.scenario import Scenario
+
+T = TypeVar("T")
 
 
 class Ending(Enum):
@@ -67,12 +73,13 @@ def execute(scenario: Scenario, out: Path, *, target: str | None = None,
             workers: int | None = None, bind: str = "tcp://127.0.0.1:0",
             local_workers: bool = True, quiet: bool = False,
             coordinator_kwargs: dict[str, Any] | None = None,
-            wait_workers: float = 60.0) -> CompletedRun:
+            wait_workers: float = 60.0, lost_after_s: float = LOST_AFTER_S) -> CompletedRun:
     """Run a scenario to the end and write its results under `out`.
 
     Ctrl-C or SIGTERM during the load ends it early (a partial run, written); once the
     load is over, one is acknowledged and the results are written all the same. Workers
     are told BYE only after that, so none leaves while the coordinator still writes."""
+    run_dir = _made(lambda: results.new_run_dir(out, scenario.name), out)
     url = target or scenario.target_url
     mock = None
     if url is None:
@@ -81,13 +88,20 @@ def execute(scenario: Scenario, out: Path, *, target: str | None = None,
             mock.configure(scenario.mock)
         mock.reset()
         url = mock.url
+    _made(lambda: results.write_meta(run_dir, scenario, url=url, embedded=mock is not None,
+                                     state="running"), run_dir)
+    if not quiet:
+        print(f"run directory: {run_dir}", flush=True)
     n = workers or scenario.workers
     progress = Progress(quiet)
     procs: list[subprocess.Popen[bytes]] = []
     coordinator: Coordinator | None = None
+    journal = _made(lambda: Journal(run_dir), run_dir)
+    sink = _made(lambda: IntervalSink(run_dir, scenario), run_dir)
     try:
         try:
-            coordinator = Coordinator(scenario, url, bind, n, progress,
+            coordinator = Coordinator(scenario, url, bind, n, progress, journal=journal,
+                                      sink=sink, lost_after_s=lost_after_s,
                                       **(coordinator_kwargs or {}))
             if local_workers:
                 procs = start_local_workers(coordinator.endpoint, n)
@@ -99,14 +113,19 @@ def execute(scenario: Scenario, out: Path, *, target: str | None = None,
             progress.close()
         with _acknowledged_signals():
             mock_stats = mock.stats() if mock else None
-            return finish(scenario, out, outcome, url, mock is not None, mock_stats)
+            sink.close()
+            journal.close()
+            return finish(scenario, run_dir, outcome, url, mock is not None, mock_stats,
+                          problem=sink.error or journal.error)
     finally:
         with _acknowledged_signals():
+            sink.close()
+            journal.close()
+            if coordinator is not None:  # None when it could not bind
+                coordinator.bye()  # first: workers must never wait for a BYE that failed
+                coordinator.close()
             if mock:
                 mock.stop()  # also when the coordinator could not even bind
-            if coordinator is not None:  # None when it could not bind
-                coordinator.bye()
-                coordinator.close()
             stop_workers(procs)
 
 
@@ -131,10 +150,33 @@ def _acknowledged_signals() -> Iterator[None]:
             signal.signal(sig, handler)
 
 
-def finish(scenario: Scenario, out: Path, outcome: RunOutcome, url: str, embedded: bool,
-           mock_stats: dict[str, Any] | None) -> CompletedRun:
-    """Judge the run (verdict, thresholds), write every file once, say how it ended."""
-    run_dir = results.new_run_dir(out, scenario.name)
+def _made(make: Callable[[], T], where: Path) -> T:
+    """`make()`, with an OSError (disk full, read-only, a name too long) turned into a
+    RunError of one line naming the path: the journal, if any, stays recoverable."""
+    try:
+        return make()
+    except OSError as exc:
+        raise RunError(_write_problem(exc, where)) from None
+
+
+def _write_problem(exc: OSError, where: Path) -> str:
+    return (f"cannot write {exc.filename or where}: {exc.strerror or exc} "
+            f"(what was measured is in {where}/journal: harness report {where})")
+
+
+def finish(scenario: Scenario, run_dir: Path, outcome: RunOutcome, url: str, embedded: bool,
+           mock_stats: dict[str, Any] | None, problem: OSError | None = None,
+           recovered: bool = False) -> CompletedRun:
+    """Judge the run (verdict, thresholds), write summary.csv and meta.json once, build the
+    report, say how it ended. The per-second files were written as intervals closed."""
+    if problem is not None:
+        raise RunError(_write_problem(problem, run_dir))
+    return _made(lambda: _finish(scenario, run_dir, outcome, url, embedded, mock_stats,
+                                 recovered), run_dir)
+
+
+def _finish(scenario: Scenario, run_dir: Path, outcome: RunOutcome, url: str, embedded: bool,
+            mock_stats: dict[str, Any] | None, recovered: bool) -> CompletedRun:
     summary = results.summary_frame(outcome, scenario)
     lines = []
     agg = summary[summary["name"] == "Aggregated"]
@@ -146,7 +188,8 @@ def finish(scenario: Scenario, out: Path, outcome: RunOutcome, url: str, embedde
     saturated = {label: t for label, t in saturated.items() if t.client_saturated}
     verdict = decide(scenario, summary, saturated=set(saturated))
     crossed = thresholds.check(scenario, summary)
-    extra: dict[str, Any] = {"thresholds_crossed": crossed}
+    extra: dict[str, Any] = {"thresholds_crossed": crossed, "state": "done",
+                             "recovered": recovered}
     if verdict is not None:
         lines.append(format_verdict(verdict))
         extra["verdict"] = lines[-1].splitlines()[-1]
@@ -165,7 +208,8 @@ def finish(scenario: Scenario, out: Path, outcome: RunOutcome, url: str, embedde
     if outcome.partial:
         lost = ", ".join(f"{w.name} (during {w.lost_during})" for w in outcome.lost)
         why = "interrupted" if outcome.interrupted else f"lost workers: {lost}" if lost \
-            else "a model was aborted"
+            else "recovered from the journal of a run that never finished" \
+            if outcome.recovered else "a model was aborted"
         lines.append(f"partial run: {why}")
     failed = [e for m in outcome.models for e in m.errors]
     for e in failed:

@@ -72,7 +72,7 @@ def parse_document(text: str, kind: str) -> Any:
         raise ValueError(f"nested deeper than {MAX_DEPTH} levels (a dotted key on line "
                          f"{line})")
     try:
-        doc = json.loads(text) if kind == "JSON" else tomllib.loads(text)
+        doc = json.loads(text) if kind.lower() == "json" else tomllib.loads(text)
     except RecursionError:
         raise ValueError(f"nested deeper than {MAX_DEPTH} levels") from None
     except (json.JSONDecodeError, tomllib.TOMLDecodeError) as exc:

@@ -178,7 +178,7 @@ def load_config_file(path: str | Path) -> MockConfig:
     """Read a routes file, TOML or JSON by extension; errors name the file."""
     path = Path(path)
     try:
-        raw = read_document(path, "JSON" if path.suffix == ".json" else "TOML")
+        raw = read_document(path, "json" if path.suffix == ".json" else "TOML")
     except ValueError as exc:
         raise ConfigError(str(path), str(exc)) from None
     try:

@@ -49,6 +49,13 @@ class ClientModel(ABC):
         """End the load now (the coordinator said BYE or ABORT before START)."""
         self.stop()
 
+    def sent(self) -> int:
+        """Requests put on the wire so far (travels with every STATS)."""
+        return 0
+
+    def beat(self) -> None:  # noqa: B027 - optional: only a model in processes needs it
+        """The worker is alive: called with every drain while the model runs."""
+
     @abstractmethod
     def totals(self) -> dict[str, Any]:
         """requests sent (warm-up included), late and skipped sends, client CPU seconds."""
@@ -113,6 +120,9 @@ class LocalModel(ClientModel):
     def stop(self) -> None:
         if self.pacer is not None:
             self.pacer.stopped = True
+
+    def sent(self) -> int:
+        return sum(self.recorder.sent) if self.recorder is not None else 0
 
     def totals(self) -> dict[str, Any]:
         rec, pacer = self.recorder, self.pacer

@@ -24,6 +24,7 @@ from typing import Any
 from harness.clients import MODELS
 from harness.clients.base import ClientModel, LocalModel
 from harness.control.job import Job
+from harness.control.messages import HEARTBEAT_S
 from harness.stats import IntervalStats, add_cell
 
 
@@ -34,6 +35,7 @@ def create_local(model: str) -> LocalModel:
 
 
 SATURATED_CPU = 0.9   # a second at >= 90% of a core: the load process is its own bottleneck
+WORKER_SILENT_S = 3 * HEARTBEAT_S   # no beat from the worker this long: stop the load
 
 
 def cpu_s() -> float:
@@ -82,20 +84,27 @@ def _child(index: int, job_wire: dict[str, Any], model_name: str, conn: Any) -> 
         return
 
     sampler = CpuSampler(msg[1] + job.warmup_s)
+    last_beat = time.monotonic()
 
     def tick() -> None:
+        nonlocal last_beat
         if os.getppid() != parent:
             model.stop()  # the worker is gone (kill -9): no runaway load
         while conn.poll(0):
-            if conn.recv()[0] == "stop":
+            kind = conn.recv()[0]
+            if kind == "stop":
                 model.stop()
+            elif kind == "beat":
+                last_beat = time.monotonic()
+        if time.monotonic() - last_beat > WORKER_SILENT_S:
+            model.stop()  # the worker is frozen (SIGSTOP) or wedged: stop sending load
         sampler.sample()
-        conn.send(("stats", _wire(model.drain())))
+        conn.send(("stats", _wire(model.drain()), index, model.sent()))
 
     cpu_at_start = cpu_s()  # imports and setup are not the load's cost
     model.prepare(job, msg[1])
     model.run_foreground(tick, 0.25)
-    conn.send(("stats", _wire(model.drain())))
+    conn.send(("stats", _wire(model.drain()), index, model.sent()))
     error = repr(model.error) if model.error is not None else ""
     conn.send(("done", {**model.totals(), "cpu_s": cpu_s() - cpu_at_start,
                         "saturated_s": sampler.saturated, "sampled_s": sampler.sampled},
@@ -127,6 +136,7 @@ class ProcessModel(ClientModel):
             self.conns.append(ours)
             self.procs.append(proc)
         self.ready_count = 0
+        self.sent_by: dict[int, int] = {}   # requests sent so far, by load process
         self.pending: dict[tuple[int, str], IntervalStats] = {}
         self.done: list[dict[str, Any]] = []
         self.error: str | None = None
@@ -159,6 +169,7 @@ class ProcessModel(ClientModel):
         if msg[0] == "ready":
             self.ready_count += 1
         elif msg[0] == "stats":
+            self.sent_by[msg[2]] = msg[3]
             for k, name, cell in msg[1]:
                 add_cell(self.pending, (k, name), IntervalStats.from_wire(cell))
         else:
@@ -191,6 +202,16 @@ class ProcessModel(ClientModel):
         for conn in self.conns:
             try:
                 conn.send(("stop",))
+            except OSError:
+                pass
+
+    def sent(self) -> int:
+        return sum(self.sent_by.values())
+
+    def beat(self) -> None:
+        for conn in self.conns:
+            try:
+                conn.send(("beat",))
             except OSError:
                 pass
 

@@ -16,9 +16,11 @@ from collections.abc import Callable
 from typing import Any
 
 import zmq
+from zmq.utils.monitor import recv_monitor_message
 
 from harness.control import messages
 from harness.control.job import make_job
+from harness.control.journal import Journal
 from harness.control.messages import HEARTBEAT_S, LOST_AFTER_S, Malformed, VersionMismatch
 from harness.control.outcome import ModelResult, RunOutcome, WorkerInfo
 from harness.errors import CoordinatorError
@@ -37,8 +39,12 @@ ProgressHook = Callable[[ModelResult, float, dict[str, Any]], None]
 class Coordinator:
     def __init__(self, scenario: Scenario, url: str, bind: str, expect_workers: int,
                  progress: ProgressHook | None = None, curve_secret: bytes | None = None,
-                 authenticator: Any = None) -> None:
+                 authenticator: Any = None, journal: Journal | None = None,
+                 sink: Any = None, lost_after_s: float = LOST_AFTER_S) -> None:
         self.scenario = scenario
+        self.journal = journal
+        self.sink = sink             # reports.intervals.IntervalSink: closed intervals go out
+        self.lost_after_s = lost_after_s
         self.url = url
         self.expect = expect_workers
         self.progress = progress
@@ -60,6 +66,11 @@ class Coordinator:
         except zmq.ZMQError as exc:
             self.sock.close()
             raise CoordinatorError(f"cannot bind {bind}: {exc}") from None
+        # handshakes refused before any message (no CURVE keys, a wrong key): counted too
+        self.monitor = self.sock.get_monitor_socket(
+            zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL
+            | zmq.EVENT_HANDSHAKE_FAILED_AUTH)
+        self.handshakes_refused = 0
         self.workers: dict[bytes, WorkerInfo] = {}
         self.dropped = 0
         self.refused = 0
@@ -71,6 +82,7 @@ class Coordinator:
         self.ready: set[bytes] = set()
         self.done: set[bytes] = set()
         self.spares: set[bytes] = set()
+        self.taking_part: set[bytes] = set()
 
     # -- messaging --------------------------------------------------------------------------
 
@@ -82,7 +94,8 @@ class Coordinator:
             pass  # a worker that cannot take messages is caught by the heartbeat check
 
     def broadcast(self, kind: str, **fields: Any) -> None:
-        for w in self.alive():
+        # heartbeats reach lost workers too: one back from a partition hears us again
+        for w in self.workers.values() if kind == "HEARTBEAT" else self.alive():
             self.send(w.identity, kind, **fields)
         if kind in ("HEARTBEAT", "WRAPUP", "BYE"):  # spares only wait for the end
             for identity in self.spares:
@@ -103,6 +116,11 @@ class Coordinator:
             if time.monotonic() >= deadline or self.interrupted:
                 return
 
+    def note(self, kind: str, **fields: Any) -> None:
+        """An event for the journal (when the run has one)."""
+        if self.journal is not None:
+            self.journal.append(kind, **fields)
+
     def handle(self, frames: list[bytes]) -> None:
         if len(frames) != 2:
             self.dropped += 1
@@ -113,6 +131,7 @@ class Coordinator:
         except VersionMismatch as exc:
             self.refused += 1
             self.send(identity, "REFUSE", reason=str(exc))
+            self.note("refused", reason=str(exc))
             print(f"coordinator: refused a worker: {exc}", file=sys.stderr)
             return
         except Malformed:
@@ -125,21 +144,30 @@ class Coordinator:
             return
         if identity in self.spares:
             return  # a spare's heartbeats: it only waits for the end
-        if worker is None or not worker.alive:
-            self.dropped += 1  # not one of ours (or declared lost): nothing it says counts
+        if worker is None:
+            self.dropped += 1  # not one of ours: nothing it says counts
             return
+        if not worker.alive:
+            self.readmit(worker)
         worker.last_heard = time.monotonic()
         current = self.current
         try:
             if kind == "READY" and current and msg["model"] == current.index:
                 self.ready.add(identity)
             elif kind == "STATS" and current and msg["model"] == current.index:
-                for k, name, wire in messages.check_cells(msg["cells"]):
+                cells = messages.check_cells(msg["cells"])
+                self.note("stats", model=current.index, worker=worker.index,
+                          cells=msg["cells"], sent=msg["sent"])
+                for k, name, wire in cells:
                     current.add_wire(k, name, wire)
+                current.sent_seen[worker.index] = max(current.sent_seen.get(worker.index, 0),
+                                                      msg["sent"])
             elif kind == "DONE" and current and msg["model"] == current.index:
                 current.totals[worker.index] = dict(msg["totals"])
                 if msg["error"]:
                     current.errors.append(f"{worker.name}: {msg['error']}")
+                self.note("done", model=current.index, worker=worker.index,
+                          totals=msg["totals"], error=msg["error"])
                 self.done.add(identity)
             elif kind != "HEARTBEAT":
                 self.dropped += 1
@@ -162,7 +190,18 @@ class Coordinator:
         info = WorkerInfo(identity, msg["name"], len(self.workers), msg["host"],
                           time.monotonic())
         self.workers[identity] = info
-        self.send(identity, "WELCOME", index=info.index)
+        self.note("join", worker=info.index, name=info.name, host=info.host)
+        self.send(identity, "WELCOME", index=info.index, lost_after=self.lost_after_s)
+
+    def readmit(self, worker: WorkerInfo) -> None:
+        """A worker marked lost speaks again (a partition healed): it is ours again, and
+        every interval it sends is merged. The gap is kept for meta.json."""
+        back = time.time()
+        worker.gaps.append((worker.lost_at or back, back))
+        worker.lost_at = None
+        self.note("back", worker=worker.index)
+        print(f"coordinator: {worker.name} is back after "
+              f"{back - worker.gaps[-1][0]:.1f}s; re-admitted", file=sys.stderr)
 
     def housekeeping(self) -> None:
         """Heartbeats out, silent workers marked lost: at most ten times a second, so a
@@ -175,9 +214,22 @@ class Coordinator:
             self.broadcast("HEARTBEAT")
             self.last_beat = now
         for w in self.alive():
-            if now - w.last_heard > LOST_AFTER_S:
+            if now - w.last_heard > self.lost_after_s:
                 w.lost_at = time.time()
                 w.lost_during = self.current.label if self.current else None
+                self.note("lost", worker=w.index, during=w.lost_during)
+        if self.journal is not None:
+            self.journal.flush(force=False)
+        self._count_refusals()
+
+    def _count_refusals(self) -> None:
+        while self.monitor.poll(0):
+            try:
+                recv_monitor_message(self.monitor)
+            except zmq.ZMQError:
+                return
+            self.handshakes_refused += 1
+            self.note("refused", reason="handshake")
 
     # -- the run ----------------------------------------------------------------------------
 
@@ -208,7 +260,8 @@ class Coordinator:
                 signal.signal(sig, handler)
             self.broadcast("WRAPUP")
             self.pump(0.1)
-        refused = self.refused + (self.authenticator.refused if self.authenticator else 0)
+        self._count_refusals()
+        refused = self.refused + self.handshakes_refused
         return RunOutcome(results, list(self.workers.values()), self.dropped, refused,
                           self.interrupted)
 
@@ -217,23 +270,26 @@ class Coordinator:
         self.current = result
         self.ready, self.done = set(), set()
         workers = self.alive()
+        # a worker back from a partition after PREPARE has no part in this model
+        self.taking_part = {w.identity for w in workers}
         for w in workers:
             job = make_job(self.scenario, model, self.url, w.index, len(workers))
             self.send(w.identity, "PREPARE", model=index, job=job.to_wire())
         deadline = time.monotonic() + READY_TIMEOUT_S
-        while not {w.identity for w in self.alive()} <= self.ready:
+        while not self._taking_part() <= self.ready:
             if time.monotonic() > deadline or self.interrupted:
                 result.aborted = True
                 return result
             self.pump(0.05)
         result.started_wall = time.time() + START_IN_S
+        self.note("model", model=index, label=model.label, started=result.started_wall)
         self.broadcast("START", model=index, start_in=START_IN_S)
         t_start = time.monotonic() + START_IN_S
         sc = self.scenario
         budget = START_IN_S + sc.warmup_s + (sc.run_seconds or 600.0) + sc.timeout_s \
             + DONE_GRACE_S
         aborted_at = None
-        while not {w.identity for w in self.alive()} <= self.done:
+        while not self._taking_part() <= self.done:
             now = time.monotonic()
             if (self.interrupted or now - t_start > budget) and aborted_at is None:
                 self.broadcast("ABORT", reason="interrupted" if self.interrupted
@@ -245,10 +301,20 @@ class Coordinator:
             self.pump(0.25)
             if self.progress is not None:
                 self.progress(result, max(0.0, time.monotonic() - t_start), {})
+            if self.sink is not None:
+                self.sink.advance(result, time.monotonic() - t_start - sc.warmup_s)
         result.ended_wall = time.time()
         self.current = None
-        self.dropped += result.merge()  # decode now: corrupt histograms count as dropped
+        if self.sink is not None:
+            self.sink.finish(result)
+        else:
+            result.take()
+        self.note("model_end", model=index, ended=result.ended_wall, aborted=result.aborted)
+        self.dropped += result.undecodable  # corrupt histograms count as dropped
         return result
+
+    def _taking_part(self) -> set[bytes]:
+        return {w.identity for w in self.alive()} & self.taking_part
 
     def _interrupt(self, signum: int, frame: Any) -> None:
         self.interrupted = True
@@ -258,6 +324,8 @@ class Coordinator:
         self.broadcast("BYE")
 
     def close(self) -> None:
+        self.sock.disable_monitor()
+        self.monitor.close(0)
         self.sock.close(linger=500)
         if self.authenticator is not None:
             self.authenticator.stop()

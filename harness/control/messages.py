@@ -14,17 +14,23 @@ import msgpack
 
 VERSION = 2                # 2: WRAPUP and SPARE
 HEARTBEAT_S = 0.5          # both sides send one at least this often
-LOST_AFTER_S = 3 * HEARTBEAT_S
+# Silence after which the coordinator marks a worker lost (--lost-after): several seconds,
+# because TCP's retransmission backoff (0.2 + 0.4 + 0.8 s ...) stretches a 1 s network cut
+# into more than 2 s of silence. A lost worker that speaks again is re-admitted.
+LOST_AFTER_S = 4.0
+# A worker stops its load after this many times the coordinator's lost_after of silence
+# (at once when the coordinator's connection closes: it was killed, not cut off).
+PATIENCE_FACTOR = 3
 
 # type -> {field: accepted python types}
 SCHEMA: dict[str, dict[str, tuple[type, ...]]] = {
     "HELLO": {"name": (str,), "pid": (int,), "host": (str,)},
-    "WELCOME": {"index": (int,)},
+    "WELCOME": {"index": (int,), "lost_after": (float, int)},
     "REFUSE": {"reason": (str,)},
     "PREPARE": {"model": (int,), "job": (dict,)},
     "READY": {"model": (int,)},
     "START": {"model": (int,), "start_in": (float, int)},
-    "STATS": {"model": (int,), "cells": (list,)},
+    "STATS": {"model": (int,), "cells": (list,), "sent": (int,)},  # sent: so far
     "DONE": {"model": (int,), "totals": (dict,), "error": (str,)},
     "HEARTBEAT": {},
     "ABORT": {"reason": (str,)},

@@ -21,6 +21,7 @@ class WorkerInfo:
     last_heard: float
     lost_at: float | None = None
     lost_during: str | None = None
+    gaps: list[tuple[float, float]] = field(default_factory=list)  # (lost, back), wall
 
     @property
     def alive(self) -> bool:
@@ -38,44 +39,76 @@ class Tally:
 
 @dataclass
 class ModelResult:
-    """One model's merged results. Histograms arrive encoded and are decoded by `merge()`:
-    decoding is the coordinator's main cost, and deferring it keeps a run with hundreds of
-    workers cheap while it lasts (the merge stays exact, only later)."""
+    """One model's results, merged exactly across workers, folded as intervals close.
+
+    STATS cells arrive encoded and wait in `pending` while their interval is open (a
+    worker's in-flight requests may still land in it). When it closes, its cells are
+    decoded and merged, handed to the interval sink (a timeseries row, errors, statuses
+    and histograms, written out), and folded into `by_name`: memory is O(names), never
+    O(seconds). A cell for an interval already closed (a worker back from a partition) is
+    folded into the oldest open one, and counted in `late_cells`."""
 
     label: str
     index: int
     pending: dict[tuple[int, str], list[dict[str, Any]]] = field(default_factory=dict)
     tallies: dict[int, Tally] = field(default_factory=dict)
-    totals: dict[int, dict[str, Any]] = field(default_factory=dict)
+    totals: dict[int, dict[str, Any]] = field(default_factory=dict)   # DONE, by worker
+    sent_seen: dict[int, int] = field(default_factory=dict)   # last STATS `sent`, by worker
     errors: list[str] = field(default_factory=list)
     started_wall: float = 0.0
     ended_wall: float = 0.0
     aborted: bool = False
     undecodable: int = 0
-    cells: dict[tuple[int, str], IntervalStats] = field(default_factory=dict)
+    by_name: dict[str, IntervalStats] = field(default_factory=dict)
+    closed: int = 0            # intervals below this are written and folded
+    max_interval: int = -1     # the newest interval any worker reported
+    late_cells: int = 0
+    folded_requests: int = 0   # requests of tallies dropped (progress keeps a running total)
 
     def add_wire(self, interval: int, name: str, wire: dict[str, Any]) -> None:
+        if interval < self.closed:
+            self.late_cells += 1
+            interval = self.closed
+        self.max_interval = max(self.max_interval, interval)
         self.pending.setdefault((interval, name), []).append(wire)
         tally = self.tallies.setdefault(interval, Tally())
         tally.requests += wire["n"]
         tally.errors += sum(wire["errors"].values())
         tally.worst_p99_us = max(tally.worst_p99_us, wire.get("p99_us", 0))
 
-    def merge(self) -> int:
-        """Decode what is pending into `cells`, merged exactly across workers; returns how
-        many histograms did not decode (they are dropped and counted)."""
-        pending, self.pending = self.pending, {}
-        bad = 0
-        for key, wires in pending.items():
-            for wire in wires:
+    def take(self, upto: int | None = None, fold_from: int | None = None
+             ) -> dict[int, dict[str, IntervalStats]]:
+        """Close the intervals below `upto` (all when None): their cells decoded and
+        merged, by interval and name; intervals from `fold_from` on are counted as
+        `fold_from` (requests in flight at the end belong to the last second)."""
+        out: dict[int, dict[str, IntervalStats]] = {}
+        for key in sorted(k for k in self.pending if upto is None or k[0] < upto):
+            interval, name = key
+            if fold_from is not None:
+                interval = min(interval, fold_from)
+            for wire in self.pending.pop(key):
                 try:
                     cell = IntervalStats.from_wire(wire)
                 except Exception:  # hdrh raises several types on a corrupt histogram
-                    bad += 1
+                    self.undecodable += 1
                     continue
-                add_cell(self.cells, key, cell)
-        self.undecodable += bad
-        return bad
+                add_cell(out.setdefault(interval, {}), name, cell)
+        if upto is None:
+            self.closed = max(self.closed, self.max_interval + 1)
+        else:
+            self.closed = max(self.closed, upto)
+        for k in [k for k in self.tallies if k < self.closed - 2]:
+            self.folded_requests += self.tallies.pop(k).requests  # progress: the newest few
+        for cells in out.values():
+            for name, cell in cells.items():
+                self.by_name.setdefault(name, IntervalStats()).add(cell)
+        return out
+
+    def sent(self) -> int:
+        """Requests every worker put on the wire: DONE's count, else the last STATS's."""
+        workers = set(self.totals) | set(self.sent_seen)
+        return sum(max(int(self.totals.get(w, {}).get("sent", 0)), self.sent_seen.get(w, 0))
+                   for w in workers)
 
 
 @dataclass
@@ -85,6 +118,7 @@ class RunOutcome:
     dropped_messages: int
     refused_workers: int
     interrupted: bool
+    recovered: bool = False    # rebuilt from the journal of a run that never finished
 
     @property
     def lost(self) -> list[WorkerInfo]:
@@ -92,4 +126,5 @@ class RunOutcome:
 
     @property
     def partial(self) -> bool:
-        return bool(self.lost) or self.interrupted or any(m.aborted for m in self.models)
+        return bool(self.lost) or self.interrupted or self.recovered or \
+            any(m.aborted for m in self.models)

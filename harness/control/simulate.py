@@ -129,7 +129,7 @@ def simulate(endpoint: str, workers: int, seconds: int, coordinator_pid: int | N
                     j = rng.randrange(len(pool))
                     cells.append([k, name, wires[j]])
                     result.truth.setdefault((k, name), IntervalStats()).add(pool[j])
-                sock.send(messages.encode("STATS", model=model, cells=cells))
+                sock.send(messages.encode("STATS", model=model, cells=cells, sent=0))
                 result.stats_sent += 1
             next_second += 1
             if next_second >= seconds:

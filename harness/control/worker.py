@@ -1,7 +1,9 @@
 """The worker: a DEALER socket that takes its slice of each model, runs it, streams STATS.
 
 It never sends load without a coordinator: if no message (heartbeats included) arrives
-for LOST_AFTER_S, it stops the model and exits non-zero.
+for PATIENCE_FACTOR x the coordinator's lost_after (a partition it may come back from), or
+at once when the coordinator's connection closes (it was killed), it stops the model and
+exits non-zero.
 """
 
 from __future__ import annotations
@@ -14,12 +16,13 @@ from typing import Any
 
 import psutil
 import zmq
+from zmq.utils.monitor import recv_monitor_message
 
 from harness.clients.base import ClientModel
 from harness.clients.process import ProcessModel
 from harness.control import messages
 from harness.control.job import Job
-from harness.control.messages import HEARTBEAT_S, LOST_AFTER_S, Malformed
+from harness.control.messages import HEARTBEAT_S, LOST_AFTER_S, PATIENCE_FACTOR, Malformed
 from harness.errors import CoordinatorLost, WorkerError
 from mockserver.fdlimit import raise_nofile
 
@@ -41,7 +44,13 @@ class Worker:
             self.sock.curve_secretkey = curve["secret"]
             self.sock.curve_publickey = curve["public"]
             self.sock.curve_serverkey = curve["server"]
+        # connection events: a closed connection is a coordinator that died, not a cut
+        self.monitor = self.sock.get_monitor_socket(zmq.EVENT_CONNECTED |
+                                                    zmq.EVENT_DISCONNECTED)
+        self.connected = False
+        self.closed_at: float | None = None
         self.sock.connect(endpoint)
+        self.patience = PATIENCE_FACTOR * LOST_AFTER_S
         self.last_heard = time.monotonic()
         self.last_sent = 0.0
         self.dropped = 0
@@ -73,8 +82,22 @@ class Worker:
         now = time.monotonic()
         if now - self.last_sent >= HEARTBEAT_S:
             self.send("HEARTBEAT")
-        if now - self.last_heard > LOST_AFTER_S:
+        self._connection_events()
+        if self.closed_at is not None and now - self.closed_at > 2 * HEARTBEAT_S:
+            raise CoordinatorLost("no word from the coordinator: its connection closed")
+        if now - self.last_heard > self.patience:
             raise CoordinatorLost(f"no word from the coordinator for {now - self.last_heard:.1f}s")
+
+    def _connection_events(self) -> None:
+        while self.monitor.poll(0):
+            try:
+                event = recv_monitor_message(self.monitor)["event"]
+            except zmq.ZMQError:
+                return
+            if event == zmq.EVENT_CONNECTED:
+                self.connected, self.closed_at = True, None
+            elif event == zmq.EVENT_DISCONNECTED and self.connected:
+                self.closed_at = time.monotonic()
 
     def hello(self) -> int | None:
         """Say HELLO until WELCOME (the coordinator may start after us), bounded; None when
@@ -89,6 +112,8 @@ class Worker:
                     continue
                 if msg["t"] in ("WELCOME", "SPARE"):
                     self.last_heard = time.monotonic()
+                    if msg["t"] == "WELCOME":
+                        self.patience = PATIENCE_FACTOR * float(msg["lost_after"])
                     return msg["index"] if msg["t"] == "WELCOME" else None
                 if msg["t"] == "REFUSE":
                     raise WorkerError(f"refused by the coordinator: {msg['reason']}")
@@ -184,9 +209,10 @@ class Worker:
                   error=(error if isinstance(error, str) else repr(error)) if error else "")
 
     def _flush(self, index: int, model: ClientModel) -> None:
+        model.beat()  # the load processes stop when their worker stops beating (SIGSTOP)
         cells = [[k, name, cell.to_wire()] for (k, name), cell in model.drain().items()]
         if cells:
-            self.send("STATS", model=index, cells=cells)
+            self.send("STATS", model=index, cells=cells, sent=model.sent())
 
     def _cpu_s(self) -> float:
         t = self.proc.cpu_times()
@@ -203,6 +229,8 @@ class Worker:
         return rss
 
     def close(self) -> None:
+        self.sock.disable_monitor()
+        self.monitor.close(0)
         self.sock.close(linger=1000)
 
 

@@ -7,12 +7,10 @@ from __future__ import annotations
 
 import base64
 import json
-import math
 import platform
 import re
 import socket
 import sys
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import metadata
@@ -23,18 +21,21 @@ import pandas as pd
 from hdrh.histogram import HdrHistogram
 
 from harness.control.outcome import ModelResult, RunOutcome
+from harness.reports.intervals import (
+    AGGREGATED,
+    ERRORS_COLUMNS,
+    STATUSES_COLUMNS,
+    TIMESERIES_COLUMNS,
+    measured_seconds,
+    ms_row,
+)
 from harness.scenario import Scenario
-from harness.stats import IntervalStats, error_kind, merge
+from harness.stats import IntervalStats, merge
 
 SUMMARY_COLUMNS = ["model", "name", "requests", "failures", "error_rate", "rps", "ok_rps",
                    "p50_ms", "p90_ms", "p95_ms", "p99_ms", "p999_ms", "max_ms", "mean_ms",
                    "min_ms", "bytes_in", "duration_s", "cpu_pct", "rss_peak_mb", "sent", "late",
                    "skipped"]
-TIMESERIES_COLUMNS = ["model", "name", "second", "requests", "failures", "rps", "ok_rps",
-                      "p50_ms", "p95_ms", "p99_ms", "max_ms"]
-ERRORS_COLUMNS = ["model", "name", "second", "kind", "status", "count"]
-STATUSES_COLUMNS = ["model", "name", "second", "status", "count"]
-AGGREGATED = "Aggregated"
 # A load process at >= 90% of a core in a second (clients/process.py) is measuring itself
 SATURATED_SHARE = 0.25     # when it is so for more than a quarter of the measured seconds
 # Columns added after the first release: files written before them still read.
@@ -61,21 +62,6 @@ def read_csv(path: Path, kind: str) -> pd.DataFrame:
     if missing:
         raise ValueError(f"{path}: not a {kind}.csv (missing {', '.join(missing)})")
     return frame
-
-
-def _ms(hist: HdrHistogram, pct: float) -> float:
-    return hist.get_value_at_percentile(pct) / 1000.0 if hist.get_total_count() else math.nan
-
-
-def hist_row(hist: HdrHistogram) -> dict[str, float]:
-    n = hist.get_total_count()
-    return {
-        "p50_ms": _ms(hist, 50), "p90_ms": _ms(hist, 90), "p95_ms": _ms(hist, 95),
-        "p99_ms": _ms(hist, 99), "p999_ms": _ms(hist, 99.9),
-        "max_ms": hist.get_max_value() / 1000.0 if n else math.nan,
-        "mean_ms": hist.get_mean_value() / 1000.0 if n else math.nan,
-        "min_ms": hist.get_min_value() / 1000.0 if n else math.nan,
-    }
 
 
 @dataclass
@@ -106,12 +92,9 @@ def start_offsets(result: ModelResult) -> dict[str, float]:
 
 def model_totals(result: ModelResult, scenario: Scenario) -> ModelTotals:
     totals = list(result.totals.values())
-    elapsed = max((t.get("elapsed_s", 0.0) for t in totals), default=0.0)
-    measured = max(elapsed - scenario.warmup_s, 1e-9)
-    if scenario.run_seconds:
-        measured = min(measured, scenario.run_seconds)
+    measured = measured_seconds(result, scenario)
     return ModelTotals(
-        sent=sum(int(t.get("sent", 0)) for t in totals),
+        sent=result.sent(),
         late=sum(int(t.get("late", 0)) for t in totals),
         skipped=sum(int(t.get("skipped", 0)) for t in totals),
         cpu_s=sum(float(t.get("cpu_s", 0.0)) for t in totals),
@@ -122,18 +105,11 @@ def model_totals(result: ModelResult, scenario: Scenario) -> ModelTotals:
     )
 
 
-def _by_name(result: ModelResult) -> dict[str, IntervalStats]:
-    out: dict[str, IntervalStats] = {}
-    for (_, name), cell in sorted(result.cells.items()):
-        out.setdefault(name, IntervalStats()).add(cell)
-    return out
-
-
 def summary_frame(outcome: RunOutcome, scenario: Scenario) -> pd.DataFrame:
     rows = []
     for result in outcome.models:
         totals = model_totals(result, scenario)
-        per_name = _by_name(result)
+        per_name = result.by_name
         names = [r.name for r in scenario.requests]
         everything = IntervalStats()
         for cell in per_name.values():
@@ -153,77 +129,10 @@ def summary_frame(outcome: RunOutcome, scenario: Scenario) -> pd.DataFrame:
                 "model": result.label, "name": name, "requests": requests,
                 "failures": failures, "error_rate": failures / requests if requests else 0.0,
                 "rps": requests / totals.measured_s, "ok_rps": cell.ok / totals.measured_s,
-                **hist_row(cell.hist),
+                **ms_row(cell, (50.0, 90.0, 95.0, 99.0, 99.9)),
                 "bytes_in": cell.bytes_in, **model_cols,
             })
     return pd.DataFrame(rows, columns=SUMMARY_COLUMNS)
-
-
-def _per_second(result: ModelResult, scenario: Scenario
-                ) -> tuple[float, dict[int, dict[str, IntervalStats]]]:
-    """Cells by second; requests still in flight at the end (finishing after the last
-    second) are folded into the last second rather than shown as a second of their own."""
-    measured = model_totals(result, scenario).measured_s
-    last = max(math.ceil(measured - 1e-9) - 1, 0)
-    out: dict[int, dict[str, IntervalStats]] = {}
-    for (k, name), cell in sorted(result.cells.items()):
-        second = min(k, last) if scenario.run_seconds else k
-        out.setdefault(second, {}).setdefault(name, IntervalStats()).add(cell)
-    return measured, out
-
-
-def timeseries_frame(outcome: RunOutcome, scenario: Scenario) -> pd.DataFrame:
-    rows = []
-    for result in outcome.models:
-        measured, seconds = _per_second(result, scenario)
-        for k, cells in sorted(seconds.items()):
-            agg = IntervalStats()
-            for c in cells.values():
-                agg.add(c)
-            span = min(1.0, max(measured - k, 1e-3))  # the last second may be partial
-            for name, cell in [*sorted(cells.items()), (AGGREGATED, agg)]:
-                row = hist_row(cell.hist)
-                n = cell.hist.get_total_count()
-                rows.append({"model": result.label, "name": name, "second": k, "requests": n,
-                             "failures": sum(cell.errors.values()), "rps": n / span,
-                             "ok_rps": cell.ok / span,
-                             "p50_ms": row["p50_ms"], "p95_ms": row["p95_ms"],
-                             "p99_ms": row["p99_ms"], "max_ms": row["max_ms"]})
-    return pd.DataFrame(rows, columns=TIMESERIES_COLUMNS)
-
-
-def _cells_by_second(outcome: RunOutcome, scenario: Scenario
-                     ) -> Iterator[tuple[str, int, str, IntervalStats]]:
-    for r in outcome.models:
-        for k, cells in sorted(_per_second(r, scenario)[1].items()):
-            for name, cell in sorted(cells.items()):
-                yield r.label, k, name, cell
-
-
-def errors_frame(outcome: RunOutcome, scenario: Scenario) -> pd.DataFrame:
-    """One row per model, name, second and error kind; `status` says which status an
-    unexpected_status was (0 for kinds without an answer)."""
-    rows = [{"model": label, "name": name, "second": k, "kind": kind, "status": status,
-             "count": n}
-            for label, k, name, cell in _cells_by_second(outcome, scenario)
-            for key, n in sorted(cell.errors.items())
-            for kind, status in [error_kind(key)]]
-    return pd.DataFrame(rows, columns=ERRORS_COLUMNS)
-
-
-def statuses_frame(outcome: RunOutcome, scenario: Scenario) -> pd.DataFrame:
-    """Every answer's HTTP status, per model, name and second (in every model)."""
-    rows = [{"model": label, "name": name, "second": k, "status": status, "count": n}
-            for label, k, name, cell in _cells_by_second(outcome, scenario)
-            for status, n in sorted(cell.statuses.items())]
-    return pd.DataFrame(rows, columns=STATUSES_COLUMNS)
-
-
-def histograms_frame(result: ModelResult) -> pd.DataFrame:
-    rows = [{"name": name, "second": k,
-             "hist": base64.b64encode(cell.hist.encode()).decode("ascii")}
-            for (k, name), cell in sorted(result.cells.items())]
-    return pd.DataFrame(rows, columns=["name", "second", "hist"])
 
 
 def read_histograms(path: Path) -> dict[str, HdrHistogram]:
@@ -261,15 +170,9 @@ def new_run_dir(out: Path, name: str) -> Path:
 def write_run(run_dir: Path, scenario: Scenario, outcome: RunOutcome, summary: pd.DataFrame,
               *, url: str, embedded: bool, mock_stats: dict[str, Any] | None,
               extra: dict[str, Any]) -> None:
-    """Write every result file, meta.json once (with `extra`: verdict, thresholds...)."""
+    """Write summary.csv and meta.json once (with `extra`: verdict, thresholds...); the
+    per-second files were written as each interval closed (reports/intervals.py)."""
     summary.to_csv(run_dir / "summary.csv", index=False)
-    timeseries_frame(outcome, scenario).to_csv(run_dir / "timeseries.csv", index=False)
-    errors_frame(outcome, scenario).to_csv(run_dir / "errors.csv", index=False)
-    statuses_frame(outcome, scenario).to_csv(run_dir / "statuses.csv", index=False)
-    hist_dir = run_dir / "histograms"
-    hist_dir.mkdir(exist_ok=True)
-    for result in outcome.models:
-        histograms_frame(result).to_csv(hist_dir / f"{result.label}.csv", index=False)
     models_meta = {}
     for r in outcome.models:
         t = model_totals(r, scenario)
@@ -279,20 +182,17 @@ def write_run(run_dir: Path, scenario: Scenario, outcome: RunOutcome, summary: p
             "measured_s": round(t.measured_s, 3), "aborted": r.aborted, "errors": r.errors,
             "started": r.started_wall, "ended": r.ended_wall,
             "workers_reported": sorted(r.totals),
+            "workers_last_known": sorted(set(r.sent_seen) - set(r.totals)),
+            "late_cells": r.late_cells,
             "start_offset_ms": start_offsets(r),
             "client_saturated": t.client_saturated,
             "client_saturated_s": t.saturated_s, "client_sampled_s": t.sampled_s,
         }
     meta = {
-        "run_id": run_dir.name,
-        "scenario": {"name": scenario.name, "source": scenario.source, "raw": scenario.raw},
-        "target_url": url,
-        "embedded_mockserver": embedded,
-        "versions": versions(),
-        "host": {"name": socket.gethostname(), "platform": platform.platform(),
-                 "python": sys.version.split()[0]},
+        **_base_meta(run_dir, scenario, url, embedded),
         "workers": [{"name": w.name, "index": w.index, "host": w.host,
-                     "lost": not w.alive, "lost_at": w.lost_at, "lost_during": w.lost_during}
+                     "lost": not w.alive, "lost_at": w.lost_at, "lost_during": w.lost_during,
+                     "gaps": [{"lost": a, "back": b} for a, b in w.gaps]}
                     for w in outcome.workers],
         "partial": outcome.partial,
         "interrupted": outcome.interrupted,
@@ -303,4 +203,31 @@ def write_run(run_dir: Path, scenario: Scenario, outcome: RunOutcome, summary: p
         "mockserver_stats": mock_stats,
         **extra,
     }
-    (run_dir / "meta.json").write_text(json.dumps(meta, indent=2, default=str) + "\n")
+    _write_json(run_dir / "meta.json", meta)
+
+
+def _base_meta(run_dir: Path, scenario: Scenario, url: str, embedded: bool
+               ) -> dict[str, Any]:
+    return {
+        "run_id": run_dir.name,
+        "scenario": {"name": scenario.name, "source": scenario.source, "raw": scenario.raw},
+        "target_url": url,
+        "embedded_mockserver": embedded,
+        "versions": versions(),
+        "host": {"name": socket.gethostname(), "platform": platform.platform(),
+                 "python": sys.version.split()[0]},
+    }
+
+
+def write_meta(run_dir: Path, scenario: Scenario, *, url: str, embedded: bool,
+               state: str) -> None:
+    """The first meta.json, at the start: what runs, against what, `state` (running)."""
+    _write_json(run_dir / "meta.json", {**_base_meta(run_dir, scenario, url, embedded),
+                                        "state": state})
+
+
+def _write_json(path: Path, data: dict[str, Any]) -> None:
+    """Written beside and renamed over: a kill mid-write leaves the old file whole."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2, default=str) + "\n")
+    tmp.replace(path)

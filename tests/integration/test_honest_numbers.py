@@ -101,3 +101,16 @@ def test_a_saturated_client_says_so(tmp_path):
     assert "sync saturated" not in proc.stdout
     assert "thread measured its own client" in meta["verdict"]
     assert "saturated its client" in (run_dir / "report.html").read_text()
+
+
+def test_progress_prints_no_nan_before_the_first_second(tmp_path):
+    """Live progress used to print `p99 nan ms` and `0 req/s` before a model's first
+    second was in: a dash until there is a number."""
+    path = tmp_path / "progress.toml"
+    path.write_text('[run]\nduration = "3s"\nworkers = 1\n[load]\nconcurrency = 2\n'
+                    '[[requests]]\nname = "r"\npath = "/"\n[[models]]\nmodel = "thread"\n')
+    proc = run_harness("run", str(path), "--out", str(tmp_path))  # not a tty: plain lines
+    assert proc.returncode == 0, proc.stderr
+    progress = [line for line in proc.stdout.splitlines() if "ok/s" in line]
+    assert progress, proc.stdout
+    assert not any("nan" in line for line in progress), progress

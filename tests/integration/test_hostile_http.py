@@ -137,3 +137,18 @@ def test_routes_are_capped(mock: Mock):
     with socket.create_connection(("127.0.0.1", mock.port), timeout=5) as sock:
         sock.sendall(b"GET /unmatched HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
         assert sock.recv(4096).startswith(b"HTTP/1.1 200")
+
+
+@pytest.mark.parametrize("text", [b"\xff\xfe[default]\n", b"a = " + b"[" * 5000 + b"]" * 5000],
+                         ids=["not-utf8", "deep"])
+def test_mockserver_config_file_errors_are_exit_2(tmp_path, text: bytes):
+    """`mockserver --config` gave the same two tracebacks as scenarios (exit 1)."""
+    import subprocess
+
+    from tests.conftest import BIN
+    path = tmp_path / "routes.toml"
+    path.write_bytes(text)
+    proc = subprocess.run([str(BIN / "mockserver"), "--port", "0", "--config", str(path)],
+                          capture_output=True, text=True, timeout=30)
+    assert proc.returncode == 2 and "routes.toml" in proc.stderr, proc.stderr
+    assert "Traceback" not in proc.stderr

@@ -1,0 +1,103 @@
+"""The run journal: every STATS the coordinator accepts and every worker event, appended to
+`RUN_DIR/journal/events.bin` as it arrives -- the source of truth until the result files
+are written, and what `harness report` recovers a run from after a kill -9.
+
+A record is an 8-byte header (payload length, CRC-32 of the payload; big-endian) and a
+msgpack map with `k` (the kind) and its fields. A record torn by a kill mid-write, or
+damaged, ends the reading there: what came before is intact and is returned, and the
+reader says how many bytes it skipped.
+"""
+
+from __future__ import annotations
+
+import struct
+import time
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import msgpack
+
+HEADER = struct.Struct(">II")
+FILE = "events.bin"
+FLUSH_EVERY_S = 1.0
+
+
+class Journal:
+    """Appends records; flushed to the OS at least once a second (and on close)."""
+
+    def __init__(self, run_dir: Path) -> None:
+        directory = run_dir / "journal"
+        directory.mkdir(exist_ok=True)
+        self.path = directory / FILE
+        self.file = open(self.path, "ab")  # noqa: SIM115 - kept open for the run
+        self.last_flush = time.monotonic()
+        self.error: OSError | None = None   # a write that failed (disk full): said once
+        self.bytes = 0
+
+    def append(self, kind: str, **fields: Any) -> None:
+        if self.file.closed:
+            return
+        payload = msgpack.packb({"k": kind, "at": time.time(), **fields}, use_bin_type=True)
+        try:
+            self.file.write(HEADER.pack(len(payload), zlib.crc32(payload)) + payload)
+            self.bytes += HEADER.size + len(payload)
+        except OSError as exc:
+            self.error = self.error or exc
+        self.flush(force=False)
+
+    def flush(self, force: bool = True) -> None:
+        if self.file.closed or (not force
+                                and time.monotonic() - self.last_flush < FLUSH_EVERY_S):
+            return
+        self.last_flush = time.monotonic()
+        try:
+            self.file.flush()
+        except OSError as exc:
+            self.error = self.error or exc
+
+    def close(self) -> None:
+        if self.file.closed:
+            return
+        self.flush()
+        try:
+            self.file.close()
+        except OSError as exc:
+            self.error = self.error or exc
+
+
+@dataclass
+class Reading:
+    records: list[dict[str, Any]]
+    skipped_bytes: int   # a torn or damaged tail, not read
+
+
+def read_journal(run_dir: Path) -> Reading:
+    """Every intact record, in order; stops at the first torn or damaged one."""
+    data = (run_dir / "journal" / FILE).read_bytes()
+    records: list[dict[str, Any]] = []
+    intact = 0
+    for payload, end in _frames(data):
+        try:
+            record = msgpack.unpackb(payload, raw=False, strict_map_key=False)
+        except Exception:  # msgpack raises several types on garbage
+            break
+        if not isinstance(record, dict):
+            break
+        records.append(record)
+        intact = end
+    return Reading(records, len(data) - intact)
+
+
+def _frames(data: bytes) -> Iterator[tuple[bytes, int]]:
+    """(payload, offset after it) of each frame whose length and CRC check out."""
+    at = 0
+    while at + HEADER.size <= len(data):
+        length, crc = HEADER.unpack_from(data, at)
+        payload = data[at + HEADER.size: at + HEADER.size + length]
+        if len(payload) < length or zlib.crc32(payload) != crc:
+            return
+        at += HEADER.size + length
+        yield payload, at

@@ -1,0 +1,97 @@
+"""`harness report RUN_DIR` on a run that never finished (its coordinator was killed, the
+disk filled): every result file rebuilt from the journal, through the same interval
+sink and the same verdict, thresholds and report as a finished run."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from harness.control.journal import read_journal
+from harness.control.messages import check_cells
+from harness.control.outcome import ModelResult, RunOutcome, WorkerInfo
+from harness.errors import ReportError
+from harness.reports.intervals import IntervalSink
+from harness.reports.results import model_totals
+from harness.run import CompletedRun, finish
+from harness.scenario import parse_scenario
+
+# the files a run writes; a recovery writes them all anew from the journal
+_WRITTEN = ("summary.csv", "timeseries.csv", "errors.csv", "statuses.csv", "verdict.csv",
+            "report.html")
+
+
+def unfinished(run_dir: Path) -> bool:
+    """A run directory whose run never wrote its results (meta.json still says running)."""
+    try:
+        meta = json.loads((run_dir / "meta.json").read_text())
+    except (OSError, ValueError):
+        return False
+    return meta.get("state") == "running" and (run_dir / "journal").is_dir()
+
+
+def recover(run_dir: Path) -> CompletedRun:
+    meta = json.loads((run_dir / "meta.json").read_text())
+    try:
+        scenario = parse_scenario(meta["scenario"]["raw"], meta["scenario"]["source"])
+        reading = read_journal(run_dir)
+    except (OSError, KeyError, ValueError) as exc:
+        raise ReportError(f"{run_dir}: cannot recover: {exc}") from None
+    for name in _WRITTEN:
+        (run_dir / name).unlink(missing_ok=True)
+    for path in (run_dir / "histograms").glob("*.csv"):
+        path.unlink()
+    outcome = replay(reading.records, IntervalSink(run_dir, scenario))
+    done = finish(scenario, run_dir, outcome, str(meta.get("target_url")),
+                  bool(meta.get("embedded_mockserver")), None, recovered=True)
+    lines = [f"recovered {len(reading.records)} journal records"
+             + (f" ({reading.skipped_bytes} torn bytes at the end skipped)"
+                if reading.skipped_bytes else "")]
+    for result in outcome.models:
+        t = model_totals(result, scenario)
+        requests = sum(c.hist.get_total_count() for c in result.by_name.values())
+        lines.append(f"recovered {result.label}: {t.measured_s:.0f} s measured, "
+                     f"{requests} requests ({t.sent} sent)")
+    return CompletedRun(done.run_dir, done.ending, lines + done.lines)
+
+
+def replay(records: list[dict[str, Any]], sink: IntervalSink) -> RunOutcome:
+    """The coordinator's view, rebuilt record by record."""
+    workers: dict[int, WorkerInfo] = {}
+    models: dict[int, ModelResult] = {}
+    refused = 0
+    for r in records:
+        kind = r.get("k")
+        if kind == "join":
+            workers[r["worker"]] = WorkerInfo(b"", r["name"], r["worker"], r["host"], 0.0)
+        elif kind == "lost" and r["worker"] in workers:
+            workers[r["worker"]].lost_at = r["at"]
+            workers[r["worker"]].lost_during = r.get("during")
+        elif kind == "back" and r["worker"] in workers:
+            w = workers[r["worker"]]
+            w.gaps.append((w.lost_at or r["at"], r["at"]))
+            w.lost_at = None
+        elif kind == "refused":
+            refused += 1
+        elif kind == "model":
+            models[r["model"]] = ModelResult(r["label"], r["model"], started_wall=r["started"],
+                                             aborted=True)  # until its model_end
+        elif kind == "stats" and r["model"] in models:
+            result = models[r["model"]]
+            for k, name, wire in check_cells(r["cells"]):
+                result.add_wire(k, name, wire)
+            result.sent_seen[r["worker"]] = max(result.sent_seen.get(r["worker"], 0), r["sent"])
+        elif kind == "done" and r["model"] in models:
+            models[r["model"]].totals[r["worker"]] = dict(r["totals"])
+            if r["error"]:
+                models[r["model"]].errors.append(f"worker {r['worker']}: {r['error']}")
+        elif kind == "model_end" and r["model"] in models:
+            models[r["model"]].ended_wall = r["ended"]
+            models[r["model"]].aborted = r["aborted"]
+    ordered = [models[i] for i in sorted(models)]
+    for result in ordered:
+        sink.finish(result)
+    sink.close()
+    return RunOutcome(ordered, [workers[i] for i in sorted(workers)], 0, refused,
+                      interrupted=False, recovered=True)

@@ -1,0 +1,161 @@
+"""Intervals written as they close: a timeseries row per name (and Aggregated), the errors
+and statuses of that second, and its exact histograms -- appended to the run directory's
+files while the run goes on, so a run of any length holds O(names) in memory and a kill
+leaves every closed second on disk.
+
+The coordinator calls `advance` about four times a second while a model runs and
+`finish` when it ends; `harness report` replays a journal through the same two calls.
+"""
+
+from __future__ import annotations
+
+import base64
+import csv
+import math
+from pathlib import Path
+from typing import Any
+
+from harness.control.outcome import ModelResult
+from harness.hdr import summarize
+from harness.scenario import Scenario
+from harness.stats import IntervalStats, error_kind
+
+AGGREGATED = "Aggregated"
+TIMESERIES_COLUMNS = ["model", "name", "second", "requests", "failures", "rps", "ok_rps",
+                      "p50_ms", "p95_ms", "p99_ms", "max_ms"]
+ERRORS_COLUMNS = ["model", "name", "second", "kind", "status", "count"]
+STATUSES_COLUMNS = ["model", "name", "second", "status", "count"]
+HISTOGRAM_COLUMNS = ["name", "second", "hist"]
+CLOSE_LAG_S = 1.5   # an interval closes this long after its end: late requests land first
+
+
+def ms_row(cell: IntervalStats, pcts: tuple[float, ...] = (50.0, 95.0, 99.0)
+           ) -> dict[str, float]:
+    """Latencies of a cell in ms (nan when it holds no request), from the HDR counts."""
+    got = summarize(cell.hist, pcts)
+    row = {f"p{p:g}_ms".replace(".", ""): got[str(p)] / 1000.0 for p in pcts}
+    row.update(max_ms=got["max"] / 1000.0, mean_ms=got["mean"] / 1000.0,
+               min_ms=got["min"] / 1000.0)
+    return row
+
+
+def measured_seconds(result: ModelResult, scenario: Scenario) -> float:
+    """Measured time: from the workers' DONE, or -- when no worker said DONE (every one
+    lost) -- from the intervals received, so such a run still has true rates."""
+    if result.totals:
+        elapsed = max(float(t.get("elapsed_s", 0.0)) for t in result.totals.values())
+        measured = max(elapsed - scenario.warmup_s, 1e-9)
+    else:
+        measured = float(max(result.max_interval + 1, 1))
+    if scenario.run_seconds:
+        measured = min(measured, scenario.run_seconds)
+    return measured
+
+
+class _Appender:
+    """One CSV file opened for appending, its header written when it is new."""
+
+    def __init__(self, path: Path, columns: list[str]) -> None:
+        new = not path.exists() or path.stat().st_size == 0
+        self.file = open(path, "a", newline="")  # noqa: SIM115 - open for the run
+        self.writer = csv.DictWriter(self.file, columns, extrasaction="ignore")
+        if new:
+            self.writer.writeheader()
+
+    def rows(self, rows: list[dict[str, Any]]) -> None:
+        self.writer.writerows(rows)
+
+    def close(self) -> None:
+        if not self.file.closed:
+            self.file.close()
+
+
+class IntervalSink:
+    """Where closed intervals go. A write that fails (disk full, read-only) is kept in
+    `error` and ends the writing, never the run: the journal still holds every interval,
+    and the run ends with one line naming the path."""
+
+    def __init__(self, run_dir: Path, scenario: Scenario) -> None:
+        self.run_dir = run_dir
+        self.scenario = scenario
+        self.error: OSError | None = None
+        self.timeseries = _Appender(run_dir / "timeseries.csv", TIMESERIES_COLUMNS)
+        self.errors = _Appender(run_dir / "errors.csv", ERRORS_COLUMNS)
+        self.statuses = _Appender(run_dir / "statuses.csv", STATUSES_COLUMNS)
+        (run_dir / "histograms").mkdir(exist_ok=True)
+        self.histograms: dict[str, _Appender] = {}
+
+    @property
+    def planned_last(self) -> int | None:
+        """A duration-bounded run's last second: it stays open until the model ends, as
+        requests in flight at the end are counted in it."""
+        seconds = self.scenario.run_seconds
+        return max(math.ceil(seconds - 1e-9) - 1, 0) if seconds else None
+
+    def advance(self, result: ModelResult, measured_elapsed_s: float) -> None:
+        """Close every interval that ended CLOSE_LAG_S ago (never the planned last)."""
+        upto = math.floor(measured_elapsed_s - CLOSE_LAG_S)
+        last = self.planned_last
+        if last is not None:
+            upto = min(upto, last)
+        if upto > result.closed:
+            for k, cells in result.take(upto).items():
+                self._write(result, k, cells, 1.0)
+
+    def finish(self, result: ModelResult) -> None:
+        """The model ended: close what is left (the last second takes the stragglers)."""
+        measured_s = measured_seconds(result, self.scenario)
+        last = max(math.ceil(measured_s - 1e-9) - 1, 0) if self.scenario.run_seconds \
+            else None
+        for k, cells in result.take(None, fold_from=last).items():
+            self._write(result, k, cells, min(1.0, max(measured_s - k, 1e-3)))
+        self._each(lambda a: a.file.flush())
+
+    def _write(self, result: ModelResult, k: int, cells: dict[str, IntervalStats],
+               span: float) -> None:
+        if self.error is not None:
+            return
+        try:
+            self._rows(result, k, cells, span)
+        except OSError as exc:
+            self.error = exc
+
+    def _rows(self, result: ModelResult, k: int, cells: dict[str, IntervalStats],
+              span: float) -> None:
+        label = result.label
+        agg = IntervalStats()
+        for cell in cells.values():
+            agg.add(cell)
+        rows = []
+        for name, cell in [*sorted(cells.items()), (AGGREGATED, agg)]:
+            n = cell.hist.get_total_count()
+            rows.append({"model": label, "name": name, "second": k, "requests": n,
+                         "failures": sum(cell.errors.values()), "rps": n / span,
+                         "ok_rps": cell.ok / span, **ms_row(cell)})
+        self.timeseries.rows(rows)
+        self.errors.rows([{"model": label, "name": name, "second": k, "kind": kind,
+                           "status": status, "count": n}
+                          for name, cell in sorted(cells.items())
+                          for key, n in sorted(cell.errors.items())
+                          for kind, status in [error_kind(key)]])
+        self.statuses.rows([{"model": label, "name": name, "second": k, "status": status,
+                             "count": n} for name, cell in sorted(cells.items())
+                            for status, n in sorted(cell.statuses.items())])
+        if label not in self.histograms:
+            self.histograms[label] = _Appender(self.run_dir / "histograms" / f"{label}.csv",
+                                               HISTOGRAM_COLUMNS)
+        self.histograms[label].rows([
+            {"name": name, "second": k,
+             "hist": base64.b64encode(cell.hist.encode()).decode("ascii")}
+            for name, cell in sorted(cells.items())])
+
+    def close(self) -> None:
+        self._each(_Appender.close)
+
+    def _each(self, do: Any) -> None:
+        for appender in (self.timeseries, self.errors, self.statuses,
+                         *self.histograms.values()):
+            try:
+                do(appender)
+            except OSError as exc:
+                self.error = self.error or exc

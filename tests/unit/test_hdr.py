@@ -1,0 +1,33 @@
+"""Our numpy readers of HDR histograms equal hdrh's own, on random data."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from harness.hdr import summarize
+from harness.stats import new_histogram, record_batch
+
+PCTS = (0.0, 50.0, 90.0, 95.0, 99.0, 99.9, 99.99, 100.0)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.integers(1, 3_600_000_000), min_size=1, max_size=300),
+       st.integers(0, 2**32 - 1))
+def test_percentiles_mean_min_max_equal_hdrh(values, seed):
+    hist = new_histogram()
+    rng = np.random.default_rng(seed)
+    record_batch(hist, np.concatenate([values, rng.lognormal(8, 2, 500).astype(int) + 1]))
+    got = summarize(hist, PCTS)
+    for p in PCTS:
+        assert got[str(p)] == hist.get_value_at_percentile(p), p
+    assert got["mean"] == pytest.approx(hist.get_mean_value(), rel=1e-12)
+    assert got["min"] == hist.get_min_value() and got["max"] == hist.get_max_value()
+    assert got["total"] == hist.get_total_count()
+
+
+def test_empty_histogram_is_nan():
+    got = summarize(new_histogram(), (50.0,))
+    assert got["total"] == 0 and np.isnan(got["50.0"]) and np.isnan(got["mean"])
