@@ -160,6 +160,8 @@ class Coordinator:
                           cells=msg["cells"], sent=msg["sent"])
                 for k, name, wire in cells:
                     current.add_wire(k, name, wire)
+                    if k > current.newest.get(worker.index, -1):
+                        current.newest[worker.index] = k
                 current.sent_seen[worker.index] = max(current.sent_seen.get(worker.index, 0),
                                                       msg["sent"])
             elif kind == "DONE" and current and msg["model"] == current.index:
@@ -302,7 +304,11 @@ class Coordinator:
             if self.progress is not None:
                 self.progress(result, max(0.0, time.monotonic() - t_start), {})
             if self.sink is not None:
-                self.sink.advance(result, time.monotonic() - t_start - sc.warmup_s)
+                # every worker taking part has moved past an interval: it is complete too
+                newest = [result.newest.get(w.index, -1) for w in self.alive()
+                          if w.identity in self.taking_part]
+                self.sink.advance(result, time.monotonic() - t_start - sc.warmup_s,
+                                  min(newest, default=-1))
         result.ended_wall = time.time()
         self.current = None
         if self.sink is not None:

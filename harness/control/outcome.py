@@ -54,6 +54,7 @@ class ModelResult:
     tallies: dict[int, Tally] = field(default_factory=dict)
     totals: dict[int, dict[str, Any]] = field(default_factory=dict)   # DONE, by worker
     sent_seen: dict[int, int] = field(default_factory=dict)   # last STATS `sent`, by worker
+    newest: dict[int, int] = field(default_factory=dict)   # newest interval, by worker
     errors: list[str] = field(default_factory=list)
     started_wall: float = 0.0
     ended_wall: float = 0.0

@@ -26,24 +26,20 @@ from harness.stats import IntervalStats, record_batch
 
 NAMES = ("home", "api", "static")
 
-# The scenario a simulated run hands its coordinator: the three names the workers report.
+# The scenario a simulated run hands its coordinator: the names the workers report.
 SCENARIO = """
 [run]
 duration = "{seconds}s"
 [load]
 concurrency = 1
-[[requests]]
-name = "home"
-path = "/"
-[[requests]]
-name = "api"
-path = "/api"
-[[requests]]
-name = "static"
-path = "/static"
+{requests}
 [[models]]
 model = "asyncio"
 """
+
+
+def names_for(count: int) -> tuple[str, ...]:
+    return NAMES if count == len(NAMES) else tuple(f"r{i}" for i in range(count))
 
 
 @dataclass
@@ -52,6 +48,9 @@ class SimResult:
     coordinator_cpu_s: float = 0.0
     run_s: float = 0.0
     stats_sent: int = 0
+    rss_start_mb: float = 0.0     # the coordinator's, when the load starts ...
+    rss_end_mb: float = 0.0       # ... and when the last second was sent
+    end_of_run_s: float = 0.0     # from the last DONE to the coordinator's BYE
 
     @property
     def cpu_pct(self) -> float:
@@ -74,7 +73,10 @@ def _pool(size: int, seed: int) -> list[IntervalStats]:
 
 
 def simulate(endpoint: str, workers: int, seconds: int, coordinator_pid: int | None = None,
-             seed: int = 1, timeout_s: float = 120.0) -> SimResult:
+             seed: int = 1, timeout_s: float = 120.0, names: tuple[str, ...] = NAMES,
+             realtime: bool = True) -> SimResult:
+    """Simulated workers; with realtime=False each worker sends its seconds as fast as the
+    coordinator takes them (an hour in minutes: a memory and disk benchmark)."""
     ctx = zmq.Context.instance()
     socks = []
     for _ in range(workers):
@@ -102,6 +104,7 @@ def simulate(endpoint: str, workers: int, seconds: int, coordinator_pid: int | N
     proc = psutil.Process(coordinator_pid) if coordinator_pid else None
     deadline = time.monotonic() + timeout_s
     ready_sent: set[int] = set()
+    done_at: float | None = None
     while closed < workers and time.monotonic() < deadline:
         for sock, _ in poller.poll(50):
             msg = messages.decode(sock.recv())
@@ -114,18 +117,23 @@ def simulate(endpoint: str, workers: int, seconds: int, coordinator_pid: int | N
                 if proc is not None:
                     t = proc.cpu_times()
                     cpu_start = (t.user + t.system, time.monotonic())
+                    result.rss_start_mb = proc.memory_info().rss / 2**20
             elif msg["t"] in ("BYE", "REFUSE"):
                 closed += 1
+                if done_at is not None:
+                    result.end_of_run_s = time.monotonic() - done_at
         now = time.monotonic()
         if now - last_beat >= HEARTBEAT_S:
             for sock in socks:
                 sock.send(messages.encode("HEARTBEAT"))
             last_beat = now
-        if start_at is not None and not done and now >= start_at + next_second + 1:
+        due = start_at is not None and (not realtime and now >= start_at
+                                        or now >= start_at + next_second + 1)
+        if due and not done:
             k = next_second
             for sock in socks:  # one STATS per worker per second, like a real worker
                 cells = []
-                for name in NAMES:
+                for name in names:
                     j = rng.randrange(len(pool))
                     cells.append([k, name, wires[j]])
                     result.truth.setdefault((k, name), IntervalStats()).add(pool[j])
@@ -136,6 +144,8 @@ def simulate(endpoint: str, workers: int, seconds: int, coordinator_pid: int | N
                 if proc is not None and cpu_start is not None:
                     t = proc.cpu_times()
                     cpu_end = (t.user + t.system, time.monotonic())
+                    result.rss_end_mb = proc.memory_info().rss / 2**20
+                done_at = time.monotonic()
                 for sock in socks:
                     sock.send(messages.encode("DONE", model=model, error="", totals={
                         "sent": 0, "late": 0, "skipped": 0, "cpu_s": 0.0, "rss_peak": 0,
@@ -149,12 +159,15 @@ def simulate(endpoint: str, workers: int, seconds: int, coordinator_pid: int | N
     return result
 
 
-def against_coordinator(workers: int, seconds: int, out_dir: Path,
-                        harness_exe: str) -> tuple[SimResult, Path, int]:
+def against_coordinator(workers: int, seconds: int, out_dir: Path, harness_exe: str,
+                        names: int = len(NAMES), realtime: bool = True
+                        ) -> tuple[SimResult, Path, int]:
     """Start a real `harness coordinator` process and run simulated workers against it.
     Returns the simulation, the run directory and the coordinator's exit code."""
     path = out_dir / "sim.toml"
-    path.write_text(SCENARIO.format(seconds=seconds))
+    chosen = names_for(names)
+    path.write_text(SCENARIO.format(seconds=seconds, requests="".join(
+        f'[[requests]]\nname = "{n}"\npath = "/{n}"\n' for n in chosen)))
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         endpoint = f"tcp://127.0.0.1:{s.getsockname()[1]}"
@@ -163,7 +176,8 @@ def against_coordinator(workers: int, seconds: int, out_dir: Path,
                               "--expect-workers", str(workers), "--target",
                               "http://127.0.0.1:9", "--out", str(out_dir), "--quiet"],
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    result = simulate(endpoint, workers, seconds, coordinator_pid=coord.pid)
+    result = simulate(endpoint, workers, seconds, coordinator_pid=coord.pid, names=chosen,
+                      realtime=realtime, timeout_s=120.0 if realtime else 3600.0)
     out, _ = coord.communicate(timeout=120)
     run_dir = Path(out.strip().splitlines()[-1]) if out.strip() else out_dir
     return result, run_dir, coord.returncode

@@ -92,9 +92,11 @@ class IntervalSink:
         seconds = self.scenario.run_seconds
         return max(math.ceil(seconds - 1e-9) - 1, 0) if seconds else None
 
-    def advance(self, result: ModelResult, measured_elapsed_s: float) -> None:
-        """Close every interval that ended CLOSE_LAG_S ago (never the planned last)."""
-        upto = math.floor(measured_elapsed_s - CLOSE_LAG_S)
+    def advance(self, result: ModelResult, measured_elapsed_s: float,
+                every_worker_past: int = -1) -> None:
+        """Close every interval that ended CLOSE_LAG_S ago, or that every worker has moved
+        past (simulated workers run ahead of the clock) -- never the planned last."""
+        upto = max(math.floor(measured_elapsed_s - CLOSE_LAG_S), every_worker_past)
         last = self.planned_last
         if last is not None:
             upto = min(upto, last)

@@ -59,6 +59,10 @@ class Network:
             lines = ["127.0.0.1 localhost"] + [f"{a} {h}" for h, a in self.addr.items()]
             (etc / "hosts").write_text("\n".join(lines) + "\n")
 
+    def port(self, host: str) -> str:
+        """The host's bridge port in the root namespace: set it down to cut the host off."""
+        return f"lhp{list(self.ns).index(host)}{self.tag}"
+
     def run(self, host: str, cmd: list[str], cwd: Path) -> subprocess.Popen[str]:
         return subprocess.Popen(["ip", "netns", "exec", self.ns[host], *cmd], cwd=cwd,
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
