@@ -307,8 +307,7 @@ class Coordinator:
                 # every worker taking part has moved past an interval: it is complete too
                 newest = [result.newest.get(w.index, -1) for w in self.alive()
                           if w.identity in self.taking_part]
-                self.sink.advance(result, time.monotonic() - t_start - sc.warmup_s,
-                                  min(newest, default=-1))
+                self.sink.advance(result, min(newest, default=-1))
         result.ended_wall = time.time()
         self.current = None
         if self.sink is not None:

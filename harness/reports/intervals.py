@@ -3,8 +3,10 @@ and statuses of that second, and its exact histograms -- appended to the run dir
 files while the run goes on, so a run of any length holds O(names) in memory and a kill
 leaves every closed second on disk.
 
-The coordinator calls `advance` about four times a second while a model runs and
-`finish` when it ends; `harness report` replays a journal through the same two calls.
+An interval closes once every live worker taking part has sent a later one (its own
+stragglers, in flight at that moment, land in the next open interval: `late_cells`). The
+coordinator calls `advance` about four times a second while a model runs and `finish`
+when it ends; `harness report` replays a journal through the same two calls.
 """
 
 from __future__ import annotations
@@ -26,7 +28,6 @@ TIMESERIES_COLUMNS = ["model", "name", "second", "requests", "failures", "rps", 
 ERRORS_COLUMNS = ["model", "name", "second", "kind", "status", "count"]
 STATUSES_COLUMNS = ["model", "name", "second", "status", "count"]
 HISTOGRAM_COLUMNS = ["name", "second", "hist"]
-CLOSE_LAG_S = 1.5   # an interval closes this long after its end: late requests land first
 
 
 def ms_row(cell: IntervalStats, pcts: tuple[float, ...] = (50.0, 95.0, 99.0)
@@ -92,11 +93,11 @@ class IntervalSink:
         seconds = self.scenario.run_seconds
         return max(math.ceil(seconds - 1e-9) - 1, 0) if seconds else None
 
-    def advance(self, result: ModelResult, measured_elapsed_s: float,
-                every_worker_past: int = -1) -> None:
-        """Close every interval that ended CLOSE_LAG_S ago, or that every worker has moved
-        past (simulated workers run ahead of the clock) -- never the planned last."""
-        upto = max(math.floor(measured_elapsed_s - CLOSE_LAG_S), every_worker_past)
+    def advance(self, result: ModelResult, every_worker_past: int) -> None:
+        """Close every interval that every live worker taking part has moved past -- by
+        what they sent, not by the clock: a second whose data is held up by a network cut
+        is written when it arrives, as itself -- never the planned last second."""
+        upto = every_worker_past
         last = self.planned_last
         if last is not None:
             upto = min(upto, last)
