@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -176,8 +177,11 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def _ended(done: Any, quiet: bool) -> int:
-    """Print a finished run's lines and its directory (always the last line); its exit."""
+    """Print a finished run's lines and its directory (always the last line); its exit.
+    The run is over and written: a late Ctrl-C or SIGTERM no longer changes how it ends."""
     from harness.run import Ending
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, signal.SIG_IGN)
     if not quiet:
         for line in done.lines:
             print(line)

@@ -98,27 +98,28 @@ def execute(scenario: Scenario, out: Path, *, target: str | None = None,
     coordinator: Coordinator | None = None
     journal = _made(lambda: Journal(run_dir), run_dir)
     sink = _made(lambda: IntervalSink(run_dir, scenario), run_dir)
-    try:
+    # From here to the end a signal is acknowledged, never obeyed mid-write: the
+    # coordinator's own handler takes over while the load runs (Ctrl-C ends the load).
+    with _acknowledged_signals():
         try:
-            coordinator = Coordinator(scenario, url, bind, n, progress, journal=journal,
-                                      sink=sink, lost_after_s=lost_after_s,
-                                      **(coordinator_kwargs or {}))
-            if local_workers:
-                procs = start_local_workers(coordinator.endpoint, n)
-            elif not quiet:
-                print(f"coordinator at {coordinator.endpoint}: waiting for {n} workers",
-                      flush=True)
-            outcome = coordinator.run(wait_workers)
-        finally:
-            progress.close()
-        with _acknowledged_signals():
+            try:
+                coordinator = Coordinator(scenario, url, bind, n, progress, journal=journal,
+                                          sink=sink, lost_after_s=lost_after_s,
+                                          **(coordinator_kwargs or {}))
+                if local_workers:
+                    procs = start_local_workers(coordinator.endpoint, n)
+                elif not quiet:
+                    print(f"coordinator at {coordinator.endpoint}: waiting for {n} workers",
+                          flush=True)
+                outcome = coordinator.run(wait_workers)
+            finally:
+                progress.close()
             mock_stats = mock.stats() if mock else None
             sink.close()
             journal.close()
             return finish(scenario, run_dir, outcome, url, mock is not None, mock_stats,
                           problem=sink.error or journal.error)
-    finally:
-        with _acknowledged_signals():
+        finally:
             sink.close()
             journal.close()
             if coordinator is not None:  # None when it could not bind
@@ -129,16 +130,17 @@ def execute(scenario: Scenario, out: Path, *, target: str | None = None,
             stop_workers(procs)
 
 
+_ACKNOWLEDGED: list[int] = []  # one line per process, however many signals come
+
+
 @contextmanager
 def _acknowledged_signals() -> Iterator[None]:
     """While results are written, a Ctrl-C or SIGTERM gets one line and changes nothing:
     a second Ctrl-C must not cost the run it was meant to end."""
-    said = False
 
     def acknowledge(signum: int, frame: Any) -> None:
-        nonlocal said
-        if not said:
-            said = True
+        if not _ACKNOWLEDGED:
+            _ACKNOWLEDGED.append(signum)
             print("harness: writing the results; they will be complete in a moment",
                   file=sys.stderr, flush=True)
     previous = {sig: signal.signal(sig, acknowledge) for sig in (signal.SIGINT,

@@ -48,7 +48,7 @@ class SimResult:
     coordinator_cpu_s: float = 0.0
     run_s: float = 0.0
     stats_sent: int = 0
-    rss_start_mb: float = 0.0     # the coordinator's, when the load starts ...
+    rss_start_mb: float = 0.0     # the coordinator's, a quarter into the seconds ...
     rss_end_mb: float = 0.0       # ... and when the last second was sent
     end_of_run_s: float = 0.0     # from the last DONE to the coordinator's BYE
 
@@ -74,9 +74,9 @@ def _pool(size: int, seed: int) -> list[IntervalStats]:
 
 def simulate(endpoint: str, workers: int, seconds: int, coordinator_pid: int | None = None,
              seed: int = 1, timeout_s: float = 120.0, names: tuple[str, ...] = NAMES,
-             realtime: bool = True) -> SimResult:
-    """Simulated workers; with realtime=False each worker sends its seconds as fast as the
-    coordinator takes them (an hour in minutes: a memory and disk benchmark)."""
+             speed: float = 1.0) -> SimResult:
+    """Simulated workers sending `speed` simulated seconds per real second (10: an hour
+    in six minutes, a memory and disk benchmark)."""
     ctx = zmq.Context.instance()
     socks = []
     for _ in range(workers):
@@ -117,7 +117,6 @@ def simulate(endpoint: str, workers: int, seconds: int, coordinator_pid: int | N
                 if proc is not None:
                     t = proc.cpu_times()
                     cpu_start = (t.user + t.system, time.monotonic())
-                    result.rss_start_mb = proc.memory_info().rss / 2**20
             elif msg["t"] in ("BYE", "REFUSE"):
                 closed += 1
                 if done_at is not None:
@@ -127,8 +126,7 @@ def simulate(endpoint: str, workers: int, seconds: int, coordinator_pid: int | N
             for sock in socks:
                 sock.send(messages.encode("HEARTBEAT"))
             last_beat = now
-        due = start_at is not None and (not realtime and now >= start_at
-                                        or now >= start_at + next_second + 1)
+        due = start_at is not None and now >= start_at + (next_second + 1) / speed
         if due and not done:
             k = next_second
             for sock in socks:  # one STATS per worker per second, like a real worker
@@ -140,6 +138,8 @@ def simulate(endpoint: str, workers: int, seconds: int, coordinator_pid: int | N
                 sock.send(messages.encode("STATS", model=model, cells=cells, sent=0))
                 result.stats_sent += 1
             next_second += 1
+            if next_second == seconds // 4 and proc is not None:  # past the start-up
+                result.rss_start_mb = proc.memory_info().rss / 2**20
             if next_second >= seconds:
                 if proc is not None and cpu_start is not None:
                     t = proc.cpu_times()
@@ -160,7 +160,7 @@ def simulate(endpoint: str, workers: int, seconds: int, coordinator_pid: int | N
 
 
 def against_coordinator(workers: int, seconds: int, out_dir: Path, harness_exe: str,
-                        names: int = len(NAMES), realtime: bool = True
+                        names: int = len(NAMES), speed: float = 1.0
                         ) -> tuple[SimResult, Path, int]:
     """Start a real `harness coordinator` process and run simulated workers against it.
     Returns the simulation, the run directory and the coordinator's exit code."""
@@ -177,7 +177,7 @@ def against_coordinator(workers: int, seconds: int, out_dir: Path, harness_exe: 
                               "http://127.0.0.1:9", "--out", str(out_dir), "--quiet"],
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     result = simulate(endpoint, workers, seconds, coordinator_pid=coord.pid, names=chosen,
-                      realtime=realtime, timeout_s=120.0 if realtime else 3600.0)
+                      speed=speed, timeout_s=120.0 + seconds / speed)
     out, _ = coord.communicate(timeout=120)
     run_dir = Path(out.strip().splitlines()[-1]) if out.strip() else out_dir
     return result, run_dir, coord.returncode

@@ -225,3 +225,29 @@ def test_a_write_that_fails_mid_run_is_one_line_exit_1(tmp_path, mock: Mock):
     assert len(errors) == 1 and "summary.csv" in errors[0] and "Is a directory" in errors[0]
     assert "Traceback" not in err
     assert (run_dir / "journal" / "events.bin").stat().st_size > 0
+
+
+def test_signals_while_results_are_written_do_not_interrupt_them(tmp_path, mock: Mock):
+    """Ctrl-C, then Ctrl-C and SIGTERM again and again until the process exits: the first
+    ends the load, the rest are acknowledged (one line) and the results are complete."""
+    path = write(tmp_path, OPEN.format(duration="30s", rate=100))
+    proc = subprocess.Popen([HARNESS, "run", str(path), "--target", mock.url, "--out",
+                             str(tmp_path)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    run_dir = first_line_dir(proc)
+    time.sleep(4)
+    proc.send_signal(signal.SIGINT)
+    deadline = time.monotonic() + 60
+    while proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGINT if int(time.monotonic() * 20) % 2 else
+                             signal.SIGTERM)
+    out, err = proc.communicate(timeout=10)
+    assert proc.returncode == 3, err
+    assert "Traceback" not in err and "KeyboardInterrupt" not in err
+    assert err.count("writing the results") <= 1
+    meta = load_meta(str(run_dir))
+    assert meta["state"] == "done" and meta["partial"]
+    for name in ("summary.csv", "timeseries.csv", "report.html"):
+        assert (run_dir / name).exists(), name
