@@ -12,6 +12,8 @@ goes into the latency histogram, so a timeout counts against p99 instead of hidi
 
 from __future__ import annotations
 
+import gc
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from itertools import chain
@@ -24,6 +26,20 @@ LOWEST_US = 1
 HIGHEST_US = 3_600_000_000  # one hour
 DIGITS = 3
 _SUB_BUCKET_BITS = 11  # 2048 sub-buckets: what 3 significant digits needs
+
+
+_last_collect = [0.0]
+
+
+def collect_cycles(every_s: float = 1.0) -> None:
+    """hdrh histograms hold reference cycles (histogram <-> encoder) around a 188 KB counts
+    buffer: the cyclic collector, which counts objects not bytes, lets thousands of dead
+    ones pile up (measured: ~600 MB per simulated hour in the coordinator). Collect them
+    at most once a second wherever histograms are made and dropped by the thousand."""
+    now = time.monotonic()
+    if now - _last_collect[0] >= every_s:
+        _last_collect[0] = now
+        gc.collect()
 
 
 def new_histogram() -> HdrHistogram:

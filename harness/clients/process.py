@@ -25,7 +25,7 @@ from harness.clients import MODELS
 from harness.clients.base import ClientModel, LocalModel
 from harness.control.job import Job
 from harness.control.messages import HEARTBEAT_S
-from harness.stats import IntervalStats, add_cell
+from harness.stats import IntervalStats, add_cell, collect_cycles
 
 
 def create_local(model: str) -> LocalModel:
@@ -100,6 +100,7 @@ def _child(index: int, job_wire: dict[str, Any], model_name: str, conn: Any) -> 
             model.stop()  # the worker is frozen (SIGSTOP) or wedged: stop sending load
         sampler.sample()
         conn.send(("stats", _wire(model.drain()), index, model.sent()))
+        collect_cycles()
 
     cpu_at_start = cpu_s()  # imports and setup are not the load's cost
     model.prepare(job, msg[1])

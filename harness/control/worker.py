@@ -24,6 +24,7 @@ from harness.control import messages
 from harness.control.job import Job
 from harness.control.messages import HEARTBEAT_S, LOST_AFTER_S, PATIENCE_FACTOR, Malformed
 from harness.errors import CoordinatorLost, WorkerError
+from harness.stats import collect_cycles
 from mockserver.fdlimit import raise_nofile
 
 CONNECT_TIMEOUT_S = 30.0
@@ -210,6 +211,7 @@ class Worker:
 
     def _flush(self, index: int, model: ClientModel) -> None:
         model.beat()  # the load processes stop when their worker stops beating (SIGSTOP)
+        collect_cycles()
         cells = [[k, name, cell.to_wire()] for (k, name), cell in model.drain().items()]
         if cells:
             self.send("STATS", model=index, cells=cells, sent=model.sent())

@@ -20,7 +20,7 @@ from typing import Any
 from harness.control.outcome import ModelResult
 from harness.hdr import summarize
 from harness.scenario import Scenario
-from harness.stats import IntervalStats, error_kind
+from harness.stats import IntervalStats, collect_cycles, error_kind
 
 AGGREGATED = "Aggregated"
 TIMESERIES_COLUMNS = ["model", "name", "second", "requests", "failures", "rps", "ok_rps",
@@ -104,6 +104,7 @@ class IntervalSink:
         if upto > result.closed:
             for k, cells in result.take(upto).items():
                 self._write(result, k, cells, 1.0)
+            collect_cycles()
 
     def finish(self, result: ModelResult) -> None:
         """The model ended: close what is left (the last second takes the stragglers)."""
