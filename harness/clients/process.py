@@ -199,22 +199,21 @@ class ProcessModel(ClientModel):
             proc.join(5)
         return True
 
-    def stop(self) -> None:
+    def _tell_all(self, kind: str) -> None:
         for conn in self.conns:
             try:
-                conn.send(("stop",))
+                conn.send((kind,))
             except OSError:
-                pass
+                pass  # that child is gone; wait() notices
+
+    def stop(self) -> None:
+        self._tell_all("stop")
 
     def sent(self) -> int:
         return sum(self.sent_by.values())
 
     def beat(self) -> None:
-        for conn in self.conns:
-            try:
-                conn.send(("beat",))
-            except OSError:
-                pass
+        self._tell_all("beat")
 
     def kill(self) -> None:
         """End the load processes now."""

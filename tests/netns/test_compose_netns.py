@@ -112,11 +112,16 @@ def test_compose_services_in_namespaces(tmp_path):
         for p in procs[2:]:
             assert p.wait(20) == 0
     finally:
-        for p in procs:
-            if p.poll() is None:
-                p.terminate()
-                try:
-                    p.wait(10)
-                except subprocess.TimeoutExpired:
-                    p.kill()
+        terminate(procs)
         net.close()
+
+
+def terminate(procs: list[subprocess.Popen[str]]) -> None:
+    """End the processes a test started (by PID), politely first."""
+    for p in procs:
+        if p.poll() is None:
+            p.terminate()
+            try:
+                p.wait(10)
+            except subprocess.TimeoutExpired:
+                p.kill()

@@ -7,7 +7,6 @@ iptables DROP. Needs root and iproute2; skipped otherwise."""
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
 import threading
 import time
@@ -15,7 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from tests.netns.test_compose_netns import BIN, Network, need_root, sh
+from tests.netns.test_compose_netns import BIN, Network, need_root, sh, terminate
 
 MOCK_PORT = 8089
 SCENARIO = """
@@ -87,13 +86,7 @@ def run_with_cuts(tmp_path: Path, duration: int, cuts: list[tuple[str, float, fl
         ts = pd.read_csv(run_dir / "timeseries.csv")
         return meta, counted, ts, err
     finally:
-        for p in procs:
-            if p.poll() is None:
-                p.terminate()
-                try:
-                    p.wait(10)
-                except subprocess.TimeoutExpired:
-                    p.kill()
+        terminate(procs)
         net.close()
 
 
