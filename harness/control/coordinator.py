@@ -2,9 +2,10 @@
 
 Lifecycle per model: PREPARE (each worker's slice) -> READY from all -> START (run begins
 `start_in` seconds after receipt, so every worker begins together) -> STATS per interval
--> DONE. Heartbeats go both ways; a worker silent for LOST_AFTER_S is marked lost, its
-received intervals are kept, and the run is partial. Malformed frames are dropped and
-counted, never fatal.
+-> DONE. Heartbeats go both ways; a worker silent for lost_after_s is marked lost and its
+received intervals are kept; one that speaks again is re-admitted, and the run is
+partial only if a worker stays lost. Every accepted message goes to the journal first.
+Malformed frames are dropped and counted, never fatal.
 """
 
 from __future__ import annotations
@@ -177,8 +178,8 @@ class Coordinator:
             self.dropped += 1  # a STATS whose histogram does not decode, and the like
 
     def on_hello(self, identity: bytes, msg: dict[str, Any], worker: WorkerInfo | None) -> None:
-        if worker is not None:
-            self.send(identity, "WELCOME", index=worker.index)  # a repeated HELLO
+        if worker is not None:  # a repeated HELLO
+            self.send(identity, "WELCOME", index=worker.index, lost_after=self.lost_after_s)
             return
         if not self.accepting or len(self.workers) >= self.expect:
             # one worker too many (compose --scale above WORKERS): a spare waits for BYE

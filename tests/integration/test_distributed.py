@@ -283,3 +283,25 @@ def test_extra_worker_waits_as_spare_and_none_leaves_before_the_results(tmp_path
     meta = load_meta(stdout.strip().splitlines()[-1])
     assert len(meta["workers"]) == 1 and meta["refused_workers"] == 0
     assert not meta["partial"] and meta["dropped_messages"] == 0
+
+
+def test_repeated_hello_gets_a_valid_welcome(tmp_path, mock: Mock):
+    """A worker whose first WELCOME was slow says HELLO again: the second WELCOME must be a
+    whole message of this protocol version (it lacked `lost_after`, so a worker dropped it
+    as malformed)."""
+    endpoint = f"tcp://127.0.0.1:{free_port()}"
+    coord = coordinator(write(tmp_path, SCENARIO.format(duration="1s", rate=50)),
+                        endpoint, 1, mock, tmp_path, "--wait-workers", "5")
+    sock = zmq.Context.instance().socket(zmq.DEALER)
+    sock.connect(endpoint)
+    hello = protocol.encode("HELLO", name="twice", pid=1, host="h")
+    welcomes = []
+    for _ in range(2):
+        sock.send(hello)
+        assert sock.poll(10000)
+        welcomes.append(protocol.decode(sock.recv()))  # raises Malformed if incomplete
+    sock.close(0)
+    coord.kill()
+    coord.wait(10)
+    assert [w["t"] for w in welcomes] == ["WELCOME", "WELCOME"]
+    assert welcomes[0]["index"] == welcomes[1]["index"] == 0
