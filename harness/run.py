@@ -21,7 +21,7 @@ from typing import Any, TypeVar
 from harness.control.coordinator import Coordinator
 from harness.control.journal import Journal
 from harness.control.messages import LOST_AFTER_S
-from harness.control.outcome import RunOutcome
+from harness.control.outcome import ModelResult, RunOutcome
 from harness.control.progress import Progress
 from harness.embedded import EmbeddedMock
 from harness.errors import RunError
@@ -30,6 +30,7 @@ from harness.reports.html import build_report
 from harness.reports.intervals import IntervalSink
 from harness.reports.verdict import decide, format_verdict
 from harness.scenario import Scenario
+from harness.stats import error_kind
 
 T = TypeVar("T")
 
@@ -216,11 +217,13 @@ def _finish(scenario: Scenario, run_dir: Path, outcome: RunOutcome, url: str, em
     failed = [e for m in outcome.models for e in m.errors]
     for e in failed:
         lines.append(f"worker error: {e}")
-    for row in agg.itertuples():
-        if row.requests == row.failures and not outcome.interrupted:
-            failed.append(row.model)
-            lines.append(f"run failed: {row.model}: no request succeeded "
-                         f"({_error_summary(summary_errors(run_dir, row.model))})")
+    for result in outcome.models:
+        completed = sum(c.hist.get_total_count() for c in result.by_name.values())
+        kinds = error_kinds(result)
+        if completed == sum(kinds.values()) and not outcome.interrupted:
+            failed.append(result.label)
+            lines.append(f"run failed: {result.label}: no request succeeded "
+                         f"({_error_summary(kinds)})")
     ending = Ending.OK
     if crossed:
         ending = Ending.THRESHOLDS
@@ -231,11 +234,14 @@ def _finish(scenario: Scenario, run_dir: Path, outcome: RunOutcome, url: str, em
     return CompletedRun(run_dir, ending, lines)
 
 
-def summary_errors(run_dir: Path, model: str) -> dict[str, int]:
-    """Error kinds and their counts for one model, from the errors.csv just written."""
-    errors = results.read_csv(run_dir / "errors.csv", "errors")
-    mine = errors[errors["model"] == model]
-    return {str(k): int(n) for k, n in mine.groupby("kind")["count"].sum().items()}
+def error_kinds(result: ModelResult) -> dict[str, int]:
+    """A model's error kinds and counts, from its merged totals (statuses folded in)."""
+    kinds: dict[str, int] = {}
+    for cell in result.by_name.values():
+        for key, n in cell.errors.items():
+            kind = error_kind(key)[0]
+            kinds[kind] = kinds.get(kind, 0) + n
+    return kinds
 
 
 def _error_summary(kinds: dict[str, int]) -> str:

@@ -52,19 +52,7 @@ def worker_keys(directory: str | Path) -> dict[str, bytes]:
     return {"public": public, "secret": secret, "server": server}
 
 
-class CountingAuthenticator(ThreadAuthenticator):
-    """zmq.auth's thread authenticator, counting the handshakes it refuses."""
-
-    refused = 0
-
-    def _send_zap_reply(self, request_id: bytes, status_code: bytes, status_text: bytes,
-                        user_id: str = "anonymous") -> None:
-        if status_code != b"200":
-            self.refused += 1
-        super()._send_zap_reply(request_id, status_code, status_text, user_id)
-
-
-def coordinator_security(directory: str | Path) -> tuple[bytes, CountingAuthenticator]:
+def coordinator_security(directory: str | Path) -> tuple[bytes, ThreadAuthenticator]:
     """The coordinator's secret key and a started authenticator for authorized/."""
     d = Path(directory)
     _, secret = _load(d / "coordinator.key_secret")
@@ -72,7 +60,7 @@ def coordinator_security(directory: str | Path) -> tuple[bytes, CountingAuthenti
         raise KeyFileError(f"{d / 'coordinator.key_secret'}: no secret key in it")
     if not (d / "authorized").is_dir():
         raise KeyFileError(f"{d / 'authorized'}: missing (it holds the accepted workers' keys)")
-    auth = CountingAuthenticator(zmq.Context.instance())
+    auth = ThreadAuthenticator(zmq.Context.instance())
     auth.start()
     auth.configure_curve(domain="*", location=str(d / "authorized"))
     return secret, auth
