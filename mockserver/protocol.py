@@ -56,7 +56,6 @@ class HttpProtocol(asyncio.Protocol):
         self.active = True         # data arrived since the idle sweeper last looked
         self.messages = 0          # requests completed: the sweeper sees progress by it
         self.stuck_at: tuple[int, float] | None = None  # sweeper: (messages, first seen)
-        self.head_pending = 0      # bytes of reads spent in one unfinished request head
         self._drain: asyncio.Future[None] | None = None
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -67,7 +66,7 @@ class HttpProtocol(asyncio.Protocol):
         self.body: list[bytes] = []
         self.body_size = 0
         self.head_size = 0
-        self.head_pending = 0
+        self.head_pending = 0      # bytes of reads spent in one unfinished request head
         self.special = False       # the request carries X-Mock-Latency: no fast path
         if self.reading != BROKEN:
             self.reading = IDLE
@@ -104,7 +103,7 @@ class HttpProtocol(asyncio.Protocol):
 
     @property
     def idle(self) -> bool:
-        return not self.queue and not self.busy and self.reading != HEAD and not self.url
+        return not self.owes_reply and not self.mid_request
 
     @property
     def owes_reply(self) -> bool:
