@@ -56,7 +56,8 @@ def real_run(seconds: int) -> tuple[float, float]:
 def simulated(seconds: int, workers: int = 10) -> dict[str, float]:
     with tempfile.TemporaryDirectory() as tmp:
         result, run_dir, code = against_coordinator(
-            workers, seconds, Path(tmp), str(BIN / "harness"), names=NAMES, speed=SPEED)
+            workers, seconds, Path(tmp), str(BIN / "harness"), names=NAMES, speed=SPEED,
+            keep_truth=False)
         journal = (run_dir / "journal" / "events.bin").stat().st_size
     hours = seconds / 3600.0
     growth = (result.rss_end_mb - result.rss_start_mb) / (0.75 * hours)  # the last 3/4
