@@ -8,11 +8,14 @@ has the same layout (stats.new_histogram), so the value of each bucket is comput
 
 from __future__ import annotations
 
+import ctypes
 import math
 from functools import cache
 
 import numpy as np
+from hdrh.codec import HdrHistogramEncoder, payload_header_size
 from hdrh.histogram import HdrHistogram
+from pyhdrh import decode as decode_payload  # hdrh's own C varint decoder
 
 
 @cache
@@ -32,14 +35,38 @@ def _bucket_values(counts_len: int, half_magnitude: int, unit_magnitude: int
     return lowest, lowest + size - 1, lowest + (size >> 1)
 
 
+def add_into(dst: HdrHistogram, src: HdrHistogram) -> None:
+    """dst += src, as hdrh's `add`, over src's occupied range only: hdrh adds all ~23,000
+    counters (70 us), which a wide run's coordinator did ~1,500 times a second."""
+    if (dst.counts_len, dst.unit_magnitude, dst.sub_bucket_count) != \
+            (src.counts_len, src.unit_magnitude, src.sub_bucket_count):
+        dst.add(src)
+        return
+    total = src.get_total_count()
+    if total == 0:
+        return
+    low = src.get_counts_array_index(src.get_min_value())
+    high = src.get_counts_array_index(src.get_max_value())
+    part = slice(low, high + 1)
+    counts_of(dst)[part] += counts_of(src)[part]
+    dst.total_count += total
+    dst.min_value = min(dst.min_value, src.min_value)
+    dst.max_value = max(dst.max_value, src.max_value)
+
+
 def counts_of(hist: HdrHistogram) -> np.ndarray:
-    return np.frombuffer(hist.counts, dtype=np.uint64, count=hist.counts_len).astype(np.int64)
+    """The histogram's own counters as a writable int64 array (no copy)."""
+    return np.frombuffer(hist.counts, dtype=np.int64, count=hist.counts_len)
 
 
 def summarize(hist: HdrHistogram, percentiles: tuple[float, ...]) -> dict[str, float]:
     """{p: value} for each percentile, and mean, min, max, total: in microseconds, as hdrh's
     get_value_at_percentile, get_mean_value, get_min_value and get_max_value give them."""
-    counts = counts_of(hist)
+    # only up to the highest occupied counter: the rest are zeros (7x less work at
+    # millisecond latencies)
+    used = hist.get_counts_array_index(hist.get_max_value()) + 1 \
+        if hist.get_total_count() else 0
+    counts = counts_of(hist)[:used]
     total = int(counts.sum())
     out: dict[str, float] = {"total": float(total)}
     if total == 0:
@@ -60,3 +87,57 @@ def summarize(hist: HdrHistogram, percentiles: tuple[float, ...]) -> dict[str, f
     out["min"] = float(lowest[nonzero[0]]) if lowest[nonzero[0]] else 0.0
     out["max"] = float(highest[nonzero[-1]])
     return out
+
+
+class WireSum:
+    """The sum of many hdrh V2 wire histograms of one layout, without making an
+    HdrHistogram of each: the coordinator merges ~5,000 worker cells a second in a wide
+    run, and building a histogram object (a zeroed 188 KB counts array and ~20 fields) and
+    adding it cost ~70 us a cell, more than a core at that rate.
+
+    Each wire is checked as hdrh checks it (header and payload cookies, lengths, zlib) and
+    its layout against ours, then decoded by hdrh's C decoder into a scratch array whose
+    touched range is added and cleared. `histogram()` gives the HdrHistogram that decoding
+    and adding each wire would have given (a test holds them equal)."""
+
+    def __init__(self, template: HdrHistogram) -> None:
+        self.template = template
+        self.counts = np.zeros(template.counts_len, dtype=np.int64)
+        self._scratch = np.zeros(template.counts_len, dtype=np.int64)
+        self.low = -1    # lowest and highest non-zero index so far, -1: none
+        self.high = -1
+
+    def add(self, wire: bytes) -> None:
+        """Add one encoded histogram; raises (as hdrh does) on one that does not decode or
+        has another layout, leaving the sum as it was."""
+        payload = HdrHistogramEncoder.decode(wire)
+        header, t = payload.payload, self.template
+        if (header.lowest_trackable_value, header.highest_trackable_value,
+                header.significant_figures) != (t.lowest_trackable_value,
+                                                t.highest_trackable_value,
+                                                t.significant_figures):
+            raise ValueError("a histogram of another layout")
+        try:
+            found = decode_payload(payload._data, payload_header_size,  # noqa: SLF001
+                                   self._scratch.ctypes.data, t.counts_len, 8)
+        except Exception:
+            self._scratch[:] = 0   # it may have written part of the counts before failing
+            raise
+        low, high = found["min_nonzero_index"], found["max_nonzero_index"]
+        if found["total"] <= 0 or high < 0:
+            return
+        part = slice(low, high + 1)
+        self.counts[part] += self._scratch[part]
+        self._scratch[part] = 0
+        self.low = low if self.low < 0 else min(self.low, low)
+        self.high = max(self.high, high)
+
+    def histogram(self) -> HdrHistogram:
+        t = self.template
+        hist = HdrHistogram(t.lowest_trackable_value, t.highest_trackable_value,
+                            t.significant_figures)
+        if self.high >= 0:
+            ctypes.memmove(ctypes.addressof(hist.counts), self.counts.ctypes.data,
+                           self.counts.nbytes)
+            hist.set_internal_tacking_values(self.low, self.high, int(self.counts.sum()))
+        return hist

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from harness.stats import IntervalStats, add_cell
+from harness.stats import IntervalStats, sum_wires
 
 
 @dataclass
@@ -82,18 +82,18 @@ class ModelResult:
         """Close the intervals below `upto` (all when None): their cells decoded and
         merged, by interval and name; intervals from `fold_from` on are counted as
         `fold_from` (requests in flight at the end belong to the last second)."""
-        out: dict[int, dict[str, IntervalStats]] = {}
+        closing: dict[tuple[int, str], list[dict[str, Any]]] = {}
         for key in sorted(k for k in self.pending if upto is None or k[0] < upto):
             interval, name = key
             if fold_from is not None:
                 interval = min(interval, fold_from)
-            for wire in self.pending.pop(key):
-                try:
-                    cell = IntervalStats.from_wire(wire)
-                except Exception:  # hdrh raises several types on a corrupt histogram
-                    self.undecodable += 1
-                    continue
-                add_cell(out.setdefault(interval, {}), name, cell)
+            closing.setdefault((interval, name), []).extend(self.pending.pop(key))
+        out: dict[int, dict[str, IntervalStats]] = {}
+        for (interval, name), wires in closing.items():
+            cell, bad = sum_wires(wires)
+            self.undecodable += bad
+            if bad < len(wires):
+                out.setdefault(interval, {})[name] = cell
         if upto is None:
             self.closed = max(self.closed, self.max_interval + 1)
         else:

@@ -21,6 +21,7 @@ import pandas as pd
 from hdrh.histogram import HdrHistogram
 
 from harness.control.outcome import ModelResult, RunOutcome
+from harness.hdr import WireSum
 from harness.reports.intervals import (
     AGGREGATED,
     ERRORS_COLUMNS,
@@ -30,7 +31,7 @@ from harness.reports.intervals import (
     ms_row,
 )
 from harness.scenario import Scenario
-from harness.stats import IntervalStats, merge
+from harness.stats import IntervalStats, new_histogram
 
 SUMMARY_COLUMNS = ["model", "name", "requests", "failures", "error_rate", "rps", "ok_rps",
                    "p50_ms", "p90_ms", "p95_ms", "p99_ms", "p999_ms", "max_ms", "mean_ms",
@@ -140,7 +141,10 @@ def read_histograms(path: Path) -> dict[str, HdrHistogram]:
     frame = pd.read_csv(path)
     out: dict[str, HdrHistogram] = {}
     for name, group in frame.groupby("name"):
-        out[str(name)] = merge(HdrHistogram.decode(base64.b64decode(h)) for h in group["hist"])
+        total = WireSum(new_histogram())
+        for h in group["hist"]:
+            total.add(base64.b64decode(h))
+        out[str(name)] = total.histogram()
     return out
 
 

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from harness.hdr import summarize
+from harness.hdr import add_into, counts_of, summarize
 from harness.stats import new_histogram, record_batch
 
 PCTS = (0.0, 50.0, 90.0, 95.0, 99.0, 99.9, 99.99, 100.0)
@@ -31,3 +31,21 @@ def test_percentiles_mean_min_max_equal_hdrh(values, seed):
 def test_empty_histogram_is_nan():
     got = summarize(new_histogram(), (50.0,))
     assert got["total"] == 0 and np.isnan(got["50.0"]) and np.isnan(got["mean"])
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.lists(st.integers(0, 4_000_000_000), max_size=100), max_size=8))
+def test_add_into_equals_hdrh_add(parts):
+    """Adding over the occupied range only gives hdrh's own sum, counter for counter."""
+    ours, theirs = new_histogram(), new_histogram()
+    for values in parts:
+        part = new_histogram()
+        record_batch(part, values)
+        add_into(ours, part)
+        theirs.add(part)
+    assert (counts_of(ours) == counts_of(theirs)).all()
+    assert ours.get_total_count() == theirs.get_total_count()
+    assert ours.get_max_value() == theirs.get_max_value()
+    assert ours.encode() == theirs.encode()
+    if ours.get_total_count():
+        assert summarize(ours, PCTS) == summarize(theirs, PCTS)
