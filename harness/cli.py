@@ -148,8 +148,14 @@ def cmd_run(args: argparse.Namespace) -> int:
     """`harness run` and `harness coordinator`: everything checked before anything starts."""
     from harness.scenario import load_scenario
     scenario = load_scenario(args.scenario, args.set, args.unset)
-    if args.target and not args.target.startswith("http://"):
-        raise OptionError(f"--target: expected an http:// URL, got {args.target!r}")
+    if args.target and not args.target.startswith(("http://", "https://")):
+        raise OptionError(f"--target: expected an http:// or https:// URL, got {args.target!r}")
+    url = args.target or scenario.target_url
+    tls_set = "tls" in scenario.raw.get("target", {})
+    if url and url.startswith("http://") and (tls_set or scenario.handshake == "resume"):
+        what = "[target.tls]" if tls_set else 'handshake = "resume"'
+        raise OptionError(f"--target {url}: {args.scenario} sets {what}, which needs an "
+                          "https:// URL")
     if scenario.mock and (args.target or scenario.target_url):
         given = "--target" if args.target else "[target].url"
         print(f"note: {given} is set, so [target.mock] in {args.scenario} is ignored (it "

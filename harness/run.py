@@ -7,6 +7,7 @@ The run ends in a CompletedRun; cli.py turns its `ending` into an exit code.
 
 from __future__ import annotations
 
+import dataclasses
 import signal
 import subprocess
 import sys
@@ -84,11 +85,14 @@ def execute(scenario: Scenario, out: Path, *, target: str | None = None,
     url = target or scenario.target_url
     mock = None
     if url is None:
-        mock = EmbeddedMock(scenario.seed)
+        mock = EmbeddedMock(scenario.seed, tls=scenario.mock_tls)
         if scenario.mock:
             mock.configure(scenario.mock)
         mock.reset()
         url = mock.url
+        if mock.cert_pem is not None:   # trusted, pinned: its certificate and no other
+            scenario = dataclasses.replace(scenario, tls=dataclasses.replace(
+                scenario.tls, ca_pem=mock.cert_pem, pinned=True))
     _made(lambda: results.write_meta(run_dir, scenario, url=url, embedded=mock is not None,
                                      state="running"), run_dir)
     if not quiet:

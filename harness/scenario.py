@@ -51,6 +51,7 @@ _REQUEST_NAME = re.compile(r"[^\x00-\x1f\x7f]{1,200}")
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
 _THRESHOLD = re.compile(r"^\s*(<=|>=|<|>|==)\s*(-?\d+(?:\.\d+)?)\s*$")
+_HOSTNAME = re.compile(r"[A-Za-z0-9]([A-Za-z0-9.-]{0,252})")
 _ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 
@@ -110,6 +111,23 @@ class Threshold:
         return f"{where}{self.metric} {self.op} {self.value:g}"
 
 
+HANDSHAKES = ("per-connection", "per-request", "resume")
+MAX_PEM_BYTES = 1 << 20
+
+
+@dataclass(frozen=True)
+class TlsSpec:
+    """[target.tls], its files read into PEM text: a worker on another machine gets the
+    text with its Job, never a path of the coordinator's machine."""
+
+    verify: bool = True
+    ca_pem: str | None = None        # extra CAs to trust (or the one certificate pinned)
+    cert_pem: str | None = None      # client certificate (mutual TLS), with key_pem
+    key_pem: str | None = None
+    server_name: str | None = None   # SNI and the name verified, when the URL holds an IP
+    pinned: bool = False             # ca_pem is the only certificate trusted (embedded mock)
+
+
 @dataclass(frozen=True)
 class Scenario:
     source: str
@@ -131,6 +149,9 @@ class Scenario:
     models: tuple[ModelSpec, ...]
     thresholds: tuple[Threshold, ...]
     raw: dict[str, Any] = field(compare=False, repr=False)
+    tls: TlsSpec = TlsSpec()
+    handshake: str = "per-connection"   # HANDSHAKES: connection setup per connection/request
+    mock_tls: bool = False              # the embedded mock serves HTTPS (self-signed, pinned)
 
     @property
     def run_seconds(self) -> float:
@@ -400,27 +421,140 @@ def _threshold(ctx: _Ctx, where: str, metric: str, cond: Any, request: str | Non
     return Threshold(metric, m.group(1), float(m.group(2)), request)
 
 
-def _target(ctx: _Ctx, raw: dict[str, Any]) -> tuple[str | None, dict[str, Any] | None]:
-    ctx.keys(raw, ("url", "mock"), "[target]")
+@dataclass(frozen=True)
+class _Target:
+    url: str | None
+    mock: dict[str, Any] | None
+    mock_tls: bool
+    tls: TlsSpec
+    handshake: str
+
+
+def _target(ctx: _Ctx, raw: dict[str, Any], base: Path | None) -> _Target:
+    ctx.keys(raw, ("url", "mock", "tls", "handshake"), "[target]")
     url = raw.get("url")
     if url is not None:
         parts = urlsplit(url) if isinstance(url, str) else None
-        if parts is None or parts.scheme != "http" or not parts.hostname:
-            raise ctx.fail("[target].url", f'expected an http:// URL, got {_show(url)}')
+        if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ctx.fail("[target].url",
+                           f"expected an http:// or https:// URL, got {_show(url)}")
         try:
             parts.port  # noqa: B018 - raises on a bad port
         except ValueError:
             raise ctx.fail("[target].url", f"expected a valid port, got {_show(url)}") from None
         url = url.rstrip("/")
-    mock = None
+    mock, mock_tls = None, False
     if "mock" in raw:
-        mock = mock_config(ctx.table(raw["mock"], "[target.mock]"))
+        table = dict(ctx.table(raw["mock"], "[target.mock]"))
+        mock_tls = table.pop("tls", False)
+        if not isinstance(mock_tls, bool):
+            raise ctx.fail("[target.mock].tls", f"expected true or false, got {_show(mock_tls)}")
+        mock = mock_config(table)
         try:
             parse_config(mock)
         except ConfigError as exc:
             raise ctx.fail(f"[target.mock].{exc.field.removeprefix('default.')}",
                            exc.message) from None
-    return url, mock
+    handshake = raw.get("handshake", "per-connection")
+    tls = TlsSpec()
+    if "tls" in raw:
+        table = ctx.table(raw["tls"], "[target.tls]")
+        if isinstance(url, str) and url.startswith("http://"):
+            raise ctx.fail("[target.tls]", f"TLS settings need an https:// URL, got {_show(url)}")
+        if url is None and "mock" in raw and not mock_tls:
+            raise ctx.fail("[target.tls]", "the embedded mock serves plain HTTP: set "
+                                           "[target.mock].tls = true, or an https:// url")
+        tls = _tls(ctx, table, base, pinned=url is None and mock_tls)
+        if "handshake" in table:
+            if "handshake" in raw:
+                raise ctx.fail("[target.tls].handshake", "set in [target] already: give one")
+            handshake = table["handshake"]
+    where = "[target.tls].handshake" if "handshake" in raw.get("tls", {}) \
+        else "[target].handshake"
+    if handshake not in HANDSHAKES:
+        raise ctx.fail(where, f"expected one of {', '.join(HANDSHAKES)}, got {_show(handshake)}")
+    if handshake == "resume" and isinstance(url, str) and url.startswith("http://"):
+        raise ctx.fail(where, '"resume" resumes TLS sessions: it needs an https:// URL')
+    return _Target(url, mock, mock_tls, tls, handshake)
+
+
+def _tls(ctx: _Ctx, table: dict[str, Any], base: Path | None, pinned: bool) -> TlsSpec:
+    """[target.tls]: flags checked, files read (relative to the scenario file) and parsed
+    as PEM, so a bad file is an exit-2 error before anything starts. `base` None (a run
+    recovered from meta.json) keeps the checks but reads no file."""
+    ctx.keys(table, ("verify", "ca", "cert", "key", "server_name", "handshake"),
+             "[target.tls]")
+    verify = table.get("verify", True)
+    if not isinstance(verify, bool):
+        raise ctx.fail("[target.tls].verify", f"expected true or false, got {_show(verify)}")
+    if ("cert" in table) != ("key" in table):
+        given, missing = ("cert", "key") if "cert" in table else ("key", "cert")
+        raise ctx.fail(f"[target.tls].{given}",
+                       f"expected {missing} too (a client certificate and its key)")
+    if pinned and "ca" in table:
+        raise ctx.fail("[target.tls].ca", "the embedded mock's own certificate is trusted "
+                                          "automatically; ca is for a target of your own")
+    server_name = table.get("server_name")
+    if server_name is not None:
+        server_name = ctx.string(server_name, "[target.tls].server_name", _HOSTNAME,
+                                 "a host name like api.example.test")
+    pems: dict[str, str | None] = {}
+    for key in ("ca", "cert", "key"):
+        pems[key] = None
+        if key in table:
+            path = ctx.string(table[key], f"[target.tls].{key}", expected="a file path")
+            if base is not None:
+                pems[key] = _pem_file(ctx, key, base / path)
+    if pems["cert"] is not None and pems["key"] is not None:
+        _check_client_pair(ctx, pems["cert"], pems["key"])
+    return TlsSpec(verify=verify, ca_pem=pems["ca"], cert_pem=pems["cert"],
+                   key_pem=pems["key"], server_name=server_name)
+
+
+def _pem_file(ctx: _Ctx, key: str, path: Path) -> str:
+    where = f"[target.tls].{key}"
+    try:
+        with path.open("rb") as f:
+            data = f.read(MAX_PEM_BYTES + 1)
+    except FileNotFoundError:
+        raise ctx.fail(where, f"no such file: {path}") from None
+    except OSError as exc:
+        raise ctx.fail(where, f"cannot read {path}: {exc.strerror or exc}") from None
+    if len(data) > MAX_PEM_BYTES:
+        raise ctx.fail(where, f"expected a PEM file of at most 1 MB: {path}")
+    text = data.decode("ascii", "replace")
+    marker = "PRIVATE KEY-----" if key == "key" else "-----BEGIN CERTIFICATE-----"
+    if marker not in text:
+        kind = "a PEM private key" if key == "key" else "PEM certificates"
+        raise ctx.fail(where, f"expected {kind}: {path}")
+    if key == "ca":
+        import ssl
+        try:
+            ssl.create_default_context(cadata=text)
+        except (ssl.SSLError, ValueError) as exc:
+            raise ctx.fail(where, f"expected PEM certificates: {path} ({exc})") from None
+    return text
+
+
+def _check_client_pair(ctx: _Ctx, cert_pem: str, key_pem: str) -> None:
+    """The client certificate parses, the key is unencrypted, and they belong together."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+    try:
+        cert = x509.load_pem_x509_certificate(cert_pem.encode())
+    except ValueError as exc:
+        raise ctx.fail("[target.tls].cert", f"expected a PEM certificate ({exc})") from None
+    try:
+        key = serialization.load_pem_private_key(key_pem.encode(), password=None)
+    except TypeError:
+        raise ctx.fail("[target.tls].key", "expected an unencrypted private key (this one "
+                                           "needs a password)") from None
+    except (ValueError, Exception) as exc:  # cryptography raises several types here
+        raise ctx.fail("[target.tls].key", f"expected a PEM private key ({exc})") from None
+    public = serialization.PublicFormat.SubjectPublicKeyInfo
+    if cert.public_key().public_bytes(serialization.Encoding.DER, public) != \
+            key.public_key().public_bytes(serialization.Encoding.DER, public):
+        raise ctx.fail("[target.tls].key", "this key does not belong to [target.tls].cert")
 
 
 def mock_config(table: dict[str, Any]) -> dict[str, Any]:
@@ -431,7 +565,9 @@ def mock_config(table: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def parse_scenario(raw: dict[str, Any], source: str) -> Scenario:
+def parse_scenario(raw: dict[str, Any], source: str, base: Path | None = None) -> Scenario:
+    """Validate a scenario's tables; `base` is the directory its relative paths (TLS
+    files) are read from, None to read none (a run recovered from meta.json)."""
     ctx = _Ctx(source)
     raw = interpolate(raw, source)
     ctx.keys(raw, ("run", "target", "load", "requests", "models", "thresholds"), "scenario")
@@ -465,12 +601,17 @@ def parse_scenario(raw: dict[str, Any], source: str) -> Scenario:
     if stages and mode == "closed":
         concurrency = max(concurrency if "concurrency" in load else 1,
                           math.ceil(max(s.target for s in stages)) or 1)
-    url, mock = _target(ctx, ctx.table(raw.get("target", {}), "[target]"))
+    target = _target(ctx, ctx.table(raw.get("target", {}), "[target]"), base)
     models = _models(ctx, raw.get("models"))
     for i, m in enumerate(models):
         if not MODELS[m.model].open_model and mode == "open":
             raise ctx.fail(f"[[models]][{i}].model", f'"{m.model}" runs the closed model only '
                                                      '(it has no open, rate-based mode)')
+        if m.model.startswith("locust") and target.handshake != "per-connection":
+            raise ctx.fail(f"[[models]][{i}].model",
+                           f'"{m.model}" keeps connections alive only (Locust has no '
+                           f'per-request or resumed handshakes): handshake = '
+                           f'"{target.handshake}" needs one of our models')
     requests = _requests(ctx, raw.get("requests"))
     workers = ctx.integer(run.get("workers", 1), "[run].workers")
     if workers > 64:
@@ -486,8 +627,8 @@ def parse_scenario(raw: dict[str, Any], source: str) -> Scenario:
         seed=ctx.integer(run.get("seed", 1), "[run].seed", 0, MAX_SEED),
         workers=workers,
         timeout_s=ctx.duration(run.get("timeout", "10s"), "[run].timeout", maximum=3600),
-        target_url=url,
-        mock=mock,
+        target_url=target.url,
+        mock=target.mock,
         mode=mode,
         concurrency=concurrency,
         rate=rate,
@@ -498,6 +639,9 @@ def parse_scenario(raw: dict[str, Any], source: str) -> Scenario:
         models=models,
         thresholds=_thresholds(ctx, raw.get("thresholds", {}), {r.name for r in requests}),
         raw=raw,
+        tls=target.tls,
+        handshake=target.handshake,
+        mock_tls=target.mock_tls,
     )
 
 
@@ -523,4 +667,4 @@ def load_scenario(path: str | Path, overrides: list[str] = (),
         apply_set(raw, assignment, source)
     if problem := checks.depth_problem(raw):  # --set can nest too
         raise ScenarioError(source, "scenario", problem)
-    return parse_scenario(raw, source)
+    return parse_scenario(raw, source, path.parent)

@@ -89,20 +89,34 @@ class IntervalStats:
     errors: dict[str, int] = field(default_factory=dict)
     bytes_in: int = 0
     statuses: dict[int, int] = field(default_factory=dict)
+    # TLS handshake durations (us) of the connections these requests opened; None when
+    # none was made (plain HTTP, or kept-alive connections): made only when needed
+    tls: HdrHistogram | None = None
 
     def to_wire(self) -> dict[str, Any]:
         n = self.hist.get_total_count()
-        return {"hist": encode(self.hist), "errors": self.errors, "bytes": self.bytes_in,
-                "n": n, "p99_us": self.hist.get_value_at_percentile(99) if n else 0,
-                "statuses": self.statuses}
+        out = {"hist": encode(self.hist), "errors": self.errors, "bytes": self.bytes_in,
+               "n": n, "p99_us": self.hist.get_value_at_percentile(99) if n else 0,
+               "statuses": self.statuses}
+        if self.tls is not None:
+            out["tls"] = encode(self.tls)
+        return out
 
     @classmethod
     def from_wire(cls, data: dict[str, Any]) -> IntervalStats:
         return cls(decode(data["hist"]), dict(data["errors"]), int(data["bytes"]),
-                   {int(k): int(v) for k, v in data.get("statuses", {}).items()})
+                   {int(k): int(v) for k, v in data.get("statuses", {}).items()},
+                   decode(data["tls"]) if "tls" in data else None)
+
+    def tls_hist(self) -> HdrHistogram:
+        if self.tls is None:
+            self.tls = new_histogram()
+        return self.tls
 
     def add(self, other: IntervalStats) -> None:
         add_into(self.hist, other.hist)
+        if other.tls is not None:
+            add_into(self.tls_hist(), other.tls)
         for kind, n in other.errors.items():
             self.errors[kind] = self.errors.get(kind, 0) + n
         for status, n in other.statuses.items():
@@ -119,7 +133,7 @@ def sum_wires(wires: Iterable[dict[str, Any]]) -> tuple[IntervalStats, int]:
     """Cells as they came on the wire, merged into one, and how many did not decode (left
     out whole). Equal to adding up `IntervalStats.from_wire` of each (tested), at a tenth
     of the cost: the histograms are summed as counts, one HdrHistogram made at the end."""
-    hist = WireSum(_template())
+    hist, tls = WireSum(_template()), WireSum(_template())
     out = IntervalStats()
     bad = 0
     for wire in wires:
@@ -127,7 +141,11 @@ def sum_wires(wires: Iterable[dict[str, Any]]) -> tuple[IntervalStats, int]:
             errors = {str(k): int(v) for k, v in wire["errors"].items()}
             statuses = {int(k): int(v) for k, v in wire.get("statuses", {}).items()}
             nbytes = int(wire["bytes"])
+            if "tls" in wire:
+                WireSum(_template()).add(wire["tls"])  # checked first: all or nothing
             hist.add(wire["hist"])
+            if "tls" in wire:
+                tls.add(wire["tls"])
         except Exception:  # hdrh raises several types on a corrupt histogram
             bad += 1
             continue
@@ -137,6 +155,8 @@ def sum_wires(wires: Iterable[dict[str, Any]]) -> tuple[IntervalStats, int]:
             out.statuses[status] = out.statuses.get(status, 0) + n
         out.bytes_in += nbytes
     out.hist = hist.histogram()
+    if tls.high >= 0:
+        out.tls = tls.histogram()
     return out, bad
 
 
@@ -181,6 +201,8 @@ class Recorder:
         # per request
         self.samples: list[tuple[int, int, int, int, int]] = []
         self.errors: list[tuple[int, int, str]] = []    # (t_done_ns, name index, error key)
+        # (t_done_ns, name index, TLS handshake us): one per TLS connection opened
+        self.handshakes: list[tuple[int, int, int]] = []
         self.sent = [0] * users      # one slot per user: no two threads share a counter
         self.late = [0] * users      # open model: sends later than intended (> 1 ms)
         self.skipped = 0
@@ -227,6 +249,17 @@ class Recorder:
                 codes, counts = np.unique(rows[:, 4], return_counts=True)
                 cell.statuses = {c: n for c, n in zip(codes.tolist(), counts.tolist(),
                                                       strict=True) if c}
+        n = len(self.handshakes)
+        if n:
+            taken = self.handshakes[:n]
+            del self.handshakes[:n]
+            grouped: dict[tuple[int, str], list[int]] = {}
+            for t, name, us in taken:
+                interval = self.interval_of(t)
+                if interval >= 0:
+                    grouped.setdefault((interval, self.names[name]), []).append(us)
+            for key, values in grouped.items():
+                record_batch(out.setdefault(key, IntervalStats()).tls_hist(), values)
         n = len(self.errors)
         if n:
             batch = self.errors[:n]

@@ -7,6 +7,7 @@ Exit codes: 0 stopped cleanly · 1 could not serve (port taken, a process died) 
 from __future__ import annotations
 
 import argparse
+import atexit
 import ipaddress
 import multiprocessing
 import os
@@ -14,11 +15,13 @@ import shutil
 import signal
 import sys
 import tempfile
+from pathlib import Path
 from typing import Any
 
 from mockserver.config import MockConfig, load_config_file
 from mockserver.errors import ConfigError
 from mockserver.server import ServerOptions, make_socket, run_process
+from mockserver.tls import TlsOptions, fingerprint, self_signed, server_context
 
 
 def is_loopback(host: str) -> bool:
@@ -45,6 +48,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--grace", type=float, default=5.0,
                    help="seconds to finish in-flight requests on SIGTERM")
     p.add_argument("--loop", choices=("uvloop", "asyncio"), default="uvloop")
+    tls = p.add_argument_group("HTTPS")
+    tls.add_argument("--tls-cert", help="serve HTTPS with this PEM certificate (chain)")
+    tls.add_argument("--tls-key", help="the certificate's PEM private key")
+    tls.add_argument("--tls-self-signed", action="store_true",
+                     help="make a self-signed certificate at start; its path and SHA-256 "
+                          "fingerprint are printed after the listening line")
+    tls.add_argument("--tls-client-ca", help="require client certificates signed by this CA "
+                                             "(mutual TLS)")
     return p
 
 
@@ -70,13 +81,47 @@ def options_from_args(argv: list[str] | None = None) -> tuple[ServerOptions, int
     opts = ServerOptions(host=args.host, port=args.port, config=config, seed=args.seed,
                          admin_token=args.admin_token or None,
                          admin_open=loopback or args.insecure_admin,
-                         reuse_port=args.processes > 1, grace_s=args.grace, loop=args.loop)
+                         reuse_port=args.processes > 1, grace_s=args.grace, loop=args.loop,
+                         tls=_tls_options(parser, args))
     return opts, args.processes
 
 
-def _announce(host: str, port: int) -> None:
+def _tls_options(parser: argparse.ArgumentParser, args: argparse.Namespace
+                 ) -> TlsOptions | None:
+    """The HTTPS options, checked (files read, certificate and key matched) before anything
+    binds; a self-signed certificate is made here."""
+    if args.tls_self_signed and (args.tls_cert or args.tls_key):
+        parser.error("--tls-self-signed: give it or --tls-cert/--tls-key, not both")
+    if bool(args.tls_cert) != bool(args.tls_key):
+        parser.error("--tls-cert and --tls-key: give both (a certificate and its key)")
+    if args.tls_client_ca and not (args.tls_cert or args.tls_self_signed):
+        parser.error("--tls-client-ca: needs --tls-cert/--tls-key or --tls-self-signed")
+    if args.tls_self_signed:
+        directory = Path(tempfile.mkdtemp(prefix="mockserver-tls-"))
+        atexit.register(shutil.rmtree, directory, True)
+        cert, key = self_signed(directory, args.host)
+        opts = TlsOptions(str(cert), str(key), args.tls_client_ca)
+    elif args.tls_cert:
+        opts = TlsOptions(args.tls_cert, args.tls_key, args.tls_client_ca)
+    else:
+        return None
+    try:
+        server_context(opts)
+    except ConfigError as exc:
+        print(f"mockserver: error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+    return opts
+
+
+def _announce(host: str, port: int, tls: TlsOptions | None = None) -> None:
+    """The line a supervisor waits for; with HTTPS, a second line with the certificate's
+    path and SHA-256 fingerprint (what a client pins)."""
     shown = f"[{host}]" if ":" in host else host
-    print(f"listening on http://{shown}:{port}", flush=True)
+    scheme = "https" if tls is not None else "http"
+    print(f"listening on {scheme}://{shown}:{port}", flush=True)
+    if tls is not None:
+        pem = Path(tls.cert).read_bytes()
+        print(f"tls certificate {tls.cert} sha256 {fingerprint(pem)}", flush=True)
 
 
 def _child(opts: ServerOptions, index: int, count: int, sock_dir: str, conn: Any) -> None:
@@ -108,7 +153,7 @@ def _supervise(opts: ServerOptions, count: int) -> int:
                 print("mockserver: error: a server process failed to start", file=sys.stderr)
                 return 1
         reserve.close()
-        _announce(opts.host, port)
+        _announce(opts.host, port, opts.tls)
         stopping = False
 
         def stop(signum: int, frame: Any) -> None:
@@ -143,7 +188,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if processes > 1:
             return _supervise(opts, processes)
-        run_process(opts, on_ready=lambda port: _announce(opts.host, port))
+        run_process(opts, on_ready=lambda port: _announce(opts.host, port, opts.tls))
     except OSError as exc:
         print(f"mockserver: error: cannot listen on {opts.host}:{opts.port}: {exc.strerror}",
               file=sys.stderr)

@@ -76,6 +76,9 @@ class HttpProtocol(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
         self.last_active = self.loop.time()
+        ssl_object = transport.get_extra_info("ssl_object")
+        if ssl_object is not None:
+            self.state.handshake_done(ssl_object)
         if not self.state.connection_opened(self):
             self.transport = None
             transport.abort()  # over limits.max_connections with no one to make room

@@ -18,6 +18,7 @@ from mockserver.config import MockConfig
 from mockserver.fdlimit import raise_nofile
 from mockserver.protocol import HttpProtocol
 from mockserver.state import ServerState
+from mockserver.tls import TlsOptions, server_context
 
 
 @dataclass(frozen=True)
@@ -32,6 +33,7 @@ class ServerOptions:
     grace_s: float = 5.0
     loop: str = "uvloop"
     backlog: int = 4096
+    tls: TlsOptions | None = None     # serve HTTPS with this certificate
 
 
 def make_socket(host: str, port: int, reuse_port: bool) -> socket.socket:
@@ -70,7 +72,9 @@ async def serve(opts: ServerOptions, *, index: int = 0, count: int = 1,
     await cluster.start()
     sock = make_socket(opts.host, opts.port, opts.reuse_port)
     sock.listen(opts.backlog)
-    server = await loop.create_server(lambda: HttpProtocol(state, app.handle), sock=sock)
+    ssl_context = server_context(opts.tls) if opts.tls is not None else None
+    server = await loop.create_server(lambda: HttpProtocol(state, app.handle), sock=sock,
+                                      ssl=ssl_context)
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)

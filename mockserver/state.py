@@ -101,6 +101,13 @@ class ServerState:
         self.stats.connections_total += 1
         return True
 
+    def handshake_done(self, ssl_object: Any) -> None:
+        """A TLS connection was made (asyncio and uvloop call connection_made once the
+        handshake is complete): count it, and whether it resumed a session."""
+        self.stats.tls_handshakes += 1
+        if ssl_object.session_reused:
+            self.stats.tls_resumed += 1
+
     def connection_closed(self, conn: Connection) -> None:
         if self.connections.pop(conn, False) is None:
             self.stats.connections_open -= 1

@@ -16,7 +16,7 @@ class Stats:
     __slots__ = ("requests_total", "by_route", "by_status", "faults", "bytes_out",
                  "connections_open", "connections_total", "since", "malformed_requests",
                  "fast_hits", "fast_status", "connections_evicted", "connections_refused",
-                 "request_timeouts")
+                 "request_timeouts", "tls_handshakes", "tls_resumed")
 
     def __init__(self) -> None:
         self.connections_open = 0
@@ -35,6 +35,8 @@ class Stats:
         self.connections_evicted = 0   # closed to make room (limits.max_connections)
         self.connections_refused = 0   # closed at once: at the cap, and no one to evict
         self.request_timeouts = 0      # closed mid-request (limits.request_timeout_s)
+        self.tls_handshakes = 0        # completed TLS handshakes, resumed ones included
+        self.tls_resumed = 0           # of which resumed a session (ticket or cache)
         self.fast_hits = 0  # default-profile replies from the fast path, folded in on read
         self.since = time.time()
 
@@ -68,6 +70,8 @@ class Stats:
             "connections_evicted": self.connections_evicted,
             "connections_refused": self.connections_refused,
             "request_timeouts": self.request_timeouts,
+            "tls_handshakes": self.tls_handshakes,
+            "tls_resumed": self.tls_resumed,
             "since": self.since,
             "processes": 1,
         }
@@ -78,12 +82,13 @@ def merge_snapshots(snaps: list[dict[str, Any]]) -> dict[str, Any]:
     out: dict[str, Any] = {"requests_total": 0, "by_route": {}, "by_status": {}, "faults": {},
                            "bytes_out": 0, "connections_open": 0, "connections_total": 0,
                            "malformed_requests": 0, "connections_evicted": 0,
-                           "connections_refused": 0, "request_timeouts": 0, "since": None,
+                           "connections_refused": 0, "request_timeouts": 0,
+                           "tls_handshakes": 0, "tls_resumed": 0, "since": None,
                            "processes": 0}
     for snap in snaps:
         for key in ("requests_total", "bytes_out", "connections_open", "connections_total",
                     "malformed_requests", "connections_evicted", "connections_refused",
-                    "request_timeouts", "processes"):
+                    "request_timeouts", "tls_handshakes", "tls_resumed", "processes"):
             out[key] += snap[key]
         for key in ("by_route", "by_status", "faults"):
             for name, n in snap[key].items():

@@ -5,7 +5,9 @@ in one thread, with the aiohttp engine (the lesson's library, what user code use
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 import aiohttp
 
@@ -13,6 +15,7 @@ from harness.clients.base import LocalModel
 from harness.clients.failures import TIMEOUT, RequestFailed, classify_aiohttp
 from harness.clients.fast import FastClient
 from harness.clients.loops import async_user
+from harness.clients.tls import UserContext, user_contexts
 from harness.clients.wire import headers_for, request_bytes
 
 
@@ -50,19 +53,23 @@ class AsyncioModel(LocalModel):
     async def _run_fast(self) -> None:
         job, pacer, rec = self.job, self.pacer, self.recorder
         host, port = job.host_port
-        wire = [(request_bytes(s, host, port, job.base_path), s.method == "HEAD")
-                for s in job.specs]
-        clients = [FastClient(host, port, job.timeout_s) for _ in range(job.concurrency)]
+        wire = [(request_bytes(s, host, port, job.base_path, job.default_port),
+                 s.method == "HEAD") for s in job.specs]
+        contexts = user_contexts(job, job.concurrency)
+        note = self.handshake_note()
+        clients = [FastClient(host, port, job.timeout_s, contexts[i], note,
+                              job.fresh_connections) for i in range(job.concurrency)]
 
         timeout = job.timeout_s
+        fresh = job.fresh_connections
 
         def sender(client: FastClient):
             def send(k: int) -> Awaitable[tuple[int, int]]:
                 data, is_head = wire[k]
                 conn = client.conn
-                if conn is not None and conn.transport is not None:
+                if conn is not None and conn.transport is not None and not fresh:
                     return conn.request(data, is_head, timeout)  # hot path: the bare future
-                return client.send(data, is_head)  # (re)connect first: a coroutine
+                return client.send(k, data, is_head)  # (re)connect first: a coroutine
             return send
 
         async def sweep_timeouts() -> None:
@@ -89,12 +96,18 @@ class AsyncioModel(LocalModel):
         host, port = job.host_port
         # the documented header set (wire.py), given in full so aiohttp adds none of its
         # own (it would send Accept-Encoding: gzip and its User-Agent)
-        headers = [headers_for(s, host, port) for s in specs]
+        headers = [headers_for(s, host, port, job.default_port) for s in specs]
         connector = aiohttp.TCPConnector(limit=job.concurrency, limit_per_host=0,
-                                         force_close=False)
+                                         force_close=job.fresh_connections)
         timeout = aiohttp.ClientTimeout(total=job.timeout_s)
+        contexts = user_contexts(job, job.concurrency)
+        for ctx in {id(c): c for c in contexts if c is not None}.values():
+            ctx.track()
+        note = self.handshake_note()
         async with aiohttp.ClientSession(connector=connector, timeout=timeout,
                                          auto_decompress=False,
+                                         trace_configs=[connection_timer()] if job.secure
+                                         else None,
                                          skip_auto_headers=("Content-Type",)) as session:
             # aiohttp silently resends an idempotent request once when a kept-alive
             # connection drops (aio-libs/aiohttp#10790), hiding the reset and sending a
@@ -102,23 +115,51 @@ class AsyncioModel(LocalModel):
             # turns it off the same way.
             if hasattr(session, "_retry_connection"):
                 session._retry_connection = False
-            async def send(k: int) -> tuple[int, int]:
-                spec = specs[k]
-                try:
-                    # redirects are answers, as in every other model: following them
-                    # would send requests this loop never counted
-                    async with session.request(spec.method, base + spec.path,
-                                               headers=headers[k],
-                                               data=spec.body or None,
-                                               allow_redirects=False) as resp:
-                        body = await resp.read()
-                        return resp.status, len(body)
-                except aiohttp.ClientError as exc:
-                    raise RequestFailed(classify_aiohttp(exc), str(exc)) from None
-                except TimeoutError:
-                    raise RequestFailed(TIMEOUT) from None
-            await asyncio.gather(*(async_user(i, job, pacer, rec, send)
+            def sender(ctx: UserContext | None) -> Callable[[int], Awaitable[tuple[int, int]]]:
+                ssl_arg: Any = ctx if ctx is not None else True
+
+                async def send(k: int) -> tuple[int, int]:
+                    spec = specs[k]
+                    timing: dict[str, Any] | None = {} if ctx is not None else None
+                    try:
+                        # redirects are answers, as in every other model: following them
+                        # would send requests this loop never counted
+                        async with session.request(spec.method, base + spec.path,
+                                                   headers=headers[k],
+                                                   data=spec.body or None, ssl=ssl_arg,
+                                                   trace_request_ctx=timing,
+                                                   allow_redirects=False) as resp:
+                            if timing:   # this request opened a TLS connection
+                                ssl_object = ctx.take_completed()  # type: ignore[union-attr]
+                                note(k, timing["connect_ns"], ssl_object)
+                                ctx.keep_session(ssl_object)  # type: ignore[union-attr]
+                            body = await resp.read()
+                            return resp.status, len(body)
+                    except aiohttp.ClientError as exc:
+                        raise RequestFailed(classify_aiohttp(exc), str(exc)) from None
+                    except TimeoutError:
+                        raise RequestFailed(TIMEOUT) from None
+                return send
+            await asyncio.gather(*(async_user(i, job, pacer, rec, sender(contexts[i]))
                                    for i in range(job.concurrency)))
+
+
+def connection_timer() -> Any:
+    """aiohttp has no hook around the TLS handshake alone: its connection-create events
+    time TCP connect + TLS together, which is what tls_ms holds for the aiohttp engine
+    (on loopback the connect is ~50 us of a ~1 ms handshake; the README says so)."""
+    trace = aiohttp.TraceConfig()
+
+    async def start(session: Any, ctx: Any, params: Any) -> None:
+        ctx.connect_started = time.perf_counter_ns()
+
+    async def end(session: Any, ctx: Any, params: Any) -> None:
+        if ctx.trace_request_ctx is not None:
+            ctx.trace_request_ctx["connect_ns"] = time.perf_counter_ns() - ctx.connect_started
+
+    trace.on_connection_create_start.append(start)
+    trace.on_connection_create_end.append(end)
+    return trace
 
 
 def _uvloop_factory() -> asyncio.AbstractEventLoop:

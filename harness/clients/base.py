@@ -16,6 +16,7 @@ from collections.abc import Callable
 from typing import Any
 
 from harness.clients.pacing import Pacer
+from harness.clients.tls import Handshakes, handshake_note
 from harness.control.job import Job
 from harness.stats import IntervalStats, Recorder
 
@@ -83,6 +84,12 @@ class LocalModel(ClientModel):
         self.pacer = Pacer(job, t0)
         self.recorder = Recorder([r["name"] for r in job.requests],
                                  int(self.pacer.t_measure * 1e9), users=job.concurrency)
+        self.handshakes = Handshakes()
+
+    def handshake_note(self) -> Callable[[int, int, Any], None]:
+        """What this model's clients call after each TLS handshake (clients/tls.py)."""
+        assert self.recorder is not None
+        return handshake_note(self.recorder, self.handshakes)
 
     @abstractmethod
     def launch(self) -> None:
@@ -128,4 +135,5 @@ class LocalModel(ClientModel):
         rec, pacer = self.recorder, self.pacer
         assert rec is not None and pacer is not None
         return {"sent": sum(rec.sent), "late": sum(rec.late),
-                "skipped": rec.skipped + pacer.skipped(time.perf_counter())}
+                "skipped": rec.skipped + pacer.skipped(time.perf_counter()),
+                "tls": self.handshakes.totals()}

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import http.client
 import socket
+import ssl
 
 # Error kinds, as they appear in errors.csv.
 CONNECT_REFUSED = "connect_refused"
@@ -19,6 +20,8 @@ RESET = "reset"
 STATUS = "unexpected_status"
 MALFORMED = "malformed_response"
 BODY_LENGTH = "body_length_mismatch"
+TLS_VERIFY = "tls_verify"          # the server's certificate was rejected
+TLS_HANDSHAKE = "tls_handshake"    # any other TLS failure (protocol, alert, client cert)
 OTHER = "other"
 
 
@@ -32,9 +35,13 @@ class RequestFailed(Exception):
 
 
 def classify_stdlib(exc: BaseException) -> str:
-    """http.client and socket errors (the sync and thread models)."""
+    """http.client, socket and ssl errors (the sync and thread models, the fast engine)."""
     if isinstance(exc, ConnectionRefusedError):
         return CONNECT_REFUSED
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return TLS_VERIFY
+    if isinstance(exc, ssl.SSLError):
+        return TLS_HANDSHAKE
     if isinstance(exc, TimeoutError | socket.timeout):
         return TIMEOUT
     if isinstance(exc, http.client.IncompleteRead):
@@ -50,6 +57,12 @@ def classify_aiohttp(exc: BaseException) -> str:
     """aiohttp's error tree (the asyncio and uvloop models' aiohttp engine)."""
     import aiohttp  # only the processes that run aiohttp pay for importing it
 
+    if isinstance(exc, aiohttp.ClientConnectorCertificateError):
+        return TLS_VERIFY
+    if isinstance(exc, aiohttp.ClientSSLError):
+        return TLS_HANDSHAKE
+    if isinstance(exc, aiohttp.ClientOSError) and isinstance(exc.__cause__, ssl.SSLError):
+        return classify_stdlib(exc.__cause__)
     if isinstance(exc, aiohttp.ClientConnectorError):
         return CONNECT_REFUSED if isinstance(exc.os_error, ConnectionRefusedError) else OTHER
     if isinstance(exc, aiohttp.ServerTimeoutError):
@@ -77,6 +90,10 @@ def classify_locust(exc: BaseException) -> str:
         return STATUS
     if isinstance(exc, ConnectionRefusedError) or "refused" in text:
         return CONNECT_REFUSED
+    if isinstance(exc, ssl.SSLCertVerificationError) or "certificate verify failed" in text:
+        return TLS_VERIFY
+    if isinstance(exc, ssl.SSLError) or "ssl" in text:
+        return TLS_HANDSHAKE
     if isinstance(exc, TimeoutError) or "timeout" in text or "timed out" in text:
         return TIMEOUT
     if isinstance(exc, ConnectionResetError) or "reset" in text or "disconnected" in text:

@@ -10,6 +10,10 @@ is closed and the next request opens a new one, as every other model does.
 from __future__ import annotations
 
 import asyncio
+import ssl
+import time
+from collections.abc import Callable
+from typing import Any
 
 import httptools
 
@@ -21,7 +25,9 @@ from harness.clients.failures import (
     RESET,
     TIMEOUT,
     RequestFailed,
+    classify_stdlib,
 )
+from harness.clients.tls import UserContext
 
 
 class FastConnection(asyncio.Protocol):
@@ -57,7 +63,9 @@ class FastConnection(asyncio.Protocol):
         self.transport = None
         if self.waiter is None or self.waiter.done():
             return
-        if self.headers_done and self.length < 0 and not self.chunked:
+        if isinstance(exc, ssl.SSLError):  # e.g. a TLS 1.3 server refusing our certificate
+            self._finish_error(RequestFailed(classify_stdlib(exc), str(exc)))
+        elif self.headers_done and self.length < 0 and not self.chunked:
             self._finish_ok()  # close-delimited body: the close is its end
         elif self.headers_done:
             self._finish_error(RequestFailed(BODY_LENGTH, "connection closed mid-body"))
@@ -131,21 +139,30 @@ class FastConnection(asyncio.Protocol):
 
 
 class FastClient:
-    """One user's connection, reopened after any error that leaves it unusable."""
+    """One user's connection, reopened after any error that leaves it unusable (and after
+    every request with `fresh`: handshake per-request or resume).
 
-    def __init__(self, host: str, port: int, timeout: float) -> None:
+    Over TLS the TCP connection is made first and TLS started on it (`loop.start_tls`), so
+    the handshake is timed apart from the connect."""
+
+    def __init__(self, host: str, port: int, timeout: float, ctx: UserContext | None = None,
+                 on_handshake: Callable[[int, int, Any], None] | None = None,
+                 fresh: bool = False) -> None:
         self.host, self.port, self.timeout = host, port, timeout
+        self.ctx, self.on_handshake, self.fresh = ctx, on_handshake, fresh
         self.conn: FastConnection | None = None
 
     def check_timeout(self, now: float) -> None:
         if self.conn is not None:
             self.conn.check_timeout(now)
 
-    async def send(self, data: bytes, is_head: bool) -> tuple[int, int]:
+    async def send(self, k: int, data: bytes, is_head: bool) -> tuple[int, int]:
         conn = self.conn
+        handshake: tuple[int, Any] | None = None
         if conn is None or conn.transport is None:
+            loop = asyncio.get_running_loop()
             try:
-                _, conn = await asyncio.wait_for(asyncio.get_running_loop().create_connection(
+                transport, conn = await asyncio.wait_for(loop.create_connection(
                     FastConnection, self.host, self.port), self.timeout)
             except ConnectionRefusedError as exc:
                 raise RequestFailed(CONNECT_REFUSED, str(exc)) from None
@@ -153,12 +170,45 @@ class FastClient:
                 raise RequestFailed(TIMEOUT, "connect timed out") from None
             except OSError as exc:
                 raise RequestFailed(OTHER, str(exc)) from None
+            if self.ctx is not None:
+                handshake = await self._start_tls(loop, transport, conn)
             self.conn = conn
         try:
-            return await conn.request(data, is_head, self.timeout)
+            answer = await conn.request(data, is_head, self.timeout)
         except RequestFailed:
             self.conn = None
             raise
+        if handshake is not None:
+            ssl_object = conn.transport.get_extra_info("ssl_object") \
+                if conn.transport is not None else handshake[1]
+            if self.on_handshake is not None:
+                self.on_handshake(k, handshake[0], ssl_object)
+            self.ctx.keep_session(ssl_object)  # type: ignore[union-attr]
+        if self.fresh and conn.transport is not None:
+            conn.transport.close()   # politely (close_notify, FIN): the next one is new
+            conn.transport = None
+        return answer
+
+    async def _start_tls(self, loop: asyncio.AbstractEventLoop,
+                         transport: asyncio.BaseTransport, conn: FastConnection
+                         ) -> tuple[int, Any]:
+        """TLS on the connected socket: (handshake ns, SSL object); a failure is the
+        request's, as tls_verify or tls_handshake."""
+        started = time.perf_counter_ns()
+        try:
+            secure = await asyncio.wait_for(loop.start_tls(
+                transport, conn, self.ctx, server_hostname=self.host), self.timeout)
+        except TimeoutError:
+            transport.abort()
+            raise RequestFailed(TIMEOUT, "TLS handshake timed out") from None
+        except (ssl.SSLError, OSError) as exc:
+            transport.abort()
+            raise RequestFailed(classify_stdlib(exc), str(exc)) from None
+        took = time.perf_counter_ns() - started
+        if secure is None:   # the peer closed during the handshake
+            raise RequestFailed(RESET, "closed during the TLS handshake")
+        conn.transport = secure  # type: ignore[assignment]
+        return took, secure.get_extra_info("ssl_object")
 
     def close(self) -> None:
         if self.conn is not None:

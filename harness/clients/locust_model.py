@@ -42,11 +42,24 @@ class LocustModel(LocalModel):
         headers = [dict(headers_for(s, host, port)) for s in specs]  # as far as Locust allows
         perf_ns = time.perf_counter_ns
 
-        class Peer(FastHttpUser if job.model == "locust" else HttpUser):  # type: ignore[misc]
+        tls_files = LocustTls(job)
+        fast = job.model == "locust"
+
+        class Peer(FastHttpUser if fast else HttpUser):  # type: ignore[misc]
             host = job.url.removesuffix(base_path) if base_path else job.url
             wait_time = constant(job.think_time_s)
             network_timeout = job.timeout_s
             connection_timeout = job.timeout_s
+            # TLS as far as Locust allows: verification, an extra CA, a client certificate;
+            # always kept-alive (no per-request or resumed handshakes), no tls_ms
+            insecure = not job.tls.get("verify", True)
+            ssl_context_factory = staticmethod(tls_files.gevent_context) if fast else None
+
+            def on_start(self) -> None:
+                if not fast:
+                    self.client.verify = tls_files.verify
+                    if tls_files.cert:
+                        self.client.cert = (tls_files.cert, tls_files.key)
 
             @task
             def one(self) -> None:
@@ -111,3 +124,43 @@ class LocustModel(LocalModel):
         finally:
             runner.quit()
             gevent.sleep(0.1)
+            tls_files.remove()
+
+
+class LocustTls:
+    """Locust's clients take TLS material as files (requests) or a context factory
+    (geventhttpclient): the Job's PEM text written 0600 to a private directory for the
+    length of the run."""
+
+    def __init__(self, job: Any) -> None:
+        import os
+        import tempfile
+        tls = job.tls if job.secure else {}
+        self.dir = tempfile.mkdtemp(prefix="loadharness-locust-tls-")
+        self.verify_on = bool(tls.get("verify", True))
+        self.ca = self.cert = self.key = None
+        self.pinned = bool(tls.get("pinned"))
+        for attr, key in (("ca", "ca_pem"), ("cert", "cert_pem"), ("key", "key_pem")):
+            if tls.get(key):
+                path = os.path.join(self.dir, f"{attr}.pem")
+                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+                with os.fdopen(fd, "w") as f:
+                    f.write(tls[key])
+                setattr(self, attr, path)
+
+    @property
+    def verify(self) -> bool | str:
+        """requests' `verify`: False, True (system CAs) or a CA bundle file."""
+        return (self.ca or True) if self.verify_on else False
+
+    def gevent_context(self) -> Any:
+        import gevent.ssl
+        ctx = gevent.ssl.create_default_context(cafile=self.ca) if self.verify_on \
+            else gevent.ssl._create_unverified_context()  # noqa: SLF001 - curl -k
+        if self.cert:
+            ctx.load_cert_chain(self.cert, self.key)
+        return ctx
+
+    def remove(self) -> None:
+        import shutil
+        shutil.rmtree(self.dir, ignore_errors=True)

@@ -23,6 +23,7 @@ from typing import Any
 
 from harness.clients import MODELS
 from harness.clients.base import ClientModel, LocalModel
+from harness.clients.tls import merge_tls
 from harness.control.job import Job
 from harness.control.messages import HEARTBEAT_S
 from harness.stats import IntervalStats, add_cell, collect_cycles
@@ -227,6 +228,7 @@ class ProcessModel(ClientModel):
         for totals in self.done:
             for key in out:
                 out[key] += totals[key]
+        out["tls"] = merge_tls([t.get("tls", {}) for t in self.done])
         return out
 
     def pids(self) -> list[int]:

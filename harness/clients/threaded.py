@@ -6,6 +6,7 @@ from __future__ import annotations
 from harness.clients.base import LocalModel
 from harness.clients.blocking import BlockingClient
 from harness.clients.loops import blocking_user
+from harness.clients.tls import user_contexts
 
 
 class ThreadModel(LocalModel):
@@ -13,8 +14,10 @@ class ThreadModel(LocalModel):
 
     def launch(self) -> None:
         assert self.pacer is not None and self.recorder is not None
+        contexts = user_contexts(self.job, self.job.concurrency)
+        note = self.handshake_note()
         for user in range(self.job.concurrency):
-            client = BlockingClient(self.job)
+            client = BlockingClient(self.job, contexts[user], note)
             self.spawn(blocking_user, user, self.job, self.pacer, self.recorder, client.send,
                        client.close)
 

@@ -63,10 +63,11 @@ def content_length(spec: RequestSpec) -> int | None:
     return None
 
 
-def request_bytes(spec: RequestSpec, host: str, port: int, base_path: str) -> bytes:
+def request_bytes(spec: RequestSpec, host: str, port: int, base_path: str,
+                  default_port: int = 80) -> bytes:
     """The wire form of a request, built once per spec (the fast engine sends it as is)."""
     lines = [f"{spec.method} {base_path}{spec.path} HTTP/1.1"]
-    lines += [f"{k}: {v}" for k, v in headers_for(spec, host, port)]
+    lines += [f"{k}: {v}" for k, v in headers_for(spec, host, port, default_port)]
     length = content_length(spec)
     if length is not None:
         lines.append(f"Content-Length: {length}")

@@ -7,7 +7,7 @@ it again across its load processes.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -36,6 +36,10 @@ class Job:
     think_time_s: float
     seed: int
     label: str
+    # [target.tls] with its files' PEM text (scenario.TlsSpec as a dict); used when the
+    # URL is https://
+    tls: dict[str, Any] = field(default_factory=dict)
+    handshake: str = "per-connection"   # or per-request, resume (scenario.HANDSHAKES)
 
     def to_wire(self) -> dict[str, Any]:
         return asdict(self)
@@ -51,9 +55,23 @@ class Job:
                             tuple(r["expect_status"])) for r in self.requests]
 
     @property
+    def secure(self) -> bool:
+        """The target speaks HTTPS."""
+        return self.url.startswith("https://")
+
+    @property
+    def default_port(self) -> int:
+        return 443 if self.secure else 80
+
+    @property
     def host_port(self) -> tuple[str, int]:
         parts = urlsplit(self.url)
-        return parts.hostname or "127.0.0.1", parts.port or 80
+        return parts.hostname or "127.0.0.1", parts.port or self.default_port
+
+    @property
+    def fresh_connections(self) -> bool:
+        """A new connection for every request (handshake per-request or resume)."""
+        return self.handshake != "per-connection"
 
     @property
     def base_path(self) -> str:
@@ -99,7 +117,7 @@ def make_job(scenario: Scenario, model: ModelSpec, url: str, index: int, workers
         mode=scenario.mode, duration_s=duration,
         warmup_s=scenario.warmup_s, timeout_s=scenario.timeout_s,
         think_time_s=scenario.think_time_s, seed=scenario.seed * 7919 + index,
-        label=model.label,
+        label=model.label, tls=asdict(scenario.tls), handshake=scenario.handshake,
         **share_fields(concurrency, scenario.rate, stages, scenario.total_requests, index,
                        workers, scenario.mode),
     )

@@ -76,9 +76,10 @@ def decode(frame: bytes) -> dict[str, Any]:
 
 def check_cells(cells: list[Any]) -> list[tuple[int, str, dict[str, Any]]]:
     """STATS cells: [interval, request name, {hist: bytes, errors: {kind: n}, bytes: n,
-    n: requests in hist, p99_us: that worker's p99, statuses: {status: n}}]. The histogram
-    itself is decoded later (ModelResult.merge); one that does not decode then is dropped
-    and counted."""
+    n: requests in hist, p99_us: that worker's p99, statuses: {status: n}, tls: handshake
+    durations, when the cell's requests opened TLS connections}]. The histograms are
+    decoded later (ModelResult.take); a cell that does not decode then is dropped and
+    counted."""
     out = []
     for cell in cells:
         if not (isinstance(cell, list | tuple) and len(cell) == 3 and isinstance(cell[0], int)
@@ -88,6 +89,7 @@ def check_cells(cells: list[Any]) -> list[tuple[int, str, dict[str, Any]]]:
                 and isinstance(cell[2].get("bytes"), int)
                 and isinstance(cell[2].get("n"), int)
                 and all(isinstance(v, int) for v in cell[2]["errors"].values())
+                and isinstance(cell[2].get("tls", b""), bytes)
                 and isinstance(cell[2].get("statuses", {}), dict)
                 and all(isinstance(k, int) and isinstance(v, int)
                         for k, v in cell[2].get("statuses", {}).items())):

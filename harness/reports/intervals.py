@@ -23,8 +23,9 @@ from harness.scenario import Scenario
 from harness.stats import IntervalStats, collect_cycles, error_kind
 
 AGGREGATED = "Aggregated"
+TLS_COLUMNS = ["tls_handshakes", "tls_p50_ms", "tls_p99_ms", "tls_max_ms"]
 TIMESERIES_COLUMNS = ["model", "name", "second", "requests", "failures", "rps", "ok_rps",
-                      "p50_ms", "p95_ms", "p99_ms", "max_ms"]
+                      "p50_ms", "p95_ms", "p99_ms", "max_ms", *TLS_COLUMNS]
 ERRORS_COLUMNS = ["model", "name", "second", "kind", "status", "count"]
 STATUSES_COLUMNS = ["model", "name", "second", "status", "count"]
 HISTOGRAM_COLUMNS = ["name", "second", "hist"]
@@ -38,6 +39,17 @@ def ms_row(cell: IntervalStats, pcts: tuple[float, ...] = (50.0, 95.0, 99.0)
     row.update(max_ms=got["max"] / 1000.0, mean_ms=got["mean"] / 1000.0,
                min_ms=got["min"] / 1000.0)
     return row
+
+
+def tls_row(cell: IntervalStats) -> dict[str, float]:
+    """The TLS handshakes these requests paid for: how many, and their durations in ms
+    (nan where none was made)."""
+    if cell.tls is None or not cell.tls.get_total_count():
+        return {"tls_handshakes": 0, "tls_p50_ms": math.nan, "tls_p99_ms": math.nan,
+                "tls_max_ms": math.nan}
+    got = summarize(cell.tls, (50.0, 99.0))
+    return {"tls_handshakes": int(got["total"]), "tls_p50_ms": got["50.0"] / 1000.0,
+            "tls_p99_ms": got["99.0"] / 1000.0, "tls_max_ms": got["max"] / 1000.0}
 
 
 def measured_seconds(result: ModelResult, scenario: Scenario) -> float:
@@ -135,7 +147,7 @@ class IntervalSink:
             n = cell.hist.get_total_count()
             rows.append({"model": label, "name": name, "second": k, "requests": n,
                          "failures": sum(cell.errors.values()), "rps": n / span,
-                         "ok_rps": cell.ok / span, **ms_row(cell)})
+                         "ok_rps": cell.ok / span, **ms_row(cell), **tls_row(cell)})
         self.timeseries.rows(rows)
         self.errors.rows([{"model": label, "name": name, "second": k, "kind": kind,
                            "status": status, "count": n}

@@ -27,8 +27,10 @@ from harness.reports.intervals import (
     ERRORS_COLUMNS,
     STATUSES_COLUMNS,
     TIMESERIES_COLUMNS,
+    TLS_COLUMNS,
     measured_seconds,
     ms_row,
+    tls_row,
 )
 from harness.scenario import Scenario
 from harness.stats import IntervalStats, new_histogram
@@ -36,14 +38,14 @@ from harness.stats import IntervalStats, new_histogram
 SUMMARY_COLUMNS = ["model", "name", "requests", "failures", "error_rate", "rps", "ok_rps",
                    "p50_ms", "p90_ms", "p95_ms", "p99_ms", "p999_ms", "max_ms", "mean_ms",
                    "min_ms", "bytes_in", "duration_s", "cpu_pct", "rss_peak_mb", "sent", "late",
-                   "skipped"]
+                   "skipped", *TLS_COLUMNS]
 # A load process at >= 90% of a core in a second (clients/process.py) is measuring itself
 SATURATED_SHARE = 0.25     # when it is so for more than a quarter of the measured seconds
 # Columns added after the first release: files written before them still read.
-_LATER = ("ok_rps", "status")
+_LATER = ("ok_rps", "status", *TLS_COLUMNS)
 
 _INT = ("requests", "failures", "bytes_in", "sent", "late", "skipped", "second", "count",
-        "status")
+        "status", "tls_handshakes")
 _STR = ("model", "name", "kind")
 
 
@@ -81,6 +83,16 @@ class ModelTotals:
         """The client, not the target, set the pace for much of the run: its latencies
         hold its own queueing (Little's law), and its throughput is its own limit."""
         return self.sampled_s > 0 and self.saturated_s > SATURATED_SHARE * self.sampled_s
+
+
+def tls_meta(result: ModelResult) -> dict[str, Any]:
+    """What TLS negotiated for a model (versions and ciphers, by handshake count) and how
+    often a session was resumed (the `resume` mode's reuse ratio)."""
+    from harness.clients.tls import merge_tls
+    tls = merge_tls([t.get("tls", {}) for t in result.totals.values()])
+    tls["session_reuse_ratio"] = round(tls["resumed"] / tls["handshakes"], 4) \
+        if tls["handshakes"] else None
+    return tls
 
 
 def start_offsets(result: ModelResult) -> dict[str, float]:
@@ -131,7 +143,7 @@ def summary_frame(outcome: RunOutcome, scenario: Scenario) -> pd.DataFrame:
                 "failures": failures, "error_rate": failures / requests if requests else 0.0,
                 "rps": requests / totals.measured_s, "ok_rps": cell.ok / totals.measured_s,
                 **ms_row(cell, (50.0, 90.0, 95.0, 99.0, 99.9)),
-                "bytes_in": cell.bytes_in, **model_cols,
+                "bytes_in": cell.bytes_in, **model_cols, **tls_row(cell),
             })
     return pd.DataFrame(rows, columns=SUMMARY_COLUMNS)
 
@@ -192,6 +204,8 @@ def write_run(run_dir: Path, scenario: Scenario, outcome: RunOutcome, summary: p
             "client_saturated": t.client_saturated,
             "client_saturated_s": t.saturated_s, "client_sampled_s": t.sampled_s,
         }
+        if url.startswith("https://"):
+            models_meta[r.label]["tls"] = tls_meta(r)
     meta = {
         **_base_meta(run_dir, scenario, url, embedded),
         "workers": [{"name": w.name, "index": w.index, "host": w.host,
