@@ -18,8 +18,8 @@ from harness.run import CompletedRun, finish
 from harness.scenario import parse_scenario
 
 # the files a run writes; a recovery writes them all anew from the journal
-_WRITTEN = ("summary.csv", "timeseries.csv", "errors.csv", "statuses.csv", "verdict.csv",
-            "report.html")
+_WRITTEN = ("summary.csv", "summary-histograms.csv", "timeseries.csv", "errors.csv",
+            "statuses.csv", "verdict.csv", "report.html")
 
 
 def unfinished(run_dir: Path) -> bool:

@@ -607,6 +607,10 @@ def parse_scenario(raw: dict[str, Any], source: str, base: Path | None = None) -
         if not MODELS[m.model].open_model and mode == "open":
             raise ctx.fail(f"[[models]][{i}].model", f'"{m.model}" runs the closed model only '
                                                      '(it has no open, rate-based mode)')
+        if m.model.startswith("locust") and target.tls.server_name:
+            raise ctx.fail(f"[[models]][{i}].model",
+                           f'"{m.model}" cannot set [target.tls].server_name (Locust\'s '
+                           "clients name the URL's host): use a URL with the host name")
         if m.model.startswith("locust") and target.handshake != "per-connection":
             raise ctx.fail(f"[[models]][{i}].model",
                            f'"{m.model}" keeps connections alive only (Locust has no '

@@ -47,6 +47,11 @@ def server_context(opts: TlsOptions) -> ssl.SSLContext:
         except (ssl.SSLError, OSError) as exc:
             raise ConfigError("--tls-client-ca", f"expected PEM certificates: {exc}") from None
         ctx.verify_mode = ssl.CERT_REQUIRED
+        # In TLS 1.3 the server checks a client certificate after the client's handshake
+        # is done, and asyncio and uvloop drop the connection without sending the alert:
+        # a client would see a bare reset. In TLS 1.2 the check is part of the handshake,
+        # so a refused certificate is a failed handshake (tls_handshake) as it should be.
+        ctx.maximum_version = ssl.TLSVersion.TLSv1_2
     return ctx
 
 

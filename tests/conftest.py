@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -24,17 +25,31 @@ class Mock:
     proc: subprocess.Popen[str]
     host: str
     port: int
+    scheme: str = "http"
+    ca_file: str | None = None   # what a client trusts to reach an https mock
+    cert_line: str = ""          # --tls-self-signed: "tls certificate PATH sha256 FP"
+    client_cert: tuple[str, str] | None = None   # (cert, key) a mutual-TLS mock asks for
+    check_name: bool = True      # False: its certificate names another host than ours
+
+    def ssl_context(self) -> ssl.SSLContext | None:
+        if self.ca_file is None:
+            return None
+        context = ssl.create_default_context(cafile=self.ca_file)
+        context.check_hostname = self.check_name
+        if self.client_cert:
+            context.load_cert_chain(*self.client_cert)
+        return context
 
     @property
     def url(self) -> str:
-        return f"http://{self.host}:{self.port}"
+        return f"{self.scheme}://{self.host}:{self.port}"
 
     def get_json(self, path: str, method: str = "GET", body: bytes | None = None,
                  headers: dict[str, str] | None = None) -> tuple[int, dict]:
         req = urllib.request.Request(self.url + path, data=body, method=method,
                                      headers=headers or {})
         try:
-            with urllib.request.urlopen(req, timeout=10) as resp:
+            with urllib.request.urlopen(req, timeout=10, context=self.ssl_context()) as resp:
                 return resp.status, json.loads(resp.read())
         except urllib.error.HTTPError as exc:
             return exc.code, json.loads(exc.read())
@@ -48,19 +63,26 @@ class Mock:
         return self.proc.wait(timeout)
 
 
-def start_mockserver(*args: str, host: str = "127.0.0.1", timeout: float = 20) -> Mock:
-    """Start `mockserver --port 0 ...` and wait for its `listening on` line."""
+def start_mockserver(*args: str, host: str = "127.0.0.1", timeout: float = 20,
+                     ca_file: str | None = None) -> Mock:
+    """Start `mockserver --port 0 ...` and wait for its `listening on` line (and, for
+    --tls-self-signed, the certificate line after it, whose file a client then trusts)."""
     proc = subprocess.Popen([str(BIN / "mockserver"), "--host", host, "--port", "0", *args],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + timeout
     assert proc.stdout is not None
     line = proc.stdout.readline()
-    if not line.startswith("listening on http://"):
+    if not line.startswith(("listening on http://", "listening on https://")):
         proc.kill()
         raise RuntimeError(f"mockserver did not start: {line!r} {proc.stderr.read()}")
     assert time.monotonic() < deadline
     port = int(line.strip().rsplit(":", 1)[1])
-    return Mock(proc, host, port)
+    scheme = line.split("://")[0].rsplit(" ", 1)[1]
+    cert_line = ""
+    if "--tls-self-signed" in args:
+        cert_line = proc.stdout.readline().strip()
+        ca_file = ca_file or cert_line.split()[2]
+    return Mock(proc, host, port, scheme, ca_file, cert_line)
 
 
 @pytest.fixture

@@ -16,7 +16,6 @@ from collections.abc import Callable
 from typing import Any
 
 from harness.clients.pacing import Pacer
-from harness.clients.tls import Handshakes, handshake_note
 from harness.control.job import Job
 from harness.stats import IntervalStats, Recorder
 
@@ -84,10 +83,14 @@ class LocalModel(ClientModel):
         self.pacer = Pacer(job, t0)
         self.recorder = Recorder([r["name"] for r in job.requests],
                                  int(self.pacer.t_measure * 1e9), users=job.concurrency)
+        # imported here, not at the top: a Locust load process must patch ssl for gevent
+        # before anything imports it
+        from harness.clients.tls import Handshakes
         self.handshakes = Handshakes()
 
     def handshake_note(self) -> Callable[[int, int, Any], None]:
         """What this model's clients call after each TLS handshake (clients/tls.py)."""
+        from harness.clients.tls import handshake_note
         assert self.recorder is not None
         return handshake_note(self.recorder, self.handshakes)
 

@@ -64,7 +64,12 @@ def classify_aiohttp(exc: BaseException) -> str:
     if isinstance(exc, aiohttp.ClientOSError) and isinstance(exc.__cause__, ssl.SSLError):
         return classify_stdlib(exc.__cause__)
     if isinstance(exc, aiohttp.ClientConnectorError):
-        return CONNECT_REFUSED if isinstance(exc.os_error, ConnectionRefusedError) else OTHER
+        if isinstance(exc.os_error, ConnectionRefusedError):
+            return CONNECT_REFUSED
+        if getattr(getattr(exc, "_conn_key", None), "is_ssl", False) and \
+                isinstance(exc.os_error, ConnectionResetError | ssl.SSLError):
+            return TLS_HANDSHAKE   # connected, then hung up on during the TLS handshake
+        return OTHER
     if isinstance(exc, aiohttp.ServerTimeoutError):
         return TIMEOUT
     if isinstance(exc, aiohttp.ClientPayloadError):

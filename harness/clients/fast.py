@@ -24,6 +24,7 @@ from harness.clients.failures import (
     OTHER,
     RESET,
     TIMEOUT,
+    TLS_HANDSHAKE,
     RequestFailed,
     classify_stdlib,
 )
@@ -201,9 +202,12 @@ class FastClient:
         except TimeoutError:
             transport.abort()
             raise RequestFailed(TIMEOUT, "TLS handshake timed out") from None
-        except (ssl.SSLError, OSError) as exc:
+        except ssl.SSLError as exc:
             transport.abort()
             raise RequestFailed(classify_stdlib(exc), str(exc)) from None
+        except OSError as exc:   # the peer hung up mid-handshake: a failed handshake
+            transport.abort()
+            raise RequestFailed(TLS_HANDSHAKE, str(exc) or type(exc).__name__) from None
         took = time.perf_counter_ns() - started
         if secure is None:   # the peer closed during the handshake
             raise RequestFailed(RESET, "closed during the TLS handshake")

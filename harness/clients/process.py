@@ -23,7 +23,6 @@ from typing import Any
 
 from harness.clients import MODELS
 from harness.clients.base import ClientModel, LocalModel
-from harness.clients.tls import merge_tls
 from harness.control.job import Job
 from harness.control.messages import HEARTBEAT_S
 from harness.stats import IntervalStats, add_cell, collect_cycles
@@ -228,7 +227,9 @@ class ProcessModel(ClientModel):
         for totals in self.done:
             for key in out:
                 out[key] += totals[key]
-        out["tls"] = merge_tls([t.get("tls", {}) for t in self.done])
+        if any("tls" in t for t in self.done):   # not from Locust: it hides handshakes
+            from harness.clients.tls import merge_tls
+            out["tls"] = merge_tls([t["tls"] for t in self.done if "tls" in t])
         return out
 
     def pids(self) -> list[int]:

@@ -20,7 +20,12 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from harness.errors import ReportError  # noqa: E402
-from harness.reports.results import AGGREGATED, read_csv, read_histograms  # noqa: E402
+from harness.reports.results import (  # noqa: E402
+    AGGREGATED,
+    SUMMARY_HISTOGRAMS,
+    read_csv,
+    read_histograms,
+)
 from harness.stats import merge  # noqa: E402
 
 
@@ -50,11 +55,16 @@ def _over_time(ts: pd.DataFrame) -> str:
 def _percentile_plot(run_dir: Path, models: list[str]) -> str:
     """The HDR percentile distribution: latency against 1/(1-p) on a log axis."""
     fig, ax = plt.subplots(figsize=(12, 4))
+    whole = run_dir / SUMMARY_HISTOGRAMS
+    totals = read_histograms(whole, by="model") if whole.exists() else {}
     for model in models:
         path = run_dir / "histograms" / f"{model}.csv"
-        if not path.exists():
+        if model in totals:
+            hist = totals[model]
+        elif path.exists():   # a run written before summary-histograms.csv
+            hist = merge(read_histograms(path).values())
+        else:
             continue
-        hist = merge(read_histograms(path).values())
         if hist.get_total_count() == 0:
             continue
         pcts = np.array([0, 50, 75, 90, 95, 99, 99.5, 99.9, 99.95, 99.99, 99.999])

@@ -172,3 +172,20 @@ def test_report_renders_in_chromium(run_dir: Path):
     assert image.shape[0] >= 1000 and image.std() > 0.05  # rendered, not a blank page
     assert errors == []
     assert requests == []
+
+
+def test_summary_histograms_equal_the_seconds_merged(run_dir: Path):
+    """summary-histograms.csv (what the report's percentile chart reads: a few rows, not
+    every second's) holds, for each model, exactly the merge of its per-second histograms,
+    and the percentiles summary.csv printed."""
+    from harness.hdr import counts_of, summarize
+    from harness.reports.results import read_histograms
+    from harness.stats import merge
+    whole = read_histograms(run_dir / "summary-histograms.csv", by="model")
+    summary = pd.read_csv(run_dir / "summary.csv")
+    assert set(whole) == set(summary["model"])
+    for model, hist in whole.items():
+        seconds = merge(read_histograms(run_dir / "histograms" / f"{model}.csv").values())
+        assert (counts_of(hist) == counts_of(seconds)).all()
+        agg = summary[(summary["model"] == model) & (summary["name"] == "Aggregated")].iloc[0]
+        assert summarize(hist, (99.0,))["99.0"] / 1000 == agg["p99_ms"]
