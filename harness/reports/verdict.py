@@ -1,5 +1,7 @@
 """Which model fits this workload, measured, and whether that agrees with the lesson's rule:
-I/O-bound and slow -> asyncio; I/O-bound and fast -> threads; CPU-bound -> processes."""
+I/O-bound and slow -> asyncio; I/O-bound and fast -> threads; CPU-bound -> processes; and
+a full TLS handshake per request -> threads (OpenSSL releases the GIL while it computes a
+handshake, so threads overlap what an event loop does one at a time)."""
 
 from __future__ import annotations
 
@@ -30,6 +32,9 @@ def families(scenario: Scenario) -> dict[str, str]:
 
 
 def workload_kind(scenario: Scenario, summary: pd.DataFrame) -> str:
+    secure = scenario.mock_tls or (scenario.target_url or "").startswith("https://")
+    if secure and scenario.handshake == "per-request":
+        return "tls-handshakes"
     if any(m.cpu_work > 0 for m in scenario.models) or any(
             r.path.startswith("/cpu/") for r in scenario.requests):
         return "cpu-bound"
@@ -38,7 +43,8 @@ def workload_kind(scenario: Scenario, summary: pd.DataFrame) -> str:
     return "io-slow" if median >= SLOW_IO_MS else "io-fast"
 
 
-EXPECTED = {"cpu-bound": "processes", "io-slow": "asyncio", "io-fast": "threads"}
+EXPECTED = {"cpu-bound": "processes", "io-slow": "asyncio", "io-fast": "threads",
+            "tls-handshakes": "threads"}
 
 
 def _article(word: str) -> str:

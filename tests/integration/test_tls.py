@@ -323,3 +323,13 @@ http {{ access_log {log}; client_body_temp_path {work}; proxy_temp_path {work};
         nginx.terminate()
         nginx.wait(10)
     assert meta["requests_sent"] == len(log.read_text().splitlines()) > 0
+
+
+def test_http_target_with_tls_settings_is_refused(tmp_path, pki):
+    """`--target http://...` over a scenario with [target.tls]: exit 2, one line, nothing
+    started."""
+    path = scenario(tmp_path, pki, [OURS[0]], 'ca = "certs/ca.pem"')
+    proc = run_harness("run", str(path), "--target", "http://127.0.0.1:9", "--out",
+                       str(tmp_path / "out"))
+    assert proc.returncode == 2 and not (tmp_path / "out").exists()
+    assert proc.stderr.strip().count("\n") == 0 and "needs an https:// URL" in proc.stderr

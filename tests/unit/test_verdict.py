@@ -81,3 +81,19 @@ def test_cpu_does_not_decide_a_tie_it_did_not_measure():
                  ("locust", "Aggregated", 5000, 4.4, 19.5, 0, 0.0, 0, 45)])
     v = decide(scenario(), s)
     assert v.winner == "thread" and v.agrees and "tied" not in v.reason
+
+
+def test_a_handshake_per_request_over_tls_is_its_own_workload():
+    """handshake = "per-request" against HTTPS is judged as tls-handshakes (rule: threads,
+    OpenSSL releases the GIL in the handshake), whatever its median; plain HTTP with a
+    connection per request stays an I/O workload."""
+    raw = {"run": {"duration": "2s"}, "load": {"concurrency": 8},
+           "target": {"handshake": "per-request", "mock": {"tls": True}},
+           "requests": [{"name": "a", "path": "/"}],
+           "models": [{"model": "thread"}, {"model": "asyncio"}]}
+    s = summary([("thread", "Aggregated", 800, 17.0, 50.0, 0, 0.0, 100, 40),
+                 ("asyncio-aiohttp", "Aggregated", 400, 37.0, 70.0, 0, 0.0, 90, 45)])
+    v = decide(parse_scenario(raw, "t.toml"), s)
+    assert v.workload == "tls-handshakes" and v.expected == "threads" and v.agrees
+    raw["target"] = {"handshake": "per-request", "url": "http://127.0.0.1:8080"}
+    assert decide(parse_scenario(raw, "t.toml"), s).workload == "io-fast"
