@@ -1,6 +1,6 @@
 """`make bench`: run the benchmarks, print one ratio line each, write docs/benchmarks.md.
 
-    python -m bench [--full] [--check] [--only target,models,lesson,scale,longwide,versus]
+    python -m bench [--full] [--check] [--only target,models,lesson,scale,longwide,tls,versus]
                     [--base REV]
 
 Quick mode (default) keeps the suite within about five minutes; --full measures longer.
@@ -12,12 +12,12 @@ from __future__ import annotations
 import argparse
 import sys
 
-from bench import lesson, longwide, models, scale, target, versus
+from bench import lesson, longwide, models, scale, target, tls, versus
 from bench.common import write_report
 
 SUITES = {"target": target, "models": models, "lesson": lesson, "scale": scale,
-          "longwide": longwide, "versus": versus}
-DEFAULT = "target,models,lesson,scale,longwide"  # versus: on demand (--only versus)
+          "longwide": longwide, "tls": tls, "versus": versus}
+DEFAULT = "target,models,lesson,scale,longwide,tls"  # versus: on demand (--only versus)
 
 
 def main() -> int:

@@ -148,11 +148,18 @@ def merge_tls(parts: list[dict[str, Any]]) -> dict[str, Any]:
     """Handshakes.totals() of several processes or workers, added up."""
     out: dict[str, Any] = {"handshakes": 0, "resumed": 0, "versions": {}, "ciphers": {}}
     for part in parts:
-        out["handshakes"] += int(part.get("handshakes", 0))
-        out["resumed"] += int(part.get("resumed", 0))
-        for key in ("versions", "ciphers"):
-            for name, n in dict(part.get(key, {})).items():
-                out[key][str(name)] = out[key].get(str(name), 0) + int(n)
+        try:   # from the wire (a worker's DONE): a malformed part is left out, never fatal
+            add = {"handshakes": int(part.get("handshakes", 0)),
+                   "resumed": int(part.get("resumed", 0))}
+            named = {key: {str(k): int(v) for k, v in dict(part.get(key, {})).items()}
+                     for key in ("versions", "ciphers")}
+        except (AttributeError, TypeError, ValueError):
+            continue
+        for key, n in add.items():
+            out[key] += n
+        for key, counts in named.items():
+            for name, n in counts.items():
+                out[key][name] = out[key].get(name, 0) + n
     return out
 
 

@@ -125,3 +125,11 @@ def test_sum_wires_refuses_another_layout():
     wire = {"hist": other.encode(), "errors": {}, "bytes": 0}
     merged, bad = sum_wires([wire])
     assert bad == 1 and merged.hist.get_total_count() == 0
+
+
+def test_merge_tls_adds_up_and_leaves_out_malformed_parts():
+    from harness.clients.tls import merge_tls
+    good = {"handshakes": 3, "resumed": 2, "versions": {"TLSv1.3": 3}, "ciphers": {"X": 3}}
+    merged = merge_tls([good, good, {"handshakes": "many"}, "junk", {"versions": [1]}])
+    assert merged == {"handshakes": 6, "resumed": 4, "versions": {"TLSv1.3": 6},
+                      "ciphers": {"X": 6}}
