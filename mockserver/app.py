@@ -52,6 +52,8 @@ class App:
                 state.stats.count(answer.label, 0)
                 return reply
         state.stats.count(answer.label, answer.status)
+        if answer.label == "/auth/me":
+            state.stats.auth(answer.status == 200)
         return self._reply(answer, req, is_head)
 
     def _reply(self, answer: Answer, req: Request, is_head: bool) -> Reply:
@@ -76,7 +78,8 @@ class App:
                 return data
             data = self.state.cached_reply((status, length, keep_alive, is_head), build)
         else:
-            data = head(answer.status, len(answer.body), keep_alive, answer.content_type)
+            data = head(answer.status, len(answer.body), keep_alive, answer.content_type,
+                        answer.extra)
             if not is_head and answer.status not in (204, 304):
                 data += answer.body
         return Reply(data, answer.delay)

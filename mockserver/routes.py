@@ -12,6 +12,7 @@ import random
 from dataclasses import dataclass
 from typing import Any
 
+from mockserver import auth
 from mockserver.config import MockConfig, Profile
 from mockserver.faults import Faults
 from mockserver.http import Request, body_bytes
@@ -34,6 +35,7 @@ class Answer:
     drip: tuple[int, float] | None = None   # (bytes, seconds): a body paced over time
     chunked: bool = True          # a paced body is chunked, unless a fault keeps its length
     faults: Faults | None = None  # a route's own faults; None means the global ones
+    extra: bytes = b""            # more header lines (each ending CRLF): Set-Cookie...
 
 
 class BadParam(ValueError):
@@ -95,10 +97,16 @@ def _echo(req: Request, arg: str, rng: random.Random) -> Answer:
     return Answer("/echo", body=body, content_type=b"application/json")
 
 
+def _auth(req: Request, arg: str, rng: random.Random) -> Answer:
+    label, status, obj, extra = auth.handle(req, arg)
+    return Answer(label, status, json.dumps(obj, sort_keys=True).encode() + b"\n",
+                  content_type=b"application/json", extra=extra)
+
+
 # first path segment -> handler(request, rest of path, rng)
 _BUILTINS: dict[str, Any] = {
     "delay": _delay, "status": _status, "bytes": _bytes, "cpu": _cpu, "drip": _drip,
-    "echo": _echo,
+    "echo": _echo, "auth": _auth,
 }
 # First path segments that never reach the default profile.
 BUILTIN_SEGMENTS = frozenset({*_BUILTINS, "_mock", "health"})

@@ -16,7 +16,8 @@ class Stats:
     __slots__ = ("requests_total", "by_route", "by_status", "faults", "bytes_out",
                  "connections_open", "connections_total", "since", "malformed_requests",
                  "fast_hits", "fast_status", "connections_evicted", "connections_refused",
-                 "request_timeouts", "tls_handshakes", "tls_resumed")
+                 "request_timeouts", "tls_handshakes", "tls_resumed",
+                 "auth_ok", "auth_rejected")
 
     def __init__(self) -> None:
         self.connections_open = 0
@@ -37,6 +38,8 @@ class Stats:
         self.request_timeouts = 0      # closed mid-request (limits.request_timeout_s)
         self.tls_handshakes = 0        # completed TLS handshakes, resumed ones included
         self.tls_resumed = 0           # of which resumed a session (ticket or cache)
+        self.auth_ok = 0               # /auth/me with a valid token or sid cookie
+        self.auth_rejected = 0         # /auth/me without one (401)
         self.fast_hits = 0  # default-profile replies from the fast path, folded in on read
         self.since = time.time()
 
@@ -52,6 +55,12 @@ class Stats:
         self.requests_total += 1
         self.by_route[route] = self.by_route.get(route, 0) + 1
         self.by_status[status] = self.by_status.get(status, 0) + 1
+
+    def auth(self, ok: bool) -> None:
+        if ok:
+            self.auth_ok += 1
+        else:
+            self.auth_rejected += 1
 
     def fault(self, kind: str) -> None:
         self.faults[kind] = self.faults.get(kind, 0) + 1
@@ -72,6 +81,8 @@ class Stats:
             "request_timeouts": self.request_timeouts,
             "tls_handshakes": self.tls_handshakes,
             "tls_resumed": self.tls_resumed,
+            "auth_ok": self.auth_ok,
+            "auth_rejected": self.auth_rejected,
             "since": self.since,
             "processes": 1,
         }
@@ -83,12 +94,14 @@ def merge_snapshots(snaps: list[dict[str, Any]]) -> dict[str, Any]:
                            "bytes_out": 0, "connections_open": 0, "connections_total": 0,
                            "malformed_requests": 0, "connections_evicted": 0,
                            "connections_refused": 0, "request_timeouts": 0,
-                           "tls_handshakes": 0, "tls_resumed": 0, "since": None,
+                           "tls_handshakes": 0, "tls_resumed": 0, "auth_ok": 0,
+                           "auth_rejected": 0, "since": None,
                            "processes": 0}
     for snap in snaps:
         for key in ("requests_total", "bytes_out", "connections_open", "connections_total",
                     "malformed_requests", "connections_evicted", "connections_refused",
-                    "request_timeouts", "tls_handshakes", "tls_resumed", "processes"):
+                    "request_timeouts", "tls_handshakes", "tls_resumed", "auth_ok",
+                    "auth_rejected", "processes"):
             out[key] += snap[key]
         for key in ("by_route", "by_status", "faults"):
             for name, n in snap[key].items():
