@@ -28,7 +28,7 @@ from harness.embedded import EmbeddedMock
 from harness.errors import RunError
 from harness.reports import results, thresholds
 from harness.reports.html import build_report
-from harness.reports.intervals import IntervalSink
+from harness.reports.intervals import IntervalSink, is_flow
 from harness.reports.verdict import decide, format_verdict
 from harness.scenario import Scenario
 from harness.stats import error_kind
@@ -222,7 +222,8 @@ def _finish(scenario: Scenario, run_dir: Path, outcome: RunOutcome, url: str, em
     for e in failed:
         lines.append(f"worker error: {e}")
     for result in outcome.models:
-        completed = sum(c.hist.get_total_count() for c in result.by_name.values())
+        completed = sum(c.hist.get_total_count() for n, c in result.by_name.items()
+                        if not is_flow(n))
         kinds = error_kinds(result)
         if completed == sum(kinds.values()) and not outcome.interrupted:
             failed.append(result.label)
@@ -241,7 +242,9 @@ def _finish(scenario: Scenario, run_dir: Path, outcome: RunOutcome, url: str, em
 def error_kinds(result: ModelResult) -> dict[str, int]:
     """A model's error kinds and counts, from its merged totals (statuses folded in)."""
     kinds: dict[str, int] = {}
-    for cell in result.by_name.values():
+    for name, cell in result.by_name.items():
+        if is_flow(name):
+            continue   # a flow's `aborted` repeats the failure of one of its steps
         for key, n in cell.errors.items():
             kind = error_kind(key)[0]
             kinds[kind] = kinds.get(kind, 0) + n

@@ -19,6 +19,15 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from harness.clients import MODELS, SUB_MODELS
+from harness.clients.flows import (
+    BUILTINS,
+    FLOW_PREFIX,
+    Extract,
+    TemplateError,
+    compile_extract,
+    compile_template,
+    refs,
+)
 from harness.errors import ScenarioError
 from mockserver import checks
 from mockserver.config import parse_config
@@ -51,6 +60,8 @@ _REQUEST_NAME = re.compile(r"[^\x00-\x1f\x7f]{1,200}")
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
 _THRESHOLD = re.compile(r"^\s*(<=|>=|<|>|==)\s*(-?\d+(?:\.\d+)?)\s*$")
+_DATA_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_-]{0,63}")
+_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_-]{0,63}")
 _HOSTNAME = re.compile(r"[A-Za-z0-9]([A-Za-z0-9.-]{0,252})")
 _ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
@@ -76,6 +87,34 @@ class RequestSpec:
         """The one rule for a successful status, in every model: the listed codes, else
         any 2xx or 3xx (redirects are answers; no model follows them)."""
         return frozenset(self.expect_status) if self.expect_status else DEFAULT_ACCEPTED
+
+
+@dataclass(frozen=True)
+class DataTable:
+    name: str
+    file: str                       # as written in the scenario (relative to it)
+    order: str                      # per-user | sequential | random
+    columns: tuple[str, ...]
+    rows: tuple[tuple[str, ...], ...]
+
+
+@dataclass(frozen=True)
+class StepSpec:
+    request: RequestSpec            # its path, header values and body are templates
+    extract: tuple[Extract, ...]
+    think_time_s: float
+
+
+@dataclass(frozen=True)
+class FlowSpec:
+    name: str
+    weight: float
+    steps: tuple[StepSpec, ...]
+
+    @property
+    def label(self) -> str:
+        """Its row in the results: the whole iteration's latency, aborted ones failed."""
+        return FLOW_PREFIX + self.name
 
 
 @dataclass(frozen=True)
@@ -152,6 +191,16 @@ class Scenario:
     tls: TlsSpec = TlsSpec()
     handshake: str = "per-connection"   # HANDSHAKES: connection setup per connection/request
     mock_tls: bool = False              # the embedded mock serves HTTPS (self-signed, pinned)
+    data: tuple[DataTable, ...] = ()
+    flows: tuple[FlowSpec, ...] = ()
+    cookies: bool = True                # flows: each user keeps a cookie jar
+
+    @property
+    def result_names(self) -> list[str]:
+        """Every row name a model's results hold, in the recorder's order: requests,
+        flow steps, then `flow:<name>` per flow."""
+        return [r.name for r in self.requests] + \
+            [s.request.name for f in self.flows for s in f.steps] + [f.label for f in self.flows]
 
     @property
     def run_seconds(self) -> float:
@@ -311,52 +360,221 @@ def interpolate(value: Any, source: str, parts: tuple[str | int, ...] = ()) -> A
 
 # -- sections ----------------------------------------------------------------------------------
 
-def _requests(ctx: _Ctx, raw: Any) -> tuple[RequestSpec, ...]:
+def _requests(ctx: _Ctx, raw: Any, flows: bool = False) -> tuple[RequestSpec, ...]:
+    if raw is None and flows:
+        return ()
     if raw is None:
-        raise ctx.fail("[[requests]]", "expected at least one request")
-    if not isinstance(raw, list) or not raw:
+        raise ctx.fail("[[requests]]", "expected at least one request (or a [[flows]])")
+    if not isinstance(raw, list) or (not raw and not flows):
         raise ctx.fail("[[requests]]", f"expected at least one request, got {_show(raw)}")
-    out, names = [], set()
+    out: list[RequestSpec] = []
+    names: set[str] = set()
     for i, item in enumerate(raw):
         where = f"[[requests]][{i}]"
         item = ctx.table(item, where)
         ctx.keys(item, ("name", "method", "path", "headers", "body", "weight", "expect_status"),
                  where)
-        name = ctx.string(item.get("name", f"request{i}"), f"{where}.name", _REQUEST_NAME,
-                          "a name of 1 to 200 characters, no control characters")
-        if name in names or name == "Aggregated":
+        out.append(_request(ctx, item, where, names, f"request{i}"))
+    return tuple(out)
+
+
+def _request(ctx: _Ctx, item: dict[str, Any], where: str, names: set[str],
+             default_name: str) -> RequestSpec:
+    """One request or flow step: name unique among all requests and steps, method, path,
+    headers, body, weight, expect_status."""
+    name = ctx.string(item.get("name", default_name), f"{where}.name", _REQUEST_NAME,
+                      "a name of 1 to 200 characters, no control characters")
+    if name in names or name == "Aggregated" or name.startswith(FLOW_PREFIX):
+        raise ctx.fail(f"{where}.name", f'expected a unique name (not "Aggregated" nor '
+                                        f'starting "{FLOW_PREFIX}"), got "{name}"')
+    names.add(name)
+    method = item.get("method", "GET")
+    if not isinstance(method, str) or method.upper() not in METHODS:
+        raise ctx.fail(f"{where}.method",
+                       f"expected one of {', '.join(METHODS)}, got {_show(method)}")
+    path = ctx.string(item.get("path", "/"), f"{where}.path", _PATH,
+                      'a path starting with "/" of printable ASCII without spaces '
+                      "(percent-encode the rest)")
+    headers = ctx.table(item.get("headers", {}), f"{where}.headers")
+    if len(headers) > MAX_HEADERS:
+        raise ctx.fail(f"{where}.headers", f"expected at most {MAX_HEADERS} headers")
+    for k, v in headers.items():
+        if not _HEADER_NAME.fullmatch(k):
+            raise ctx.fail(f"{where}.headers.{k}", "expected a header name (a token)")
+        if not isinstance(v, str) or not _HEADER_VALUE.fullmatch(v):
+            raise ctx.fail(f"{where}.headers.{k}",
+                           "expected a header value of printable latin-1 text (no CR, "
+                           f"LF or other control characters), got {_show(v)}")
+    body = item.get("body", "")
+    if not isinstance(body, str) or len(body.encode()) > MAX_BODY_BYTES:
+        raise ctx.fail(f"{where}.body", f"expected a string of at most "
+                                        f"{MAX_BODY_BYTES >> 20} MiB, got {_show(body)}")
+    expect = item.get("expect_status", [])
+    expect = [expect] if isinstance(expect, int) and not isinstance(expect, bool) else expect
+    if not isinstance(expect, list) or not all(
+            isinstance(s, int) and not isinstance(s, bool) and 100 <= s <= 599 for s in expect):
+        raise ctx.fail(f"{where}.expect_status",
+                       f"expected a status code or a list of them, got {_show(expect)}")
+    return RequestSpec(name, method.upper(), path, tuple(headers.items()), body.encode(),
+                       ctx.number(item.get("weight", 1), f"{where}.weight"), tuple(expect))
+
+
+_ORDERS = ("per-user", "sequential", "random")
+MAX_DATA_BYTES = 64 << 20
+MAX_STEPS = 100
+
+
+def _data(ctx: _Ctx, raw: Any, base: Path | None) -> tuple[DataTable, ...]:
+    """[[data]]: CSV files with a header row, read (UTF-8, quoting as the csv module
+    reads it) when the scenario is validated; their rows travel with the Job."""
+    if raw is None:
+        return ()
+    if not isinstance(raw, list):
+        raise ctx.fail("[[data]]", f"expected an array of tables, got {_show(raw)}")
+    out: list[DataTable] = []
+    for i, item in enumerate(raw):
+        where = f"[[data]][{i}]"
+        item = ctx.table(item, where)
+        ctx.keys(item, ("name", "file", "order"), where)
+        name = ctx.string(item.get("name"), f"{where}.name", _DATA_NAME,
+                          "a name of letters, digits, _ or - (templates say {{name.column}})")
+        if any(t.name == name for t in out):
             raise ctx.fail(f"{where}.name", f'expected a unique name, got "{name}" again')
-        names.add(name)
-        method = item.get("method", "GET")
-        if not isinstance(method, str) or method.upper() not in METHODS:
-            raise ctx.fail(f"{where}.method",
-                           f"expected one of {', '.join(METHODS)}, got {_show(method)}")
-        path = ctx.string(item.get("path", "/"), f"{where}.path", _PATH,
-                          'a path starting with "/" of printable ASCII without spaces '
-                          "(percent-encode the rest)")
-        headers = ctx.table(item.get("headers", {}), f"{where}.headers")
-        if len(headers) > MAX_HEADERS:
-            raise ctx.fail(f"{where}.headers", f"expected at most {MAX_HEADERS} headers")
-        for k, v in headers.items():
-            if not _HEADER_NAME.fullmatch(k):
-                raise ctx.fail(f"{where}.headers.{k}", "expected a header name (a token)")
-            if not isinstance(v, str) or not _HEADER_VALUE.fullmatch(v):
-                raise ctx.fail(f"{where}.headers.{k}",
-                               "expected a header value of printable latin-1 text (no CR, "
-                               f"LF or other control characters), got {_show(v)}")
-        body = item.get("body", "")
-        if not isinstance(body, str) or len(body.encode()) > MAX_BODY_BYTES:
-            raise ctx.fail(f"{where}.body", f"expected a string of at most "
-                                            f"{MAX_BODY_BYTES >> 20} MiB, got {_show(body)}")
-        expect = item.get("expect_status", [])
-        expect = [expect] if isinstance(expect, int) and not isinstance(expect, bool) else expect
-        if not isinstance(expect, list) or not all(
-                isinstance(s, int) and not isinstance(s, bool) and 100 <= s <= 599 for s in expect):
-            raise ctx.fail(f"{where}.expect_status",
-                           f"expected a status code or a list of them, got {_show(expect)}")
-        out.append(RequestSpec(name, method.upper(), path, tuple(headers.items()),
-                               body.encode(), ctx.number(item.get("weight", 1), f"{where}.weight"),
-                               tuple(expect)))
+        order = item.get("order", "per-user")
+        if order not in _ORDERS:
+            raise ctx.fail(f"{where}.order", f"expected one of {', '.join(_ORDERS)}, got "
+                                             f"{_show(order)}")
+        file = ctx.string(item.get("file"), f"{where}.file", expected="a CSV file path")
+        columns: tuple[str, ...] = ()
+        rows: tuple[tuple[str, ...], ...] = ()
+        if base is not None:
+            columns, rows = _read_csv(ctx, f"{where}.file", base / file)
+        out.append(DataTable(name, file, order, columns, rows))
+    return tuple(out)
+
+
+def _read_csv(ctx: _Ctx, key: str, path: Path) -> tuple[tuple[str, ...],
+                                                         tuple[tuple[str, ...], ...]]:
+    import csv
+    import io
+    try:
+        with path.open("rb") as f:
+            data = f.read(MAX_DATA_BYTES + 1)
+    except FileNotFoundError:
+        raise ctx.fail(key, f"no such file: {path}") from None
+    except OSError as exc:
+        raise ctx.fail(key, f"cannot read {path}: {exc.strerror or exc}") from None
+    if len(data) > MAX_DATA_BYTES:
+        raise ctx.fail(key, f"expected a CSV file of at most 64 MiB: {path}")
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise ctx.fail(key, f"expected UTF-8 text: {path} (byte {exc.start})") from None
+    try:
+        table = list(csv.reader(io.StringIO(text, newline=""), strict=True))
+    except csv.Error as exc:
+        raise ctx.fail(key, f"expected CSV: {path} ({exc})") from None
+    table = [r for r in table if r]
+    if not table:
+        raise ctx.fail(key, f"expected a header row and at least one row: {path} is empty")
+    header = tuple(c.strip() for c in table[0])
+    if not all(_NAME_RE.fullmatch(c) for c in header) or len(set(header)) != len(header):
+        raise ctx.fail(key, f"expected a header row of unique column names (letters, digits, "
+                            f"_ or -): {path} has {list(header)!r:.100}")
+    rows = table[1:]
+    if not rows:
+        raise ctx.fail(key, f"expected at least one row under the header: {path}")
+    for n, row in enumerate(rows, start=2):
+        if len(row) != len(header):
+            raise ctx.fail(key, f"{path} line {n}: expected {len(header)} fields, got "
+                                f"{len(row)}")
+    return header, tuple(tuple(r) for r in rows)
+
+
+def _flows(ctx: _Ctx, raw: Any, tables: tuple[DataTable, ...], names: set[str],
+           recovered: bool) -> tuple[FlowSpec, ...]:
+    """[[flows]] with their steps; every template compiled and every name it uses defined
+    (a data column, a built-in, or a value an earlier step of the flow extracts)."""
+    if raw is None:
+        return ()
+    if not isinstance(raw, list):
+        raise ctx.fail("[[flows]]", f"expected an array of tables, got {_show(raw)}")
+    columns = {t.name: set(t.columns) for t in tables}
+    out: list[FlowSpec] = []
+    for i, item in enumerate(raw):
+        where = f"[[flows]][{i}]"
+        item = ctx.table(item, where)
+        ctx.keys(item, ("name", "weight", "steps"), where)
+        name = ctx.string(item.get("name"), f"{where}.name", _REQUEST_NAME,
+                          "a name of 1 to 200 characters, no control characters")
+        if any(f.name == name for f in out):
+            raise ctx.fail(f"{where}.name", f'expected a unique flow name, got "{name}" again')
+        weight = ctx.number(item.get("weight", 1), f"{where}.weight")
+        raw_steps = item.get("steps")
+        if not isinstance(raw_steps, list) or not raw_steps or len(raw_steps) > MAX_STEPS:
+            raise ctx.fail(f"{where}.steps", f"expected 1 to {MAX_STEPS} [[flows.steps]], got "
+                                             f"{_show(raw_steps)}")
+        defined: set[str] = set()
+        steps = []
+        for j, st in enumerate(raw_steps):
+            at = f"{where}.steps[{j}]"
+            st = ctx.table(st, at)
+            ctx.keys(st, ("name", "method", "path", "headers", "body", "expect_status",
+                          "extract", "think_time"), at)
+            request = _request(ctx, {k: v for k, v in st.items()
+                                     if k not in ("extract", "think_time")}, at, names,
+                               f"{name}-{j}")
+            for key, text in [("path", request.path), ("body", request.body.decode()),
+                              *((f"headers.{k}", v) for k, v in request.headers)]:
+                _check_template(ctx, f"{at}.{key}", text, columns, defined, recovered)
+            extracts = _extracts(ctx, st.get("extract", {}), f"{at}.extract")
+            defined |= {e.var for e in extracts}
+            steps.append(StepSpec(request, extracts,
+                                  ctx.duration(st.get("think_time", 0), f"{at}.think_time",
+                                               allow_zero=True, maximum=3600)))
+        out.append(FlowSpec(name, weight, tuple(steps)))
+    return tuple(out)
+
+
+def _check_template(ctx: _Ctx, key: str, text: str, columns: dict[str, set[str]],
+                    defined: set[str], recovered: bool) -> None:
+    try:
+        pieces = compile_template(text)
+    except TemplateError as exc:
+        raise ctx.fail(key, str(exc)) from None
+    for ref in refs(pieces):
+        if ref.kind == "data":
+            if ref.a not in columns:
+                raise ctx.fail(key, f"{{{{{ref.shown}}}}}: no [[data]] named {ref.a!r}")
+            if not recovered and ref.b not in columns[ref.a]:
+                raise ctx.fail(key, f"{{{{{ref.shown}}}}}: the data file of {ref.a!r} has no "
+                                    f"column {ref.b!r} (it has "
+                                    f"{', '.join(sorted(columns[ref.a]))})")
+        elif ref.kind == "var" and ref.a not in defined:
+            raise ctx.fail(key, f"{{{{{ref.a}}}}} is not defined: not a built-in, and no "
+                                "earlier step of this flow extracts it")
+
+
+def _extracts(ctx: _Ctx, raw: Any, where: str) -> tuple[Extract, ...]:
+    table = ctx.table(raw, where)
+    out = []
+    for var, how in table.items():
+        if not _NAME_RE.fullmatch(var) or var in BUILTINS:
+            raise ctx.fail(f"{where}.{var}", "expected a value name (letters, digits, _ or -; "
+                                             "not a built-in)")
+        how = ctx.table(how, f"{where}.{var}")
+        if len(how) != 1 or next(iter(how)) not in ("json", "regex", "header", "cookie"):
+            raise ctx.fail(f"{where}.{var}", 'expected one of { json = "$.path" }, '
+                                             '{ regex = "..." }, { header = "Name" }, '
+                                             f'{{ cookie = "name" }}, got {_show(how)}')
+        kind, expr = next(iter(how.items()))
+        expr = ctx.string(expr, f"{where}.{var}.{kind}")
+        spec = Extract(var, kind, expr)
+        try:
+            compile_extract(spec)
+        except ValueError as exc:
+            raise ctx.fail(f"{where}.{var}.{kind}", str(exc)) from None
+        out.append(spec)
     return tuple(out)
 
 
@@ -570,12 +788,14 @@ def parse_scenario(raw: dict[str, Any], source: str, base: Path | None = None) -
     files) are read from, None to read none (a run recovered from meta.json)."""
     ctx = _Ctx(source)
     raw = interpolate(raw, source)
-    ctx.keys(raw, ("run", "target", "load", "requests", "models", "thresholds"), "scenario")
+    ctx.keys(raw, ("run", "target", "load", "requests", "models", "thresholds", "data",
+                   "flows"), "scenario")
     run = ctx.table(raw.get("run", {}), "[run]")
     ctx.keys(run, ("name", "duration", "requests", "warmup", "seed", "workers", "timeout"),
              "[run]")
     load = ctx.table(raw.get("load", {}), "[load]")
-    ctx.keys(load, ("mode", "concurrency", "rate", "stages", "think_time"), "[load]")
+    ctx.keys(load, ("mode", "concurrency", "rate", "stages", "think_time", "cookies"),
+             "[load]")
 
     duration = ctx.duration(run["duration"], "[run].duration") if "duration" in run else None
     total = ctx.integer(run["requests"], "[run].requests", 1, MAX_REQUESTS) \
@@ -616,7 +836,15 @@ def parse_scenario(raw: dict[str, Any], source: str, base: Path | None = None) -
                            f'"{m.model}" keeps connections alive only (Locust has no '
                            f'per-request or resumed handshakes): handshake = '
                            f'"{target.handshake}" needs one of our models')
-    requests = _requests(ctx, raw.get("requests"))
+    requests = _requests(ctx, raw.get("requests"), flows="flows" in raw)
+    data = _data(ctx, raw.get("data"), base)
+    names = {r.name for r in requests}
+    flows = _flows(ctx, raw.get("flows"), data, names, recovered=base is None)
+    if not requests and not flows:
+        raise ctx.fail("[[requests]]", "expected at least one request or flow")
+    cookies = load.get("cookies", True)
+    if not isinstance(cookies, bool):
+        raise ctx.fail("[load].cookies", f"expected true or false, got {_show(cookies)}")
     workers = ctx.integer(run.get("workers", 1), "[run].workers")
     if workers > 64:
         raise ctx.fail("[run].workers", f"expected at most 64 local workers, got {workers}")
@@ -641,11 +869,15 @@ def parse_scenario(raw: dict[str, Any], source: str, base: Path | None = None) -
                                   allow_zero=True, maximum=3600),
         requests=requests,
         models=models,
-        thresholds=_thresholds(ctx, raw.get("thresholds", {}), {r.name for r in requests}),
+        thresholds=_thresholds(ctx, raw.get("thresholds", {}),
+                               names | {f.label for f in flows}),
         raw=raw,
         tls=target.tls,
         handshake=target.handshake,
         mock_tls=target.mock_tls,
+        data=data,
+        flows=flows,
+        cookies=cookies,
     )
 
 

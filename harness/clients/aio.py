@@ -10,13 +10,15 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import aiohttp
+from yarl import URL
 
 from harness.clients.base import LocalModel
 from harness.clients.failures import TIMEOUT, RequestFailed, classify_aiohttp
 from harness.clients.fast import FastClient
-from harness.clients.loops import async_user
+from harness.clients.flows import Answer, Outgoing, prepare
+from harness.clients.loops import Journeys, async_user
 from harness.clients.tls import UserContext, user_contexts
-from harness.clients.wire import headers_for, request_bytes
+from harness.clients.wire import base_headers, headers_for, raw_request, request_bytes
 
 
 class AsyncioModel(LocalModel):
@@ -80,9 +82,20 @@ class AsyncioModel(LocalModel):
                 for client in clients:
                     client.check_timeout(now)
 
+        flows, flow_user = prepare(job, lambda: base_headers(host, port, job.default_port))
+
+        def journeys(i: int, client: FastClient) -> Journeys | None:
+            if not flows:
+                return None
+
+            def exchange(out: Outgoing) -> Awaitable[Answer]:
+                return client.exchange(out.k, raw_request(out.method, out.path, out.headers,
+                                                          out.body), out.wants_body)
+            return Journeys(flows, flow_user(i), exchange)
+
         sweeper = asyncio.ensure_future(sweep_timeouts())
         try:
-            await asyncio.gather(*(async_user(i, job, pacer, rec, sender(c))
+            await asyncio.gather(*(async_user(i, job, pacer, rec, sender(c), journeys(i, c))
                                    for i, c in enumerate(clients)))
         finally:
             sweeper.cancel()
@@ -104,8 +117,12 @@ class AsyncioModel(LocalModel):
         for ctx in {id(c): c for c in contexts if c is not None}.values():
             ctx.track()
         note = self.handshake_note()
+        origin = job.url.removesuffix(job.base_path) if job.base_path else job.url
+        flows, flow_user = prepare(job, lambda: base_headers(host, port, job.default_port))
+        # our own cookie jar (flows.CookieJar) is the only one, as in every other model
         async with aiohttp.ClientSession(connector=connector, timeout=timeout,
                                          auto_decompress=False,
+                                         cookie_jar=aiohttp.DummyCookieJar(),
                                          trace_configs=[connection_timer()] if job.secure
                                          else None,
                                          skip_auto_headers=("Content-Type",)) as session:
@@ -140,7 +157,33 @@ class AsyncioModel(LocalModel):
                     except TimeoutError:
                         raise RequestFailed(TIMEOUT) from None
                 return send
-            await asyncio.gather(*(async_user(i, job, pacer, rec, sender(contexts[i]))
+
+            def journeys(i: int) -> Journeys | None:
+                if not flows:
+                    return None
+                ctx = contexts[i]
+                ssl_arg: Any = ctx if ctx is not None else True
+
+                async def exchange(out: Outgoing) -> Answer:
+                    timing: dict[str, Any] | None = {} if ctx is not None else None
+                    try:
+                        async with session.request(
+                                out.method, URL(origin + out.path, encoded=True),
+                                headers=out.headers, data=out.body or None, ssl=ssl_arg,
+                                trace_request_ctx=timing, allow_redirects=False) as resp:
+                            if timing:
+                                ssl_object = ctx.take_completed()  # type: ignore[union-attr]
+                                note(out.k, timing["connect_ns"], ssl_object)
+                                ctx.keep_session(ssl_object)  # type: ignore[union-attr]
+                            body = await resp.read()
+                            return Answer(resp.status, body, list(resp.headers.items()))
+                    except aiohttp.ClientError as exc:
+                        raise RequestFailed(classify_aiohttp(exc), str(exc)) from None
+                    except TimeoutError:
+                        raise RequestFailed(TIMEOUT) from None
+                return Journeys(flows, flow_user(i), exchange)
+            await asyncio.gather(*(async_user(i, job, pacer, rec, sender(contexts[i]),
+                                              journeys(i))
                                    for i in range(job.concurrency)))
 
 

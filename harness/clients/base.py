@@ -81,7 +81,7 @@ class LocalModel(ClientModel):
     def prepare(self, job: Job, t0: float) -> None:
         self.job = job
         self.pacer = Pacer(job, t0)
-        self.recorder = Recorder([r["name"] for r in job.requests],
+        self.recorder = Recorder(job.result_names,
                                  int(self.pacer.t_measure * 1e9), users=job.concurrency)
         # imported here, not at the top: a Locust load process must patch ssl for gevent
         # before anything imports it

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 from harness.clients.failures import RequestFailed, classify_stdlib
+from harness.clients.flows import Answer, Outgoing
 from harness.clients.tls import UserContext
 from harness.clients.wire import headers_for
 from harness.control.job import Job
@@ -58,17 +59,29 @@ class BlockingClient:
 
     def send(self, k: int) -> tuple[int, int]:
         spec = self.specs[k]
+        status, body, _ = self._roundtrip(k, spec.method, self.base + spec.path, spec.body,
+                                          self.headers[k])
+        return status, len(body)
+
+    def exchange(self, out: Outgoing) -> Answer:
+        """A rendered flow step: its answer with headers and body (for extraction and the
+        cookie jar)."""
+        status, body, headers = self._roundtrip(out.k, out.method, out.path, out.body,
+                                                dict(out.headers))
+        return Answer(status, body, headers)
+
+    def _roundtrip(self, k: int, method: str, target: str, body: bytes,
+                   headers: dict[str, str]) -> tuple[int, bytes, list[tuple[str, str]]]:
         conn = self._connection()
         try:
-            conn.request(spec.method, self.base + spec.path, body=spec.body or None,
-                         headers=self.headers[k])
+            conn.request(method, target, body=body or None, headers=headers)
             resp = conn.getresponse()
-            body = resp.read()
+            data = resp.read()
             if isinstance(conn, TimedHTTPSConnection):
                 self._tls_done(k, conn)
             if resp.will_close or self.fresh:
                 self.close()
-            return resp.status, len(body)
+            return resp.status, data, resp.getheaders()
         except Exception as exc:
             self.close()
             raise RequestFailed(classify_stdlib(exc), str(exc)) from None

@@ -28,12 +28,14 @@ from harness.clients.failures import (
     RequestFailed,
     classify_stdlib,
 )
+from harness.clients.flows import Answer
 from harness.clients.tls import UserContext
 
 
 class FastConnection(asyncio.Protocol):
     __slots__ = ("loop", "transport", "parser", "waiter", "status", "nbytes", "length",
-                 "chunked", "headers_done", "head", "deadline", "keep_alive")
+                 "chunked", "headers_done", "head", "deadline", "keep_alive", "capture",
+                 "got_headers", "chunks")
 
     def __init__(self) -> None:
         self.loop = asyncio.get_running_loop()
@@ -48,6 +50,9 @@ class FastConnection(asyncio.Protocol):
         self.headers_done = False
         self.head = False
         self.keep_alive = True
+        self.capture = 0      # flow steps: 1 keeps the headers, 2 the body as well
+        self.got_headers: list[tuple[str, str]] = []
+        self.chunks: list[bytes] = []
 
     # -- protocol ---------------------------------------------------------------------------
 
@@ -74,6 +79,8 @@ class FastConnection(asyncio.Protocol):
             self._finish_error(RequestFailed(RESET, "connection closed before the response"))
 
     def on_header(self, name: bytes, value: bytes) -> None:
+        if self.capture:
+            self.got_headers.append((name.decode("latin-1"), value.decode("latin-1")))
         size = len(name)  # only Content-Length (14) and Transfer-Encoding (17) matter
         if size == 14 and name.lower() == b"content-length":
             self.length = int(value)
@@ -93,6 +100,8 @@ class FastConnection(asyncio.Protocol):
 
     def on_body(self, body: bytes) -> None:
         self.nbytes += len(body)
+        if self.capture == 2:
+            self.chunks.append(body)
 
     def on_message_complete(self) -> None:
         if not self.head:
@@ -124,8 +133,14 @@ class FastConnection(asyncio.Protocol):
             self.transport.abort()
             self.transport = None
 
-    def request(self, data: bytes, is_head: bool, timeout: float) -> asyncio.Future:
-        """Send one request; the future resolves to (status, body bytes)."""
+    def request(self, data: bytes, is_head: bool, timeout: float, capture: int = 0
+                ) -> asyncio.Future:
+        """Send one request; the future resolves to (status, body bytes). With `capture`
+        the answer's headers (1), and its body too (2), are kept for a flow step."""
+        self.capture = capture
+        if capture:
+            self.got_headers = []
+            self.chunks = []
         self.status = 0
         self.nbytes = 0
         self.length = -1
@@ -152,12 +167,22 @@ class FastClient:
         self.host, self.port, self.timeout = host, port, timeout
         self.ctx, self.on_handshake, self.fresh = ctx, on_handshake, fresh
         self.conn: FastConnection | None = None
+        self.last: FastConnection | None = None   # the connection of the last request
 
     def check_timeout(self, now: float) -> None:
         if self.conn is not None:
             self.conn.check_timeout(now)
 
-    async def send(self, k: int, data: bytes, is_head: bool) -> tuple[int, int]:
+    async def exchange(self, k: int, data: bytes, keep_body: bool) -> Answer:
+        """A rendered flow step (its bytes built by wire.raw_request)."""
+        status, nbytes = await self.send(k, data, data.startswith(b"HEAD "),
+                                         2 if keep_body else 1)
+        conn = self.last
+        return Answer(status, b"".join(conn.chunks) if conn else b"",
+                      conn.got_headers if conn else [], nbytes)
+
+    async def send(self, k: int, data: bytes, is_head: bool, capture: int = 0
+                   ) -> tuple[int, int]:
         conn = self.conn
         handshake: tuple[int, Any] | None = None
         if conn is None or conn.transport is None:
@@ -174,8 +199,9 @@ class FastClient:
             if self.ctx is not None:
                 handshake = await self._start_tls(loop, transport, conn)
             self.conn = conn
+        self.last = conn
         try:
-            answer = await conn.request(data, is_head, self.timeout)
+            answer = await conn.request(data, is_head, self.timeout, capture)
         except RequestFailed:
             self.conn = None
             raise

@@ -21,12 +21,14 @@ LATE_NS = 1_000_000          # a send more than 1 ms after its intended time is 
 class Picker:
     """Weighted choice of the next request, from a seeded generator (one per user)."""
 
-    def __init__(self, specs: list[RequestSpec], seed: int) -> None:
+    def __init__(self, specs: list[RequestSpec] | list[float], seed: int) -> None:
+        """`specs`: the requests (their weights), or the weights themselves (requests
+        then flows: Job.weights)."""
         self.rng = random.Random(seed)
         total = 0.0
         self.cum: list[float] = []
         for spec in specs:
-            total += spec.weight
+            total += spec if isinstance(spec, int | float) else spec.weight
             self.cum.append(total)
         self.total = total
         self.single = len(specs) == 1

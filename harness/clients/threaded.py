@@ -5,8 +5,10 @@ from __future__ import annotations
 
 from harness.clients.base import LocalModel
 from harness.clients.blocking import BlockingClient
-from harness.clients.loops import blocking_user
+from harness.clients.flows import prepare
+from harness.clients.loops import Journeys, blocking_user
 from harness.clients.tls import user_contexts
+from harness.clients.wire import base_headers
 
 
 class ThreadModel(LocalModel):
@@ -14,12 +16,16 @@ class ThreadModel(LocalModel):
 
     def launch(self) -> None:
         assert self.pacer is not None and self.recorder is not None
-        contexts = user_contexts(self.job, self.job.concurrency)
+        job = self.job
+        contexts = user_contexts(job, job.concurrency)
         note = self.handshake_note()
-        for user in range(self.job.concurrency):
-            client = BlockingClient(self.job, contexts[user], note)
-            self.spawn(blocking_user, user, self.job, self.pacer, self.recorder, client.send,
-                       client.close)
+        host, port = job.host_port
+        flows, flow_user = prepare(job, lambda: base_headers(host, port, job.default_port))
+        for user in range(job.concurrency):
+            client = BlockingClient(job, contexts[user], note)
+            journeys = Journeys(flows, flow_user(user), client.exchange) if flows else None
+            self.spawn(blocking_user, user, job, self.pacer, self.recorder, client.send,
+                       client.close, journeys)
 
 
 class SyncModel(ThreadModel):

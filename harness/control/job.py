@@ -11,6 +11,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
+from harness.clients.flows import FLOW_PREFIX
 from harness.scenario import ModelSpec, RequestSpec, Scenario
 
 MAX_COUNT_RUN_S = 600.0      # a count-bounded run without a duration stops after this
@@ -40,6 +41,14 @@ class Job:
     # URL is https://
     tls: dict[str, Any] = field(default_factory=dict)
     handshake: str = "per-connection"   # or per-request, resume (scenario.HANDSHAKES)
+    # journeys: [[flows]] with their steps (templates as text, compiled by each process),
+    # [[data]] tables with their rows, and where this slice's users and streams start
+    flows: list[dict[str, Any]] = field(default_factory=list)
+    data: list[dict[str, Any]] = field(default_factory=list)
+    cookies: bool = True
+    user_offset: int = 0      # global index of this slice's first user (per-user data)
+    stream_index: int = 0     # this load process among all of them (sequential data)
+    stream_count: int = 1
 
     def to_wire(self) -> dict[str, Any]:
         return asdict(self)
@@ -53,6 +62,19 @@ class Job:
         return [RequestSpec(r["name"], r["method"], r["path"],
                             tuple(tuple(h) for h in r["headers"]), r["body"], r["weight"],
                             tuple(r["expect_status"])) for r in self.requests]
+
+    @property
+    def result_names(self) -> list[str]:
+        """The recorder's row names: requests, flow steps, then `flow:<name>` per flow."""
+        return [r["name"] for r in self.requests] + \
+            [st["name"] for f in self.flows for st in f["steps"]] + \
+            [FLOW_PREFIX + f["name"] for f in self.flows]
+
+    @property
+    def weights(self) -> list[float]:
+        """What the picker chooses among: each request, then each flow."""
+        return [float(r["weight"]) for r in self.requests] + \
+            [float(f["weight"]) for f in self.flows]
 
     @property
     def secure(self) -> bool:
@@ -82,11 +104,20 @@ class Job:
         return Job(**{**asdict(self), **share_fields(self.concurrency, self.rate, self.stages,
                                                       self.total_requests, index, parts,
                                                       self.mode),
-                      "seed": self.seed * 1009 + index})
+                      "seed": self.seed * 1009 + index,
+                      "user_offset": self.user_offset + users_before(self.concurrency, index,
+                                                                      parts),
+                      "stream_index": self.stream_index * parts + index,
+                      "stream_count": self.stream_count * parts})
 
 
 def _split_int(total: int, index: int, parts: int) -> int:
     return total // parts + (1 if index < total % parts else 0)
+
+
+def users_before(concurrency: int, index: int, parts: int) -> int:
+    """How many users the parts before `index` hold: where this part's users start."""
+    return sum(max(1, _split_int(concurrency, j, parts)) for j in range(index))
 
 
 def share_fields(concurrency: int, rate: float | None, stages: list[list[float]],
@@ -118,6 +149,16 @@ def make_job(scenario: Scenario, model: ModelSpec, url: str, index: int, workers
         warmup_s=scenario.warmup_s, timeout_s=scenario.timeout_s,
         think_time_s=scenario.think_time_s, seed=scenario.seed * 7919 + index,
         label=model.label, tls=asdict(scenario.tls), handshake=scenario.handshake,
+        flows=[{"name": f.name, "weight": f.weight, "steps": [
+            {"name": st.request.name, "method": st.request.method, "path": st.request.path,
+             "headers": [list(h) for h in st.request.headers],
+             "body": st.request.body.decode(), "expect_status": list(st.request.expect_status),
+             "extract": [{"var": e.var, "kind": e.kind, "expr": e.expr} for e in st.extract],
+             "think_time_s": st.think_time_s} for st in f.steps]} for f in scenario.flows],
+        data=[{"name": t.name, "order": t.order, "columns": list(t.columns),
+               "rows": [list(r) for r in t.rows]} for t in scenario.data],
+        cookies=scenario.cookies, user_offset=users_before(concurrency, index, workers),
+        stream_index=index, stream_count=workers,
         **share_fields(concurrency, scenario.rate, stages, scenario.total_requests, index,
                        workers, scenario.mode),
     )

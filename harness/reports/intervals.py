@@ -17,12 +17,18 @@ import math
 from pathlib import Path
 from typing import Any
 
+from harness.clients.flows import FLOW_PREFIX
 from harness.control.outcome import ModelResult
 from harness.hdr import summarize
 from harness.scenario import Scenario
 from harness.stats import IntervalStats, collect_cycles, error_kind
 
 AGGREGATED = "Aggregated"
+
+
+def is_flow(name: str) -> bool:
+    """A flow's own row (clients/flows.py): the Aggregated row leaves it out."""
+    return name.startswith(FLOW_PREFIX)
 TLS_COLUMNS = ["tls_handshakes", "tls_p50_ms", "tls_p99_ms", "tls_max_ms"]
 TIMESERIES_COLUMNS = ["model", "name", "second", "requests", "failures", "rps", "ok_rps",
                       "p50_ms", "p95_ms", "p99_ms", "max_ms", *TLS_COLUMNS]
@@ -140,8 +146,9 @@ class IntervalSink:
               span: float) -> None:
         label = result.label
         agg = IntervalStats()
-        for cell in cells.values():
-            agg.add(cell)
+        for name, cell in cells.items():
+            if not is_flow(name):   # a flow's row sums its steps: never count them twice
+                agg.add(cell)
         rows = []
         for name, cell in [*sorted(cells.items()), (AGGREGATED, agg)]:
             n = cell.hist.get_total_count()

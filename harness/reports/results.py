@@ -28,6 +28,7 @@ from harness.reports.intervals import (
     STATUSES_COLUMNS,
     TIMESERIES_COLUMNS,
     TLS_COLUMNS,
+    is_flow,
     measured_seconds,
     ms_row,
     tls_row,
@@ -125,10 +126,11 @@ def summary_frame(outcome: RunOutcome, scenario: Scenario) -> pd.DataFrame:
     for result in outcome.models:
         totals = model_totals(result, scenario)
         per_name = result.by_name
-        names = [r.name for r in scenario.requests]
-        everything = IntervalStats()
-        for cell in per_name.values():
-            everything.add(cell)
+        names = scenario.result_names
+        everything = IntervalStats()   # the requests on the wire: flow rows left out
+        for name, cell in per_name.items():
+            if not is_flow(name):
+                everything.add(cell)
         model_cols = {
             "duration_s": round(totals.measured_s, 3),
             "cpu_pct": round(100.0 * totals.cpu_s / max(totals.measured_s + scenario.warmup_s,
