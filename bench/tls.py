@@ -92,7 +92,7 @@ def s_time(port: int, seconds: int, ca: Path, reuse: bool) -> float:
     return float(m.group(1))
 
 
-def capacity(seconds: float, cert: Path, key: Path) -> Section:
+def capacity(seconds: int, cert: Path, key: Path) -> Section:
     rows: dict[str, tuple[float, float]] = {}
     targets = [("mockserver (uvloop, TLS)", None)]
     if _nginx_exe():
@@ -119,7 +119,7 @@ def capacity(seconds: float, cert: Path, key: Path) -> Section:
                    table, goals)
 
 
-def handshakes(seconds: float, cert: Path, key: Path) -> Section:
+def handshakes(seconds: int, cert: Path, key: Path) -> Section:
     """Handshakes/s per model against nginx (mockserver when nginx is missing): every
     request a new connection, full (`per-request`) or resumed (`resume`)."""
     port = free_port()
@@ -177,7 +177,7 @@ def lesson(seconds: str) -> Section:
 
 
 def run(quick: bool) -> list[Section]:
-    seconds = 3.0 if quick else 10.0
+    seconds = 3 if quick else 10
     with tempfile.TemporaryDirectory(prefix="bench-tls-") as tmp:
         cert, key = self_signed(Path(tmp), "127.0.0.1")
         return [capacity(seconds, cert, key), handshakes(seconds, cert, key),

@@ -22,6 +22,9 @@ MALFORMED = "malformed_response"
 BODY_LENGTH = "body_length_mismatch"
 TLS_VERIFY = "tls_verify"          # the server's certificate was rejected
 TLS_HANDSHAKE = "tls_handshake"    # any other TLS failure (protocol, alert, client cert)
+EXTRACT_FAILED = "extract_failed"  # a flow step's extraction found nothing: the flow aborts
+TEMPLATE_FAILED = "template_failed"  # a rendered value cannot go where it goes (CR/LF)
+ABORTED = "aborted"                # a flow iteration that did not reach its end
 OTHER = "other"
 
 
@@ -91,8 +94,9 @@ def classify_locust(exc: BaseException) -> str:
     """Locust's clients: by stdlib type where there is one, else by name or message (see
     the module docstring for why substrings)."""
     text = f"{type(exc).__name__}: {exc}".lower()
-    if STATUS in text:
-        return STATUS
+    for kind in (EXTRACT_FAILED, TEMPLATE_FAILED, STATUS):   # our own, from a flow step
+        if kind in text:
+            return kind
     if isinstance(exc, ConnectionRefusedError) or "refused" in text:
         return CONNECT_REFUSED
     if isinstance(exc, ssl.SSLCertVerificationError) or "certificate verify failed" in text:

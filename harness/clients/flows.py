@@ -19,11 +19,8 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
 
-from harness.clients.failures import STATUS
+from harness.clients.failures import EXTRACT_FAILED, STATUS, TEMPLATE_FAILED
 
-EXTRACT_FAILED = "extract_failed"   # a step's extraction found nothing: the flow aborts
-TEMPLATE_FAILED = "template_failed"  # a rendered value cannot go where it goes (CR/LF)
-ABORTED = "aborted"                  # a flow iteration that did not reach its end
 BUILTINS = ("user", "worker", "iteration", "uuid")
 FLOW_PREFIX = "flow:"
 

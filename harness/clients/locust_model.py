@@ -13,13 +13,15 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 from harness.clients.base import LocalModel
-from harness.clients.failures import STATUS, classify_locust
+from harness.clients.failures import ABORTED, EXTRACT_FAILED, STATUS, classify_locust
+from harness.clients.flows import Answer, StepFailed, prepare
 from harness.clients.loops import cpu_work
 from harness.clients.pacing import Picker
-from harness.clients.wire import headers_for
+from harness.clients.wire import base_headers, headers_for
 
 
 class LocustModel(LocalModel):
@@ -42,12 +44,18 @@ class LocustModel(LocalModel):
         job, pacer, rec = self.job, self.pacer, self.recorder
         assert pacer is not None and rec is not None
         specs = job.specs
-        names = {s.name: i for i, s in enumerate(specs)}
+        names = {name: i for i, name in enumerate(job.result_names)}
         base_path = job.base_path
-        picker = Picker(specs, job.seed)
+        picker = Picker(job.weights, job.seed)
         host, port = job.host_port
-        headers = [dict(headers_for(s, host, port)) for s in specs]  # as far as Locust allows
+        headers = [dict(headers_for(s, host, port, job.default_port))  # as far as Locust
+                   for s in specs]                                       # allows
         perf_ns = time.perf_counter_ns
+        # flows: Locust's own per-user cookie jar stands in for ours (its clients keep one
+        # per user across requests); ours is off so no Cookie header is doubled
+        flows, flow_user = prepare(replace(job, cookies=False),
+                                   lambda: base_headers(host, port, job.default_port))
+        users_made = [0]
 
         tls_files = LocustTls(job)
         fast = job.model == "locust"
@@ -67,14 +75,69 @@ class LocustModel(LocalModel):
                     self.client.verify = tls_files.verify
                     if tls_files.cert:
                         self.client.cert = (tls_files.cert, tls_files.key)
+                self.journey = flow_user(users_made[0]) if flows else None
+                users_made[0] += 1
+
+            def cookies(self) -> dict[str, str]:
+                jar = self.client.cookiejar if fast else self.client.cookies
+                return {c.name: c.value for c in jar}
+
+            def run_flow(self, flow: Any) -> None:
+                """A flow iteration: its steps in sequence (what a SequentialTaskSet would
+                run), each sent through Locust's client under the step's name, so Locust
+                times it; the flow's own row timed here."""
+                it = self.journey.start(flow)
+                t_start = t_step = last = perf_ns()
+                while True:
+                    try:
+                        out = it.next_request()
+                    except StepFailed as exc:
+                        last = perf_ns()
+                        rec.fail(it.step.k, last, last - t_step, exc.kind)
+                        it.fail()
+                        break
+                    if out is None:
+                        break
+                    rec.sent[0] += 1
+                    with self.client.request(out.method, out.path, headers=dict(out.headers),
+                                             data=out.body or None, name=it.step.name,
+                                             catch_response=True) as resp:
+                        status = resp.status_code or 0
+                        if status:
+                            # the jar's cookies as Set-Cookie lines: `cookie` extraction
+                            # finds what Locust's jar took from this answer
+                            answer = Answer(status, resp.content or b"",
+                                            [*resp.headers.items(),
+                                             *(("Set-Cookie", f"{k}={v}")
+                                               for k, v in self.cookies().items())])
+                            failed = it.answer(answer)
+                            if failed is None:
+                                resp.success()
+                            else:
+                                resp.failure(f"{failed[0]}: {status}")
+                        else:
+                            it.fail()   # no answer: Locust reports the error itself
+                    last = perf_ns()
+                    if not job.cookies:
+                        (self.client.cookiejar if fast else self.client.cookies).clear()
+                    if it.step.think_s and not it.aborted and not it.done:
+                        gevent.sleep(it.step.think_s)
+                    t_step = perf_ns()
+                if it.done:
+                    rec.ok(it.flow.k, last, last - t_start, 0, 0)
+                else:
+                    rec.fail(it.flow.k, last, last - t_start, ABORTED)
 
             @task
             def one(self) -> None:
                 now = time.perf_counter()
                 if not pacer.running(now) or not pacer.claim(now):
                     raise StopUser()
-                rec.sent[0] += 1  # counted when sent: the server counts it then too
                 k = picker.pick()
+                if k >= len(specs):
+                    self.run_flow(flows[k - len(specs)])
+                    return
+                rec.sent[0] += 1  # counted when sent: the server counts it then too
                 spec = specs[k]
                 kwargs: dict[str, Any] = {"headers": headers[k], "name": spec.name,
                                           "catch_response": True}
@@ -104,7 +167,8 @@ class LocustModel(LocalModel):
                 rec.ok(k, done, latency, response_length or 0, status)
             else:
                 kind = classify_locust(exception)
-                rec.fail(k, done, latency, kind, status if kind == STATUS else 0)
+                rec.fail(k, done, latency, kind,
+                         status if kind in (STATUS, EXTRACT_FAILED) else 0)
 
         # stop_timeout: at the end users finish the request in flight instead of being
         # killed mid-request, so what we count as sent is what the target received.

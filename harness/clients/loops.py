@@ -11,8 +11,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from harness.clients.failures import STATUS, RequestFailed
-from harness.clients.flows import ABORTED, Answer, Flow, FlowUser, Iteration, Outgoing, StepFailed
+from harness.clients.failures import ABORTED, STATUS, RequestFailed
+from harness.clients.flows import Answer, Flow, FlowUser, Iteration, Outgoing, StepFailed
 from harness.clients.pacing import LATE_NS, Pacer, Picker, sleep_until
 from harness.control.job import Job
 from harness.stats import Recorder
