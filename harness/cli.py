@@ -86,6 +86,14 @@ def build_parser() -> argparse.ArgumentParser:
     val = sub.add_parser("validate", help="check a scenario without running it")
     val.add_argument("scenario")
     overrides(val)
+
+    har = sub.add_parser("import-har", help="turn a browser recording into a scenario")
+    har.add_argument("recording", help="a HAR file (browser devtools: Save all as HAR)")
+    har.add_argument("-o", "--output", help="scenario file to write (default: stdout)")
+    har.add_argument("--include-static", action="store_true",
+                     help="keep images, scripts, styles and fonts")
+    har.add_argument("--keep-auth", action="store_true",
+                     help="keep Authorization and other credential headers")
     return p
 
 
@@ -196,9 +204,24 @@ def _ended(done: Any, quiet: bool) -> int:
             Ending.FAILED: EXIT_FAILED}[done.ending]
 
 
+def cmd_import_har(args: argparse.Namespace) -> int:
+    from harness.reports.har import import_har, write_scenario
+    tables = import_har(Path(args.recording), include_static=args.include_static,
+                        keep_auth=args.keep_auth)
+    out = Path(args.output) if args.output else None
+    text = write_scenario(tables, out)
+    if out is None:
+        print(text, end="")
+    else:
+        steps = len(tables["flows"][0]["steps"])
+        print(f"{out}: one flow of {_count(steps, 'step')} against {tables['target']['url']}")
+    return EXIT_OK
+
+
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "run": cmd_run, "coordinator": cmd_run, "worker": cmd_worker, "report": cmd_report,
     "compare": cmd_compare, "keys": cmd_keys, "validate": cmd_validate,
+    "import-har": cmd_import_har,
 }
 
 

@@ -60,6 +60,7 @@ _REQUEST_NAME = re.compile(r"[^\x00-\x1f\x7f]{1,200}")
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
 _THRESHOLD = re.compile(r"^\s*(<=|>=|<|>|==)\s*(-?\d+(?:\.\d+)?)\s*$")
+_TEMPLATE_REF = re.compile(r"\{\{.*?\}\}", re.S)
 _DATA_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_-]{0,63}")
 _NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_-]{0,63}")
 _HOSTNAME = re.compile(r"[A-Za-z0-9]([A-Za-z0-9.-]{0,252})")
@@ -379,9 +380,10 @@ def _requests(ctx: _Ctx, raw: Any, flows: bool = False) -> tuple[RequestSpec, ..
 
 
 def _request(ctx: _Ctx, item: dict[str, Any], where: str, names: set[str],
-             default_name: str) -> RequestSpec:
+             default_name: str, templated: bool = False) -> RequestSpec:
     """One request or flow step: name unique among all requests and steps, method, path,
-    headers, body, weight, expect_status."""
+    headers, body, weight, expect_status. A step's path is checked with its `{{ }}`
+    references standing for one character (what they render to is percent-encoded)."""
     name = ctx.string(item.get("name", default_name), f"{where}.name", _REQUEST_NAME,
                       "a name of 1 to 200 characters, no control characters")
     if name in names or name == "Aggregated" or name.startswith(FLOW_PREFIX):
@@ -392,9 +394,10 @@ def _request(ctx: _Ctx, item: dict[str, Any], where: str, names: set[str],
     if not isinstance(method, str) or method.upper() not in METHODS:
         raise ctx.fail(f"{where}.method",
                        f"expected one of {', '.join(METHODS)}, got {_show(method)}")
-    path = ctx.string(item.get("path", "/"), f"{where}.path", _PATH,
-                      'a path starting with "/" of printable ASCII without spaces '
-                      "(percent-encode the rest)")
+    path = item.get("path", "/")
+    shown = _TEMPLATE_REF.sub("x", path) if templated and isinstance(path, str) else path
+    ctx.string(shown, f"{where}.path", _PATH, 'a path starting with "/" of printable ASCII '
+                                              "without spaces (percent-encode the rest)")
     headers = ctx.table(item.get("headers", {}), f"{where}.headers")
     if len(headers) > MAX_HEADERS:
         raise ctx.fail(f"{where}.headers", f"expected at most {MAX_HEADERS} headers")
@@ -523,7 +526,7 @@ def _flows(ctx: _Ctx, raw: Any, tables: tuple[DataTable, ...], names: set[str],
                           "extract", "think_time"), at)
             request = _request(ctx, {k: v for k, v in st.items()
                                      if k not in ("extract", "think_time")}, at, names,
-                               f"{name}-{j}")
+                               f"{name}-{j}", templated=True)
             for key, text in [("path", request.path), ("body", request.body.decode()),
                               *((f"headers.{k}", v) for k, v in request.headers)]:
                 _check_template(ctx, f"{at}.{key}", text, columns, defined, recovered)

@@ -1,0 +1,163 @@
+"""`harness import-har`: a browser recording (HAR 1.2) -> a scenario with one flow.
+
+Kept: requests to the recording's main host (the first HTML page's, else the most
+frequent), in order, with their method, path and query, body and the headers that say
+what the request is (Accept, Content-Type, custom X- headers). Left out: static assets
+(unless --include-static), cookies (each user's jar carries them, as the browser's did),
+credentials (Authorization, Proxy-Authorization, X-Api-Key... unless --keep-auth), and
+what every model sets itself (Host, User-Agent, Content-Length, Accept-Encoding,
+Connection, the browser's Sec-/priority hints). Think times are the recorded gaps
+between one answer and the next request. The scenario is validated before it is written.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote, urlsplit
+
+from harness.errors import UsageError
+from mockserver import checks
+
+MAX_HAR_BYTES = 256 << 20
+STATIC_TYPES = ("image/", "font/", "text/css", "javascript", "video/", "audio/",
+                "application/wasm")
+STATIC_EXT = re.compile(r"\.(css|js|mjs|map|png|jpe?g|gif|svg|ico|webp|avif|woff2?|ttf|otf|"
+                        r"eot|mp4|webm|mp3|wasm)$", re.I)
+DROP = {"host", "user-agent", "content-length", "accept-encoding", "connection", "cookie",
+        "keep-alive", "te", "upgrade-insecure-requests", "priority", "pragma",
+        "cache-control", "dnt", "referer", "origin", "if-none-match", "if-modified-since"}
+AUTH = {"authorization", "proxy-authorization", "x-api-key", "x-auth-token",
+        "x-csrf-token", "x-xsrf-token"}
+MAX_THINK_S = 60.0
+
+
+class HarError(UsageError):
+    """A file that is not a usable HAR recording: names the file and what is wrong."""
+
+
+def import_har(path: Path, *, include_static: bool = False, keep_auth: bool = False
+               ) -> dict[str, Any]:
+    """The scenario (as TOML tables) a recording makes; raises HarError."""
+    try:
+        if path.stat().st_size > MAX_HAR_BYTES:
+            raise HarError(f"{path}: expected a HAR file of at most 256 MiB")
+        doc = checks.read_document(path, "JSON")
+    except OSError as exc:
+        raise HarError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    except ValueError as exc:
+        raise HarError(f"{path}: not a HAR file: {exc}") from None
+    entries = doc.get("log", {}).get("entries") if isinstance(doc, dict) and \
+        isinstance(doc.get("log"), dict) else None
+    if not isinstance(entries, list) or not entries:
+        raise HarError(f"{path}: log.entries: expected a list of recorded requests")
+    parsed = [_entry(path, i, e) for i, e in enumerate(entries)]
+    origin = _main_origin(parsed)
+    steps: list[dict[str, Any]] = []
+    names: set[str] = set()
+    last_end: float | None = None
+    for e in sorted((e for e in parsed if e["origin"] == origin), key=lambda e: e["start"]):
+        if not include_static and e["static"]:
+            continue
+        if steps and last_end is not None:
+            gap = e["start"] - last_end
+            if gap > 0.01:
+                steps[-1]["think_time"] = f"{min(gap, MAX_THINK_S) * 1000:.0f}ms"
+        last_end = e["start"] + e["time_s"]
+        steps.append(_step(e, len(steps), names, keep_auth))
+    if not steps:
+        raise HarError(f"{path}: no request to {origin} left to replay (static assets are "
+                       "left out unless --include-static)")
+    return {
+        "run": {"name": _run_name(path), "duration": "60s"},
+        "target": {"url": origin},
+        "load": {"concurrency": 1},
+        "flows": [{"name": "recording", "steps": steps}],
+        "models": [{"model": "asyncio"}],
+    }
+
+
+def _entry(path: Path, i: int, raw: Any) -> dict[str, Any]:
+    where = f"{path}: log.entries[{i}]"
+    try:
+        req, resp = raw["request"], raw.get("response", {})
+        url = urlsplit(req["url"])
+        method = str(req["method"]).upper()
+        start = datetime.fromisoformat(str(raw["startedDateTime"]).replace("Z", "+00:00"))
+        headers = [(str(h["name"]), str(h["value"])) for h in req.get("headers", [])]
+        body = (req.get("postData") or {}).get("text") or ""
+        mime = str((resp.get("content") or {}).get("mimeType", ""))
+        took = float(raw.get("time") or 0) / 1000.0
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise HarError(f"{where}: expected request.url, request.method and startedDateTime "
+                       f"({type(exc).__name__}: {exc})") from None
+    if url.scheme not in ("http", "https") or not url.hostname:
+        raise HarError(f"{where}.request.url: expected an http(s) URL, got {req['url']!r:.80}")
+    port = f":{url.port}" if url.port else ""
+    return {"origin": f"{url.scheme}://{url.hostname}{port}", "method": method,
+            "target": url.path or "/", "query": url.query, "headers": headers,
+            "body": str(body), "mime": mime, "start": start.timestamp(), "time_s": took,
+            "static": any(t in mime for t in STATIC_TYPES) or
+            bool(STATIC_EXT.search(url.path or ""))}
+
+
+def _main_origin(entries: list[dict[str, Any]]) -> str:
+    for e in entries:
+        if "text/html" in e["mime"]:
+            return e["origin"]
+    counts: dict[str, int] = {}
+    for e in entries:
+        counts[e["origin"]] = counts.get(e["origin"], 0) + 1
+    return max(counts, key=lambda o: counts[o])
+
+
+def _step(e: dict[str, Any], i: int, names: set[str], keep_auth: bool) -> dict[str, Any]:
+    # a recorded path is sent as recorded: anything outside printable ASCII (and a `{`,
+    # which our templates would read) is percent-encoded
+    safe = "/:@!$&'()*+,;=-._~%?"
+    path = quote(e["target"], safe=safe) + (f"?{quote(e['query'], safe=safe)}"
+                                            if e["query"] else "")
+    name = f"{i + 1:02d} {e['method']} {e['target']}"[:200]
+    while name in names:
+        name += "'"
+    names.add(name)
+    headers = {}
+    for key, value in e["headers"]:
+        low = key.lower()
+        if key.startswith(":") or low in DROP or low.startswith("sec-") or \
+                (low in AUTH and not keep_auth):
+            continue
+        if "{{" in value or "\r" in value or "\n" in value:
+            continue
+        headers[key] = value
+    step: dict[str, Any] = {"name": name, "method": e["method"], "path": path}
+    if headers:
+        step["headers"] = headers
+    if e["body"] and "{{" not in e["body"]:
+        step["body"] = e["body"]
+    return step
+
+
+def _run_name(path: Path) -> str:
+    return re.sub(r"[^A-Za-z0-9 ._-]+", "-", path.stem).strip("-. ")[:100] or "recording"
+
+
+def write_scenario(tables: dict[str, Any], out: Path | None) -> str:
+    """The scenario as TOML, checked by the scenario validator, written to `out` (beside
+    and renamed over) or returned for stdout."""
+    import tomli_w
+
+    from harness.scenario import parse_scenario
+    text = "# made by harness import-har: one flow, the recording's requests in order\n" + \
+        tomli_w.dumps(tables)
+    parse_scenario(checks.parse_document(text, "TOML"), out.name if out else "stdout")
+    if out is not None:
+        tmp = out.with_name(out.name + ".tmp")
+        try:
+            tmp.write_text(text)
+            tmp.replace(out)
+        except OSError as exc:
+            raise HarError(f"-o {out}: cannot write: {exc.strerror or exc}") from None
+    return text

@@ -1,0 +1,108 @@
+"""`harness import-har`: a recording becomes a scenario that validates and runs; what a
+browser adds (static assets, other hosts, cookies, credentials) is left out; a bad file is
+exit 2 with one line, never a traceback."""
+
+from __future__ import annotations
+
+import json
+import random
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import Mock, load_meta, run_harness
+
+
+def har(origin: str) -> dict:
+    def entry(t: float, method: str, url: str, mime: str = "application/json",
+              headers: list | None = None, body: str | None = None) -> dict:
+        req = {"method": method, "url": url, "headers": headers or [], "httpVersion": "HTTP/1.1"}
+        if body is not None:
+            req["postData"] = {"mimeType": "application/json", "text": body}
+        return {"startedDateTime": f"2026-11-26T10:00:{t:06.3f}Z", "time": 20.0,
+                "request": req, "response": {"status": 200, "content": {"mimeType": mime}}}
+    return {"log": {"version": "1.2", "creator": {"name": "test"}, "entries": [
+        entry(0.0, "GET", f"{origin}/", "text/html",
+              [{"name": "Accept", "value": "text/html"},
+               {"name": "User-Agent", "value": "Mozilla/5.0"},
+               {"name": "Cookie", "value": "sid=old"},
+               {"name": ":authority", "value": "x"}]),
+        entry(0.05, "GET", f"{origin}/static/app.js", "application/javascript"),
+        entry(0.06, "GET", "https://cdn.example.test/logo.png", "image/png"),
+        entry(1.5, "POST", f"{origin}/auth/login", body='{"user": "linus"}',
+              headers=[{"name": "Content-Type", "value": "application/json"},
+                       {"name": "Authorization", "value": "Basic c2VjcmV0"}]),
+        entry(2.0, "GET", f"{origin}/auth/me?x=1 2&y=\u00e9",
+              headers=[{"name": "X-Trace", "value": "abc"}]),
+    ]}}
+
+
+def test_recording_becomes_a_scenario_that_runs(tmp_path, mock: Mock):
+    path = tmp_path / "rec.har"
+    path.write_text(json.dumps(har(mock.url)))
+    out = tmp_path / "rec.toml"
+    proc = run_harness("import-har", str(path), "-o", str(out))
+    assert proc.returncode == 0, proc.stderr
+    assert "one flow of 3 steps" in proc.stdout
+    doc = tomllib.loads(out.read_text())
+    steps = doc["flows"][0]["steps"]
+    assert [s["method"] + " " + s["path"] for s in steps] == [
+        "GET /", "POST /auth/login", "GET /auth/me?x=1%202&y=%C3%A9"]
+    assert steps[0]["headers"] == {"Accept": "text/html"}     # no UA, Cookie, pseudo
+    assert steps[1]["headers"] == {"Content-Type": "application/json"}   # no credentials
+    assert steps[1]["body"] == '{"user": "linus"}'
+    assert steps[0]["think_time"] == "1480ms" and steps[1]["think_time"] == "480ms"
+    assert doc["target"]["url"] == mock.url
+    assert run_harness("validate", str(out)).returncode == 0
+    run = run_harness("run", str(out), "--set", "run.duration=1s", "--set",
+                      "flows.0.steps.0.think_time=0s", "--set",
+                      "flows.0.steps.1.think_time=0s", "--out", str(tmp_path), "--quiet")
+    assert run.returncode == 0, run.stderr
+    meta = load_meta(run.stdout.strip().splitlines()[-1])
+    assert meta["requests_sent"] == mock.stats()["requests_total"] > 0
+
+
+def test_static_and_auth_are_kept_on_request(tmp_path, mock: Mock):
+    path = tmp_path / "rec.har"
+    path.write_text(json.dumps(har(mock.url)))
+    proc = run_harness("import-har", str(path), "--include-static", "--keep-auth")
+    assert proc.returncode == 0, proc.stderr
+    steps = tomllib.loads(proc.stdout)["flows"][0]["steps"]
+    assert [s["path"] for s in steps][:2] == ["/", "/static/app.js"]   # not the CDN's
+    assert steps[2]["headers"]["Authorization"] == "Basic c2VjcmV0"
+
+
+@pytest.mark.parametrize("content, message", [
+    (b"not json", "not a HAR file"),
+    (b'{"log": {}}', "log.entries: expected a list"),
+    (b'{"log": {"entries": [{"request": {}}]}}', "log.entries[0]: expected request.url"),
+    (b'{"log": {"entries": [{"startedDateTime": "2026-01-01T00:00:00Z", "request": '
+     b'{"method": "GET", "url": "ftp://x/"}}]}}', "expected an http(s) URL"),
+    (b'\xff\xfe', "not UTF-8"),
+])
+def test_bad_recordings_exit_2(tmp_path, content, message):
+    path = tmp_path / "bad.har"
+    path.write_bytes(content)
+    proc = run_harness("import-har", str(path))
+    assert proc.returncode == 2 and message in proc.stderr, proc.stderr
+    assert "Traceback" not in proc.stderr and proc.stderr.count("\n") == 1
+
+
+def test_mangled_recordings_never_trace(tmp_path, mock: Mock):
+    """Random damage to a good recording: exit 0 with a scenario that validates, or exit 2
+    with one line -- never a traceback."""
+    good = har(mock.url)
+    rng = random.Random(3)
+    for i in range(25):
+        doc = json.loads(json.dumps(good))
+        entry = rng.choice(doc["log"]["entries"])
+        target = rng.choice([entry, entry["request"], entry["response"]])
+        key = rng.choice(sorted(target))
+        target[key] = rng.choice([None, 7, "", [], {}, "\u0000", "x" * 300, -1.5])
+        path = tmp_path / f"m{i}.har"
+        path.write_text(json.dumps(doc))
+        proc = run_harness("import-har", str(path), "-o", str(tmp_path / f"m{i}.toml"))
+        assert proc.returncode in (0, 2) and "Traceback" not in proc.stderr, proc.stderr
+        if proc.returncode == 0:
+            assert run_harness("validate", str(tmp_path / f"m{i}.toml")).returncode == 0

@@ -1,0 +1,151 @@
+"""[[data]] and [[flows]]: validation is static and complete. Thirty mistakes, each one
+line naming the file and the key (and the data file where it is at fault), before
+anything is sent; and what a valid journey compiles to."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from harness.clients.flows import Ref, compile_template
+from harness.control.job import make_job
+from harness.errors import ScenarioError
+from harness.scenario import load_scenario
+
+GOOD = {
+    "users.csv": 'id,name\n1,linus\n2,"a, ""b"""\n',
+    "empty.csv": "",
+    "header.csv": "id,name\n",
+    "latin1.csv": "id,name\n1,J\xfcrgen\n".encode("latin-1"),
+    "ragged.csv": "id,name\n1\n",
+    "dupe.csv": "id,id\n1,2\n",
+}
+
+FLOW = '''[[data]]
+name = "users"
+file = "users.csv"
+[[flows]]
+name = "f"
+[[flows.steps]]
+name = "login"
+method = "POST"
+path = "/auth/login"
+body = '{"user": "{{users.name}}"}'
+extract = { token = { json = "$.token" } }
+[[flows.steps]]
+name = "me"
+path = "/auth/me/{{users.id}}"
+headers = { Authorization = "Bearer {{token}}" }
+'''
+
+
+def load(tmp_path: Path, text: str):
+    for name, content in GOOD.items():
+        data = content.encode() if isinstance(content, str) else content
+        (tmp_path / name).write_bytes(data)
+    path = tmp_path / "s.toml"
+    path.write_text(text + '\n[run]\nduration = "1s"\n[[models]]\nmodel = "thread"\n')
+    return load_scenario(path)
+
+
+def test_a_valid_journey():
+    pieces = compile_template("/u/{{users.id}}?n={{ iteration }}&r={{random_int(1, 5)}}")
+    assert pieces == ("/u/", Ref("data", "users", "id"), "?n=", Ref("iteration"), "&r=",
+                      Ref("randint", "1", "5"))
+
+
+def test_the_journey_travels_in_the_job(tmp_path):
+    sc = load(tmp_path, FLOW)
+    assert sc.result_names == ["login", "me", "flow:f"]
+    job = make_job(sc, sc.models[0], "http://127.0.0.1:1", 1, 2)
+    assert job.data[0]["rows"] == [["1", "linus"], ["2", 'a, "b"']]
+    assert job.flows[0]["steps"][0]["extract"] == [{"var": "token", "kind": "json",
+                                                    "expr": "$.token"}]
+    assert job.weights == [1.0] and job.stream_index == 1 and job.stream_count == 2
+
+
+MISTAKES = [
+    # data
+    (FLOW.replace('file = "users.csv"', 'file = "missing.csv"'),
+     "[[data]][0].file", "no such file"),
+    (FLOW.replace('file = "users.csv"', 'file = "empty.csv"'), "[[data]][0].file", "is empty"),
+    (FLOW.replace('file = "users.csv"', 'file = "header.csv"'),
+     "[[data]][0].file", "at least one row"),
+    (FLOW.replace('file = "users.csv"', 'file = "latin1.csv"'),
+     "[[data]][0].file", "expected UTF-8"),
+    (FLOW.replace('file = "users.csv"', 'file = "ragged.csv"'),
+     "[[data]][0].file", "line 2: expected 2 fields"),
+    (FLOW.replace('file = "users.csv"', 'file = "dupe.csv"'),
+     "[[data]][0].file", "unique column names"),
+    (FLOW.replace('file = "users.csv"', 'file = "users.csv"\norder = "shuffled"'),
+     "[[data]][0].order", "expected one of per-user, sequential, random"),
+    (FLOW.replace('name = "users"', 'name = "users"\ncolumns = 3'),
+     "[[data]][0].columns", "unknown key"),
+    (FLOW.replace('name = "users"', 'name = "bad name"'), "[[data]][0].name",
+     "expected a name of letters"),
+    (FLOW + '[[data]]\nname = "users"\nfile = "users.csv"\n', "[[data]][1].name",
+     "unique name"),
+    ('data = 5\n' + FLOW[FLOW.index("[[flows]]"):], "[[data]]", "expected an array"),
+    # templates and names
+    (FLOW.replace("{{users.id}}", "{{users.email}}"), "[[flows]][0].steps[1].path",
+     "has no column 'email'"),
+    (FLOW.replace("{{users.id}}", "{{people.id}}"), "[[flows]][0].steps[1].path",
+     "no [[data]] named 'people'"),
+    (FLOW.replace("Bearer {{token}}", "Bearer {{tokn}}"),
+     "[[flows]][0].steps[1].headers.Authorization", "{{tokn}} is not defined"),
+    (FLOW.replace("{{users.id}}", "{{users.id"), "[[flows]][0].steps[1].path",
+     "an unclosed {{"),
+    (FLOW.replace("{{users.id}}", "{{random_int(9, 1)}}"), "[[flows]][0].steps[1].path",
+     "low bound first"),
+    (FLOW.replace("{{users.id}}", "{{ 1 + 1 }}"), "[[flows]][0].steps[1].path",
+     "is not a name"),
+    (FLOW.replace('"{{users.name}}"', '"{{token}}"'), "[[flows]][0].steps[0].body",
+     "{{token}} is not defined"),   # used before the step that extracts it
+    # extraction
+    (FLOW.replace('json = "$.token"', 'json = "$..[?(@"'),
+     "[[flows]][0].steps[0].extract.token.json", "expected a JSONPath"),
+    (FLOW.replace('{ json = "$.token" }', '{ regex = "(unclosed" }'),
+     "[[flows]][0].steps[0].extract.token.regex", "expected a regular expression"),
+    (FLOW.replace('{ json = "$.token" }', '{ xpath = "//a" }'),
+     "[[flows]][0].steps[0].extract.token", "expected one of"),
+    (FLOW.replace('{ json = "$.token" }', '{ json = "$.a", regex = "b" }'),
+     "[[flows]][0].steps[0].extract.token", "expected one of"),
+    (FLOW.replace("token = {", "iteration = {").replace("{{token}}", "{{iteration}}"),
+     "[[flows]][0].steps[0].extract.iteration", "not a built-in"),
+    (FLOW.replace('extract = { token = { json = "$.token" } }', 'extract = "token"'),
+     "[[flows]][0].steps[0].extract", "expected a table"),
+    # flows and steps
+    (FLOW.replace('name = "me"', 'name = "login"'), "[[flows]][0].steps[1].name",
+     "unique name"),
+    (FLOW.replace('name = "me"', 'name = "flow:me"'), "[[flows]][0].steps[1].name",
+     "unique name"),
+    (FLOW.replace('name = "f"', 'name = "f"\nweight = -1'), "[[flows]][0].weight",
+     "expected"),
+    (FLOW.replace('name = "me"', 'name = "me"\nthink_time = "forever"'),
+     "[[flows]][0].steps[1].think_time", "expected a duration"),
+    (FLOW.replace('name = "me"', 'name = "me"\nretries = 3'), "[[flows]][0].steps[1].retries",
+     "unknown key"),
+    (FLOW[:FLOW.index("[[flows.steps]]")], "[[flows]][0].steps", "expected 1 to 100"),
+    (FLOW + '[[flows]]\nname = "f"\n[[flows.steps]]\npath = "/"\n', "[[flows]][1].name",
+     "unique flow name"),
+    (FLOW.replace('path = "/auth/me/{{users.id}}"', 'path = "auth/me"'),
+     "[[flows]][0].steps[1].path", 'a path starting with "/"'),
+    (FLOW + '[load]\ncookies = "yes"\n', "[load].cookies", "expected true or false"),
+]
+
+
+@pytest.mark.parametrize("text, key, message", MISTAKES,
+                         ids=[f"{i:02d}-{m[1]}" for i, m in enumerate(MISTAKES)])
+def test_every_mistake_names_file_and_key(tmp_path, text, key, message):
+    with pytest.raises(ScenarioError) as err:
+        load(tmp_path, text)
+    line = str(err.value)
+    assert line.startswith(f"s.toml: {key}: ") and message in line, line
+    assert "\n" not in line
+    if key == "[[data]][0].file" and "no such file" not in message:
+        assert str(tmp_path) in line   # the data file at fault is named
+
+
+def test_there_are_thirty_mistakes():
+    assert len(MISTAKES) >= 30
