@@ -92,20 +92,24 @@ def s_time(port: int, seconds: int, ca: Path, reuse: bool) -> float:
     return float(m.group(1))
 
 
-def capacity(seconds: int, cert: Path, key: Path) -> Section:
+def capacity(seconds: int, cert: Path, key: Path, rounds: int = 1) -> Section:
+    """Best of `rounds`, the targets in alternating order (as the plain capacity section:
+    a neighbour's burst during one target's turn must not decide the ratio)."""
     rows: dict[str, tuple[float, float]] = {}
     targets = [("mockserver (uvloop, TLS)", None)]
     if _nginx_exe():
         targets.append(("nginx (1 worker, TLS)", "nginx"))
-    for name, kind in targets:
-        port = free_port()
-        url = f"https://127.0.0.1:{port}"
-        ctx = nginx_tls(port, cert, key) if kind else \
-            pinned(mockserver(port, "--tls-cert", str(cert), "--tls-key", str(key)), port)
-        with ctx:
-            by_wrk = wrk(url + "/", 50, seconds).rps if have_wrk() else float("nan")
-            ours = float(_ours(url, cert, FAST, seconds, 50).agg()["rps"])
-        rows[name] = (by_wrk, ours)
+    for r in range(rounds):
+        for name, kind in (targets if r % 2 == 0 else targets[::-1]):
+            port = free_port()
+            url = f"https://127.0.0.1:{port}"
+            ctx = nginx_tls(port, cert, key) if kind else \
+                pinned(mockserver(port, "--tls-cert", str(cert), "--tls-key", str(key)), port)
+            with ctx:
+                by_wrk = wrk(url + "/", 50, seconds).rps if have_wrk() else float("nan")
+                ours = float(_ours(url, cert, FAST, seconds, 50).agg()["rps"])
+            old = rows.get(name, (0.0, 0.0))
+            rows[name] = (max(old[0], by_wrk), max(old[1], ours))
     table = ["| target | requests/s under wrk | under our fast engine |", "|---|---:|---:|"]
     table += [f"| {n} | {w:,.0f} | {f:,.0f} |" for n, (w, f) in rows.items()]
     goals = []
@@ -116,7 +120,8 @@ def capacity(seconds: int, cert: Path, key: Path) -> Section:
         goals.append((f"TLS mockserver >= 0.8x nginx ({ratio:.2f}x)", ratio >= 0.8))
         line += f": mockserver / nginx = {ratio:.2f}x"
     return Section("TLS: keep-alive HTTPS capacity (one process, 50 connections)", line,
-                   table, goals)
+                   table, goals, notes=f"Best of {rounds} rounds of {seconds} s, the targets "
+                                       "in alternating order.")
 
 
 def handshakes(seconds: int, cert: Path, key: Path) -> Section:
@@ -167,18 +172,27 @@ def lesson(seconds: str) -> Section:
         table.append(f"| {r.model} | {r.rps:,.0f} | {r.p50_ms:.2f} | {r.tls_p50_ms:.2f} | "
                      f"{r.cpu_pct:.0f} |")
     verdict = result.meta.get("verdict", "no verdict")
+    held = "held" if result.meta.get("verdict_agrees") else "did not hold"
+    # not a goal: the issue asks what happens, measured, whichever way it falls
     return Section("Lesson: a full TLS handshake per request (embedded HTTPS mock, 2 shared "
-                   "cores)", f"lesson tls-handshakes: {verdict}", table,
-                   [("verdict agrees with the rule (threads)",
-                     bool(result.meta.get("verdict_agrees")))],
-                   notes="OpenSSL releases the GIL while it computes a handshake, so "
-                         "threads overlap handshakes; an event loop runs each "
-                         "handshake's Python-side steps in its one thread.")
+                   "cores)", f"lesson tls-handshakes: the rule (threads) {held}; {verdict}",
+                   table, [],
+                   notes="The hypothesis: OpenSSL releases the GIL while it computes a "
+                         "handshake, so threads overlap handshakes where an event loop "
+                         "does them one at a time. What decides it here is CPU per "
+                         "handshake on two cores the client shares with the server (which "
+                         "computes its half of every handshake too): there is no idle "
+                         "core for a second thread's handshake to run on, so overlapping "
+                         "buys little, while each thread pays for GIL hand-offs and "
+                         "context switches on top of the handshake (client CPU per request "
+                         "in the verdict). The event loop with the fast engine spends the "
+                         "least CPU per handshake and wins; threads beat aiohttp's loop. "
+                         "With spare cores the rule may hold: measure it there.")
 
 
 def run(quick: bool) -> list[Section]:
     seconds = 3 if quick else 10
     with tempfile.TemporaryDirectory(prefix="bench-tls-") as tmp:
         cert, key = self_signed(Path(tmp), "127.0.0.1")
-        return [capacity(seconds, cert, key), handshakes(seconds, cert, key),
+        return [capacity(seconds, cert, key, 1 if quick else 3), handshakes(seconds, cert, key),
                 lesson("3s" if quick else "8s")]

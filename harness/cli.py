@@ -147,8 +147,9 @@ def cmd_compare(args: argparse.Namespace) -> int:
 def cmd_validate(args: argparse.Namespace) -> int:
     from harness.scenario import load_scenario
     scenario = load_scenario(args.scenario, args.set, args.unset)
+    flows = f", {_count(len(scenario.flows), 'flow')}" if scenario.flows else ""
     print(f"{args.scenario}: ok ({_count(len(scenario.models), 'model')}, "
-          f"{_count(len(scenario.requests), 'request')})")
+          f"{_count(len(scenario.requests), 'request')}{flows})")
     return EXIT_OK
 
 
