@@ -85,7 +85,11 @@ def nginx_available() -> bool:
 
 
 @contextlib.contextmanager
-def nginx(port: int) -> Iterator[subprocess.Popen | None]:
+def nginx(port: int, server: str = 'location / { return 200 "ok"; }', listen: str = "",
+          http: str = "") -> Iterator[subprocess.Popen | None]:
+    """nginx, one worker, pinned to the server core, serving `server` (its locations) on
+    `port` (`listen`: more for the listen line, e.g. "ssl"; `http`: more http-level
+    lines); None when nginx is not installed."""
     exe = _nginx_exe()
     if exe is None:
         yield None
@@ -99,12 +103,14 @@ worker_processes 1; daemon off; pid {tmp}/nginx.pid; error_log {tmp}/error.log;
 events {{ worker_connections 4096; }}
 http {{ access_log off; keepalive_requests 100000000; keepalive_timeout 60s;
   client_body_temp_path {tmp}; proxy_temp_path {tmp}; fastcgi_temp_path {tmp};
-  uwsgi_temp_path {tmp}; scgi_temp_path {tmp};
-  server {{ listen 127.0.0.1:{port}; location / {{ return 200 "ok"; }} }} }}
+  uwsgi_temp_path {tmp}; scgi_temp_path {tmp}; {http}
+  server {{ listen 127.0.0.1:{port} {listen}; {server} }} }}
 """)
-    with pinned([exe, "-c", str(conf), "-p", str(tmp)], port) as proc:
-        yield proc
-    shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        with pinned([exe, "-c", str(conf), "-p", str(tmp)], port) as proc:
+            yield proc
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 @dataclass

@@ -6,12 +6,8 @@ own row; the goal is that this costs under 30% of the requests' rate."""
 from __future__ import annotations
 
 import contextlib
-import shutil
-import tempfile
-from collections.abc import Iterator
-from pathlib import Path
 
-from bench.common import Section, free_port, pinned
+from bench.common import Section, free_port, nginx, nginx_available
 from bench.runner import harness_run
 
 FAST = 'model = "uvloop"\nengine = "fast"'
@@ -42,30 +38,11 @@ headers = { "Authorization" = "Bearer 0123456789abcdef" }
 '''
 
 
-def _nginx_exe() -> str | None:
-    return shutil.which("nginx") or ("/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists()
-                                     else None)
-
-
-@contextlib.contextmanager
-def nginx_auth(port: int) -> Iterator[None]:
-    tmp = Path(tempfile.mkdtemp(prefix="bench-nginx-auth-"))
-    (tmp / "nginx.conf").write_text(f"""
-worker_processes 1; daemon off; pid {tmp}/nginx.pid; error_log {tmp}/error.log;
-events {{ worker_connections 4096; }}
-http {{ access_log off; keepalive_requests 100000000; keepalive_timeout 60s;
-  client_body_temp_path {tmp}; proxy_temp_path {tmp}; fastcgi_temp_path {tmp};
-  uwsgi_temp_path {tmp}; scgi_temp_path {tmp};
-  server {{ listen 127.0.0.1:{port};
-    location = /auth/login {{ default_type application/json;
-      return 200 '{{"token": "0123456789abcdef", "user": "u"}}'; }}
-    location / {{ return 200 "ok"; }} }} }}
-""")
-    try:
-        with pinned([_nginx_exe(), "-c", str(tmp / "nginx.conf"), "-p", str(tmp)], port):
-            yield
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+def nginx_auth(port: int) -> contextlib.AbstractContextManager:
+    """nginx answering /auth/login with a token in JSON, and "ok" elsewhere."""
+    return nginx(port, "location = /auth/login { default_type application/json; "
+                       """return 200 '{"token": "0123456789abcdef", "user": "u"}'; } """
+                       'location / { return 200 "ok"; }')
 
 
 def _text(body: str, seconds: int) -> str:
@@ -74,7 +51,7 @@ def _text(body: str, seconds: int) -> str:
 
 
 def run(quick: bool) -> list[Section]:
-    if _nginx_exe() is None:
+    if not nginx_available():
         return [Section("Journeys: a templated flow vs fixed requests (fast engine)",
                         "journeys: skipped (nginx is not installed)", [])]
     seconds = 3 if quick else 10

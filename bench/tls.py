@@ -10,10 +10,8 @@ from __future__ import annotations
 
 import contextlib
 import re
-import shutil
 import subprocess
 import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 
 from bench.common import (
@@ -23,6 +21,8 @@ from bench.common import (
     free_port,
     have_wrk,
     mockserver,
+    nginx,
+    nginx_available,
     pinned,
     taskset,
     wrk,
@@ -37,31 +37,11 @@ HANDSHAKE_MODELS = [("sync", 'model = "sync"'), ("thread", 'model = "thread"'),
                     ("uvloop-fast", FAST)]
 
 
-def _nginx_exe() -> str | None:
-    return shutil.which("nginx") or ("/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists()
-                                     else None)
-
-
-@contextlib.contextmanager
-def nginx_tls(port: int, cert: Path, key: Path) -> Iterator[None]:
-    """nginx, one worker, TLS with session tickets and a session cache (so `resume` can
-    resume), keep-alive raised as in the plain capacity benchmark."""
-    tmp = Path(tempfile.mkdtemp(prefix="bench-nginx-tls-"))
-    (tmp / "nginx.conf").write_text(f"""
-worker_processes 1; daemon off; pid {tmp}/nginx.pid; error_log {tmp}/error.log;
-events {{ worker_connections 4096; }}
-http {{ access_log off; keepalive_requests 100000000; keepalive_timeout 60s;
-  client_body_temp_path {tmp}; proxy_temp_path {tmp}; fastcgi_temp_path {tmp};
-  uwsgi_temp_path {tmp}; scgi_temp_path {tmp};
-  ssl_session_cache shared:tls:10m; ssl_session_tickets on;
-  server {{ listen 127.0.0.1:{port} ssl; ssl_certificate {cert}; ssl_certificate_key {key};
-    location / {{ return 200 "ok"; }} }} }}
-""")
-    try:
-        with pinned([_nginx_exe(), "-c", str(tmp / "nginx.conf"), "-p", str(tmp)], port):
-            yield
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+def nginx_tls(port: int, cert: Path, key: Path) -> contextlib.AbstractContextManager:
+    """nginx with TLS, session tickets and a session cache (so `resume` can resume)."""
+    return nginx(port, f'ssl_certificate {cert}; ssl_certificate_key {key}; '
+                       'location / { return 200 "ok"; }', listen="ssl",
+                 http="ssl_session_cache shared:tls:10m; ssl_session_tickets on;")
 
 
 def _scenario(model: str, seconds: float, users: int, handshake: str = "per-connection"
@@ -97,7 +77,7 @@ def capacity(seconds: int, cert: Path, key: Path, rounds: int = 1) -> Section:
     a neighbour's burst during one target's turn must not decide the ratio)."""
     rows: dict[str, tuple[float, float]] = {}
     targets = [("mockserver (uvloop, TLS)", None)]
-    if _nginx_exe():
+    if nginx_available():
         targets.append(("nginx (1 worker, TLS)", "nginx"))
     for r in range(rounds):
         for name, kind in (targets if r % 2 == 0 else targets[::-1]):
@@ -129,7 +109,7 @@ def handshakes(seconds: int, cert: Path, key: Path) -> Section:
     request a new connection, full (`per-request`) or resumed (`resume`)."""
     port = free_port()
     url = f"https://127.0.0.1:{port}"
-    use_nginx = _nginx_exe() is not None
+    use_nginx = nginx_available()
     ctx = nginx_tls(port, cert, key) if use_nginx else \
         pinned(mockserver(port, "--tls-cert", str(cert), "--tls-key", str(key)), port)
     rows: dict[str, dict[str, float]] = {}

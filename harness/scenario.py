@@ -460,15 +460,7 @@ def _read_csv(ctx: _Ctx, key: str, path: Path) -> tuple[tuple[str, ...],
                                                          tuple[tuple[str, ...], ...]]:
     import csv
     import io
-    try:
-        with path.open("rb") as f:
-            data = f.read(MAX_DATA_BYTES + 1)
-    except FileNotFoundError:
-        raise ctx.fail(key, f"no such file: {path}") from None
-    except OSError as exc:
-        raise ctx.fail(key, f"cannot read {path}: {exc.strerror or exc}") from None
-    if len(data) > MAX_DATA_BYTES:
-        raise ctx.fail(key, f"expected a CSV file of at most 64 MiB: {path}")
+    data = _read_file(ctx, key, path, MAX_DATA_BYTES, "a CSV file")
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
@@ -732,18 +724,25 @@ def _tls(ctx: _Ctx, table: dict[str, Any], base: Path | None, pinned: bool) -> T
                    key_pem=pems["key"], server_name=server_name)
 
 
-def _pem_file(ctx: _Ctx, key: str, path: Path) -> str:
-    where = f"[target.tls].{key}"
+def _read_file(ctx: _Ctx, key: str, path: Path, limit: int, what: str) -> bytes:
+    """A file a scenario names (relative to it), at most `limit` bytes: its contents, or
+    one line naming the key and the path."""
     try:
         with path.open("rb") as f:
-            data = f.read(MAX_PEM_BYTES + 1)
+            data = f.read(limit + 1)
     except FileNotFoundError:
-        raise ctx.fail(where, f"no such file: {path}") from None
+        raise ctx.fail(key, f"no such file: {path}") from None
     except OSError as exc:
-        raise ctx.fail(where, f"cannot read {path}: {exc.strerror or exc}") from None
-    if len(data) > MAX_PEM_BYTES:
-        raise ctx.fail(where, f"expected a PEM file of at most 1 MB: {path}")
-    text = data.decode("ascii", "replace")
+        raise ctx.fail(key, f"cannot read {path}: {exc.strerror or exc}") from None
+    if len(data) > limit:
+        raise ctx.fail(key, f"expected {what} of at most {limit >> 20} MiB: {path}")
+    return data
+
+
+def _pem_file(ctx: _Ctx, key: str, path: Path) -> str:
+    where = f"[target.tls].{key}"
+    text = _read_file(ctx, where, path, MAX_PEM_BYTES, "a PEM file").decode("ascii",
+                                                                               "replace")
     marker = "PRIVATE KEY-----" if key == "key" else "-----BEGIN CERTIFICATE-----"
     if marker not in text:
         kind = "a PEM private key" if key == "key" else "PEM certificates"

@@ -348,6 +348,7 @@ class Iteration:
         self.values: dict[str, str] = {}
         self.i = 0
         self.aborted = False
+        self.failure = ""            # the kind that ended it early
         self.step: Step | None = None
 
     def _value(self, ref: Ref) -> str:
@@ -394,12 +395,12 @@ class Iteration:
         if self.user.jar is not None:
             self.user.jar.take(answer.headers)
         if answer.status not in step.accepted:
-            self.aborted = True
+            self.aborted, self.failure = True, STATUS
             return STATUS, answer.status
         for var, extract in step.extracts:
             value = extract(answer, self.user.jar or CookieJar())
             if value is None:
-                self.aborted = True
+                self.aborted, self.failure = True, EXTRACT_FAILED
                 return EXTRACT_FAILED, 0
             self.values[var] = value
         return None

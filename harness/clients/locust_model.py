@@ -17,9 +17,9 @@ from dataclasses import replace
 from typing import Any
 
 from harness.clients.base import LocalModel
-from harness.clients.failures import ABORTED, EXTRACT_FAILED, STATUS, classify_locust
-from harness.clients.flows import Answer, StepFailed, prepare
-from harness.clients.loops import cpu_work
+from harness.clients.failures import EXTRACT_FAILED, STATUS, classify_locust
+from harness.clients.flows import Answer, prepare
+from harness.clients.loops import FlowRun, cpu_work
 from harness.clients.pacing import Picker
 from harness.clients.wire import base_headers, headers_for
 
@@ -84,23 +84,13 @@ class LocustModel(LocalModel):
 
             def run_flow(self, flow: Any) -> None:
                 """A flow iteration: its steps in sequence (what a SequentialTaskSet would
-                run), each sent through Locust's client under the step's name, so Locust
-                times it; the flow's own row timed here."""
-                it = self.journey.start(flow)
-                t_start = t_step = last = perf_ns()
-                while True:
-                    try:
-                        out = it.next_request()
-                    except StepFailed as exc:
-                        last = perf_ns()
-                        rec.fail(it.step.k, last, last - t_step, exc.kind)
-                        it.fail()
-                        break
-                    if out is None:
-                        break
-                    rec.sent[0] += 1
+                run), each sent through Locust's client under the step's name; the flow's
+                own row is timed here."""
+                run = FlowRun(self.journey.start(flow), rec, rec.sent, 0, perf_ns())
+                while (out := run.next()) is not None:
+                    think = 0.0
                     with self.client.request(out.method, out.path, headers=dict(out.headers),
-                                             data=out.body or None, name=it.step.name,
+                                             data=out.body or None, name=run.it.step.name,
                                              catch_response=True) as resp:
                         status = resp.status_code or 0
                         if status:
@@ -110,23 +100,19 @@ class LocustModel(LocalModel):
                                             [*resp.headers.items(),
                                              *(("Set-Cookie", f"{k}={v}")
                                                for k, v in self.cookies().items())])
-                            failed = it.answer(answer)
-                            if failed is None:
-                                resp.success()
+                            think = run.answered(answer)
+                            if run.it.aborted:
+                                resp.failure(f"{run.it.failure}: {status}")
                             else:
-                                resp.failure(f"{failed[0]}: {status}")
-                        else:
-                            it.fail()   # no answer: Locust reports the error itself
-                    last = perf_ns()
+                                resp.success()
+                        else:   # no answer: Locust reports the error under the step
+                            run.it.fail()
                     if not job.cookies:
                         (self.client.cookiejar if fast else self.client.cookies).clear()
-                    if it.step.think_s and not it.aborted and not it.done:
-                        gevent.sleep(it.step.think_s)
-                    t_step = perf_ns()
-                if it.done:
-                    rec.ok(it.flow.k, last, last - t_start, 0, 0)
-                else:
-                    rec.fail(it.flow.k, last, last - t_start, ABORTED)
+                    if think:
+                        gevent.sleep(think)
+                    run.restart_clock()
+                run.finish()
 
             @task
             def one(self) -> None:
@@ -158,8 +144,8 @@ class LocustModel(LocalModel):
         def on_request(name: str, response_time: float, exception: BaseException | None,
                        response_length: int = 0, response: Any = None, **_: Any) -> None:
             k = names.get(name)
-            if k is None:
-                return
+            if k is None or k >= len(specs):
+                return   # a flow step: its FlowRun recorded it (with its extraction)
             done = perf_ns()
             latency = int(response_time * 1e6)  # Locust measures in ms (float)
             status = int(getattr(response, "status_code", 0) or 0)

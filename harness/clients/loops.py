@@ -33,85 +33,91 @@ class Journeys:
     exchange: Callable[[Outgoing], Any]
 
 
-def run_flow(it: Iteration, rec: Recorder, sent: list[int], user: int, t_start: int,
-             exchange: Callable[[Outgoing], Answer]) -> None:
-    """One flow iteration in a blocking model: each step timed (the first from the
-    iteration's start, its intended start in the open model), then the flow's own row."""
-    perf_ns = time.perf_counter_ns
-    t_step = last = t_start
-    while True:
+class FlowRun:
+    """The bookkeeping of one flow iteration, the same for every driver: each step timed
+    (the first from the iteration's start: its intended start in the open model),
+    recorded under its name, counted as sent; then the flow's own row."""
+
+    def __init__(self, it: Iteration, rec: Recorder, sent: list[int], user: int,
+                 t_start: int) -> None:
+        self.it, self.rec, self.sent, self.user = it, rec, sent, user
+        self.t_start = self.t_step = self.last = t_start
+        self.k = -1
+
+    def next(self) -> Outgoing | None:
+        """The next rendered step to send, or None: the iteration is over."""
+        it = self.it
         try:
             out = it.next_request()
-        except StepFailed as exc:
-            last = perf_ns()
-            rec.fail(it.step.k, last, last - t_step, exc.kind)  # type: ignore[union-attr]
+        except StepFailed as exc:   # a value that cannot go where it goes
+            self.last = time.perf_counter_ns()
+            self.rec.fail(it.step.k, self.last, self.last - self.t_step,  # type: ignore
+                          exc.kind)
             it.fail()
-            break
-        if out is None:
-            break
-        sent[user] += 1
+            return None
+        if out is not None:
+            self.sent[self.user] += 1
+            self.k = out.k
+        return out
+
+    def answered(self, answer: Answer) -> float:
+        """Record the step's answer; the think time to wait before the next step."""
+        self.last = done = time.perf_counter_ns()
+        failed = self.it.answer(answer)
+        if failed is None:
+            self.rec.ok(self.k, done, done - self.t_step, answer.size, answer.status)
+        else:
+            self.rec.fail(self.k, done, done - self.t_step, failed[0], answer.status)
+        return self._think()
+
+    def failed(self, kind: str) -> float:
+        """The step got no answer (reset, timeout...): the iteration ends."""
+        self.last = done = time.perf_counter_ns()
+        self.rec.fail(self.k, done, done - self.t_step, kind)
+        self.it.fail()
+        return 0.0
+
+    def _think(self) -> float:
+        it = self.it
+        return it.step.think_s if not it.aborted and not it.done else 0.0  # type: ignore
+
+    def restart_clock(self) -> None:
+        self.t_step = time.perf_counter_ns()
+
+    def finish(self) -> None:
+        """The flow's row: the whole iteration's latency; an aborted one is a failure."""
+        it, last = self.it, self.last
+        if it.done:
+            self.rec.ok(it.flow.k, last, last - self.t_start, 0, 0)
+        else:
+            self.rec.fail(it.flow.k, last, last - self.t_start, ABORTED)
+
+
+def run_flow(run: FlowRun, exchange: Callable[[Outgoing], Answer]) -> None:
+    """One flow iteration in a blocking model."""
+    while (out := run.next()) is not None:
         try:
-            answer = exchange(out)
-            last = perf_ns()
-            _record_step(rec, it, out.k, t_step, last, answer)
+            think = run.answered(exchange(out))
         except RequestFailed as exc:
-            last = perf_ns()
-            rec.fail(out.k, last, last - t_step, exc.kind)
-            it.fail()
-        think = it.step.think_s  # type: ignore[union-attr]
-        if think and not it.aborted and not it.done:
+            think = run.failed(exc.kind)
+        if think:
             time.sleep(think)
-        t_step = perf_ns()
-    _record_flow(rec, it, t_start, last)
+        run.restart_clock()
+    run.finish()
 
 
-async def run_flow_async(it: Iteration, rec: Recorder, sent: list[int], user: int,
-                         t_start: int, exchange: Callable[[Outgoing], Awaitable[Answer]]
+async def run_flow_async(run: FlowRun, exchange: Callable[[Outgoing], Awaitable[Answer]]
                          ) -> None:
-    """run_flow for the asyncio-based models: the same steps, awaited."""
-    perf_ns = time.perf_counter_ns
-    t_step = last = t_start
-    while True:
+    """One flow iteration in an asyncio-based model: the same steps, awaited."""
+    while (out := run.next()) is not None:
         try:
-            out = it.next_request()
-        except StepFailed as exc:
-            last = perf_ns()
-            rec.fail(it.step.k, last, last - t_step, exc.kind)  # type: ignore[union-attr]
-            it.fail()
-            break
-        if out is None:
-            break
-        sent[user] += 1
-        try:
-            answer = await exchange(out)
-            last = perf_ns()
-            _record_step(rec, it, out.k, t_step, last, answer)
+            think = run.answered(await exchange(out))
         except RequestFailed as exc:
-            last = perf_ns()
-            rec.fail(out.k, last, last - t_step, exc.kind)
-            it.fail()
-        think = it.step.think_s  # type: ignore[union-attr]
-        if think and not it.aborted and not it.done:
+            think = run.failed(exc.kind)
+        if think:
             await asyncio.sleep(think)
-        t_step = perf_ns()
-    _record_flow(rec, it, t_start, last)
-
-
-def _record_step(rec: Recorder, it: Iteration, k: int, t0: int, done: int,
-                 answer: Answer) -> None:
-    failed = it.answer(answer)
-    if failed is None:
-        rec.ok(k, done, done - t0, answer.size, answer.status)
-    else:
-        rec.fail(k, done, done - t0, failed[0], answer.status)
-
-
-def _record_flow(rec: Recorder, it: Iteration, t_start: int, last: int) -> None:
-    """The flow's row: the whole iteration's latency; an aborted one is a failure."""
-    if it.done:
-        rec.ok(it.flow.k, last, last - t_start, 0, 0)
-    else:
-        rec.fail(it.flow.k, last, last - t_start, ABORTED)
+        run.restart_clock()
+    run.finish()
 
 
 def blocking_user(user: int, job: Job, pacer: Pacer, rec: Recorder,
@@ -148,8 +154,8 @@ def blocking_user(user: int, job: Job, pacer: Pacer, rec: Recorder,
             k = picker.pick()
             if k >= n_requests:
                 assert journeys is not None
-                run_flow(journeys.user.start(journeys.flows[k - n_requests]), rec, rec.sent,
-                         user, t_start, journeys.exchange)
+                run_flow(FlowRun(journeys.user.start(journeys.flows[k - n_requests]), rec,
+                                 rec.sent, user, t_start), journeys.exchange)
                 if job.think_time_s and not open_model:
                     time.sleep(job.think_time_s)
                 continue
@@ -221,8 +227,8 @@ async def async_user(user: int, job: Job, pacer: Pacer, rec: Recorder,
         k = 0 if single else pick()
         if k >= n_requests:   # a flow: its steps, then its own row
             assert journeys is not None
-            await run_flow_async(journeys.user.start(journeys.flows[k - n_requests]), rec,
-                                 sent, user, t_start, journeys.exchange)
+            await run_flow_async(FlowRun(journeys.user.start(journeys.flows[k - n_requests]),
+                                         rec, sent, user, t_start), journeys.exchange)
             if think and not open_model:
                 await asyncio.sleep(think)
             continue
