@@ -18,7 +18,7 @@ from harness.clients.fast import FastClient
 from harness.clients.flows import Answer, Outgoing, prepare
 from harness.clients.loops import Journeys, async_user
 from harness.clients.tls import UserContext, user_contexts
-from harness.clients.wire import base_headers, headers_for, raw_request, request_bytes
+from harness.clients.wire import base_headers, headers_for, request_bytes
 
 
 class AsyncioModel(LocalModel):
@@ -89,9 +89,8 @@ class AsyncioModel(LocalModel):
                 return None
 
             def exchange(out: Outgoing) -> Awaitable[Answer]:
-                return client.exchange(out.k, raw_request(out.method, out.path, out.headers,
-                                                          out.body), out.wants_body)
-            return Journeys(flows, flow_user(i), exchange)
+                return client.exchange(out.k, out.data, out.wants_body, out.wanted)
+            return Journeys(flows, flow_user(i), exchange, wire=True)
 
         sweeper = asyncio.ensure_future(sweep_timeouts())
         try:

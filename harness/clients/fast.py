@@ -35,7 +35,7 @@ from harness.clients.tls import UserContext
 class FastConnection(asyncio.Protocol):
     __slots__ = ("loop", "transport", "parser", "waiter", "status", "nbytes", "length",
                  "chunked", "headers_done", "head", "deadline", "keep_alive", "capture",
-                 "got_headers", "chunks")
+                 "got_headers", "chunks", "wanted")
 
     def __init__(self) -> None:
         self.loop = asyncio.get_running_loop()
@@ -53,6 +53,7 @@ class FastConnection(asyncio.Protocol):
         self.capture = 0      # flow steps: 1 keeps the headers, 2 the body as well
         self.got_headers: list[tuple[str, str]] = []
         self.chunks: list[bytes] = []
+        self.wanted: frozenset[str] = frozenset()   # header names a flow step keeps
 
     # -- protocol ---------------------------------------------------------------------------
 
@@ -80,7 +81,9 @@ class FastConnection(asyncio.Protocol):
 
     def on_header(self, name: bytes, value: bytes) -> None:
         if self.capture:
-            self.got_headers.append((name.decode("latin-1"), value.decode("latin-1")))
+            key = name.decode("latin-1")
+            if key.lower() in self.wanted:
+                self.got_headers.append((key, value.decode("latin-1")))
         size = len(name)  # only Content-Length (14) and Transfer-Encoding (17) matter
         if size == 14 and name.lower() == b"content-length":
             self.length = int(value)
@@ -133,14 +136,16 @@ class FastConnection(asyncio.Protocol):
             self.transport.abort()
             self.transport = None
 
-    def request(self, data: bytes, is_head: bool, timeout: float, capture: int = 0
-                ) -> asyncio.Future:
+    def request(self, data: bytes, is_head: bool, timeout: float, capture: int = 0,
+                wanted: frozenset[str] = frozenset()) -> asyncio.Future:
         """Send one request; the future resolves to (status, body bytes). With `capture`
-        the answer's headers (1), and its body too (2), are kept for a flow step."""
+        the answer's `wanted` headers (1), and its body too (2), are kept for a flow
+        step."""
         self.capture = capture
         if capture:
             self.got_headers = []
             self.chunks = []
+            self.wanted = wanted
         self.status = 0
         self.nbytes = 0
         self.length = -1
@@ -173,16 +178,28 @@ class FastClient:
         if self.conn is not None:
             self.conn.check_timeout(now)
 
-    async def exchange(self, k: int, data: bytes, keep_body: bool) -> Answer:
-        """A rendered flow step (its bytes built by wire.raw_request)."""
-        status, nbytes = await self.send(k, data, data.startswith(b"HEAD "),
-                                         2 if keep_body else 1)
-        conn = self.last
+    async def exchange(self, k: int, data: bytes, keep_body: bool,
+                       wanted: frozenset[str]) -> Answer:
+        """A rendered flow step (Iteration.next_request(wire=True)): its answer with the
+        headers the step needs (Set-Cookie for the jar, those it extracts)."""
+        capture = 2 if keep_body else 1
+        conn = self.conn
+        if conn is not None and conn.transport is not None and not self.fresh:
+            try:   # kept alive: straight to the connection, as the fixed-request hot path
+                status, nbytes = await conn.request(data, data.startswith(b"HEAD "),
+                                                    self.timeout, capture, wanted)
+            except RequestFailed:
+                self.conn = None
+                raise
+        else:
+            status, nbytes = await self.send(k, data, data.startswith(b"HEAD "), capture,
+                                             wanted)
+            conn = self.last
         return Answer(status, b"".join(conn.chunks) if conn else b"",
                       conn.got_headers if conn else [], nbytes)
 
-    async def send(self, k: int, data: bytes, is_head: bool, capture: int = 0
-                   ) -> tuple[int, int]:
+    async def send(self, k: int, data: bytes, is_head: bool, capture: int = 0,
+                   wanted: frozenset[str] = frozenset()) -> tuple[int, int]:
         conn = self.conn
         handshake: tuple[int, Any] | None = None
         if conn is None or conn.transport is None:
@@ -201,7 +218,7 @@ class FastClient:
             self.conn = conn
         self.last = conn
         try:
-            answer = await conn.request(data, is_head, self.timeout, capture)
+            answer = await conn.request(data, is_head, self.timeout, capture, wanted)
         except RequestFailed:
             self.conn = None
             raise

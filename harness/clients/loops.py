@@ -31,6 +31,7 @@ class Journeys:
     flows: list[Flow]
     user: FlowUser
     exchange: Callable[[Outgoing], Any]
+    wire: bool = False      # the exchange takes the step as bytes (Outgoing.data)
 
 
 class FlowRun:
@@ -39,16 +40,17 @@ class FlowRun:
     recorded under its name, counted as sent; then the flow's own row."""
 
     def __init__(self, it: Iteration, rec: Recorder, sent: list[int], user: int,
-                 t_start: int) -> None:
+                 t_start: int, wire: bool = False) -> None:
         self.it, self.rec, self.sent, self.user = it, rec, sent, user
         self.t_start = self.t_step = self.last = t_start
         self.k = -1
+        self.wire = wire   # steps rendered as bytes (the fast engine)
 
     def next(self) -> Outgoing | None:
         """The next rendered step to send, or None: the iteration is over."""
         it = self.it
         try:
-            out = it.next_request()
+            out = it.next_request(self.wire)
         except StepFailed as exc:   # a value that cannot go where it goes
             self.last = time.perf_counter_ns()
             self.rec.fail(it.step.k, self.last, self.last - self.t_step,  # type: ignore
@@ -228,7 +230,8 @@ async def async_user(user: int, job: Job, pacer: Pacer, rec: Recorder,
         if k >= n_requests:   # a flow: its steps, then its own row
             assert journeys is not None
             await run_flow_async(FlowRun(journeys.user.start(journeys.flows[k - n_requests]),
-                                         rec, sent, user, t_start), journeys.exchange)
+                                         rec, sent, user, t_start, journeys.wire),
+                                 journeys.exchange)
             if think and not open_model:
                 await asyncio.sleep(think)
             continue

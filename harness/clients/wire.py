@@ -73,20 +73,10 @@ def length_for(method: str, body: bytes) -> int | None:
     return None
 
 
-def raw_request(method: str, target: str, headers: list[tuple[str, str]], body: bytes
-                ) -> bytes:
-    """A rendered flow step's wire form (the fast engine): the same bytes request_bytes
-    builds for a fixed request with these headers."""
-    lines = [f"{method} {target} HTTP/1.1", *(f"{k}: {v}" for k, v in headers)]
-    length = length_for(method, body)
-    if length is not None:
-        lines.append(f"Content-Length: {length}")
-    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1", "replace") + body
-
-
 def request_bytes(spec: RequestSpec, host: str, port: int, base_path: str,
                   default_port: int = 80) -> bytes:
-    """The wire form of a request, built once per spec (the fast engine sends it as is)."""
+    """The wire form of a request, built once per spec (the fast engine sends it as is).
+    A flow step's is rendered from the same parts (flows.Iteration, `wire`)."""
     lines = [f"{spec.method} {base_path}{spec.path} HTTP/1.1"]
     lines += [f"{k}: {v}" for k, v in headers_for(spec, host, port, default_port)]
     length = content_length(spec)
