@@ -91,7 +91,7 @@ def test_failed_extraction_aborts_the_iteration(tmp_path):
                          'extract = { token = { regex = "nothing-like-this-(\\\\d+)" } }')
     code, run_dir, _ = run(write(tmp_path, body, ['model = "uvloop"\nengine = "fast"',
                                                   'model = "thread"']), tmp_path)
-    assert code == 0   # logins succeeded as requests; the journeys did not
+    assert code == 1   # every request failed: each login's extraction found nothing
     stats = load_meta(str(run_dir))["mockserver_stats"]
     assert stats["by_route"].get("/auth/me", 0) == 0 and stats["auth_ok"] == 0
     errors = pd.read_csv(run_dir / "errors.csv")
@@ -175,7 +175,7 @@ def test_values_are_escaped_for_where_they_land(tmp_path):
 
 
 def test_per_user_rows_stay_with_their_user(tmp_path):
-    users = "id\n" + "".join(f"{i}\n" for i in range(100))
+    users = "id,name\n" + "".join(f"{i},n{i}\n" for i in range(100))
     got = seen(tmp_path, "per-user", users, ['model = "thread"'], 200)
     by_user: dict[str, set[str]] = {}
     for r in got:
@@ -186,7 +186,7 @@ def test_per_user_rows_stay_with_their_user(tmp_path):
 
 
 def test_sequential_rows_never_repeat_across_workers_before_wrapping(tmp_path):
-    users = "id\n" + "".join(f"{i}\n" for i in range(1000))
+    users = "id,name\n" + "".join(f"{i},n{i}\n" for i in range(1000))
     got = seen(tmp_path, "sequential", users, ['model = "asyncio"\nengine = "fast"'], 300)
     ids = [r.target.split("/")[2] for r in got]
     assert len(ids) == 300 and len(set(ids)) == 300     # 300 < 1000 rows: no repeat
@@ -195,7 +195,7 @@ def test_sequential_rows_never_repeat_across_workers_before_wrapping(tmp_path):
 
 
 def test_random_rows_spread(tmp_path):
-    users = "id\n" + "".join(f"{i}\n" for i in range(10))
+    users = "id,name\n" + "".join(f"{i},n{i}\n" for i in range(10))
     got = seen(tmp_path, "random", users, ['model = "thread"'], 200, workers=1)
     ids = [int(r.target.split("/")[2]) for r in got]
     assert len(ids) == 200 and all(0 <= i < 10 for i in ids) and len(set(ids)) >= 8
