@@ -105,3 +105,126 @@ def test_mangled_recordings_never_trace(tmp_path, mock: Mock):
         assert proc.returncode in (0, 2) and "Traceback" not in proc.stderr, proc.stderr
         if proc.returncode == 0:
             assert run_harness("validate", str(tmp_path / f"m{i}.toml")).returncode == 0
+
+
+def test_a_recording_made_by_chromium(tmp_path, mock: Mock):
+    """Chromium, driven over its DevTools protocol, opens a page of the mockserver and
+    logs in with fetch(); its Network events, written out as HAR as devtools' "Save all
+    as HAR" does, import into a scenario that runs: the login's token cookie reaches
+    /auth/me through the jar, as it did in the browser."""
+    import asyncio
+    import re
+    import shutil
+    import subprocess
+    import tempfile
+    exe = shutil.which("chromium") or shutil.which("chromium-browser")
+    if exe is None:
+        pytest.skip("chromium is not installed (.ci/run installs it where apt is available)")
+    profile = tempfile.mkdtemp(prefix="lh-chromium-har-")
+    proc = subprocess.Popen([exe, "--headless", "--no-sandbox", "--disable-gpu",
+                             "--no-first-run", "--disable-background-networking",
+                             "--disable-component-update", "--disable-sync",
+                             f"--user-data-dir={profile}", "--remote-debugging-port=0",
+                             "about:blank"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    try:
+        ws_url = None
+        for _ in range(200):
+            m = re.search(r"DevTools listening on (ws://\S+)", proc.stderr.readline())
+            if m:
+                ws_url = m.group(1)
+                break
+        assert ws_url, "chromium did not open its DevTools port"
+        events = asyncio.run(_record(ws_url, mock.url))
+    finally:
+        proc.terminate()
+        proc.wait(10)
+        shutil.rmtree(profile, ignore_errors=True)
+    recording = tmp_path / "chromium.har"
+    recording.write_text(json.dumps(_as_har(events)))
+    out = tmp_path / "chromium.toml"
+    made = run_harness("import-har", str(recording), "-o", str(out))
+    assert made.returncode == 0, made.stderr
+    steps = tomllib.loads(out.read_text())["flows"][0]["steps"]
+    assert [s["path"] for s in steps] == ["/echo", "/auth/login", "/auth/me"]
+    assert all(not k.lower().startswith("sec-") for s in steps for k in s.get("headers", {}))
+    mock.get_json("/_mock/reset", "POST", b"")
+    run = run_harness("run", str(out), "--set", "run.duration=1s", "--out", str(tmp_path),
+                      "--quiet", *[a for i in range(2) for a in
+                                   ("--set", f"flows.0.steps.{i}.think_time=0s")])
+    assert run.returncode == 0, run.stderr
+    stats = mock.stats()
+    assert stats["auth_ok"] > 0 and stats["auth_rejected"] == 0
+
+
+async def _record(ws_url: str, origin: str) -> list[dict]:
+    import asyncio
+
+    import aiohttp
+    events: list[dict] = []
+    async with aiohttp.ClientSession() as session, session.ws_connect(ws_url) as ws:
+        ids = iter(range(1, 10_000))
+        pending: dict[int, asyncio.Future] = {}
+
+        async def reader() -> None:
+            async for msg in ws:
+                data = json.loads(msg.data)
+                if "id" in data and data["id"] in pending:
+                    pending.pop(data["id"]).set_result(data)
+                elif data.get("method", "").startswith("Network."):
+                    events.append(data)
+
+        async def call(method: str, session_id: str | None = None, **params) -> dict:
+            i = next(ids)
+            pending[i] = asyncio.get_running_loop().create_future()
+            msg = {"id": i, "method": method, "params": params}
+            if session_id:
+                msg["sessionId"] = session_id
+            await ws.send_str(json.dumps(msg))
+            return (await asyncio.wait_for(pending[i], 30))["result"]
+
+        task = asyncio.ensure_future(reader())
+        target = await call("Target.createTarget", url="about:blank")
+        sid = (await call("Target.attachToTarget", targetId=target["targetId"],
+                          flatten=True))["sessionId"]
+        await call("Network.enable", sid)
+        await call("Page.enable", sid)
+        await call("Page.navigate", sid, url=origin + "/echo")
+        await asyncio.sleep(1.0)
+        await call("Runtime.evaluate", sid, awaitPromise=True, expression=(
+            "fetch('/auth/login', {method: 'POST', headers: {'Content-Type': "
+            "'application/json'}, body: JSON.stringify({user: 'ada'})})"
+            ".then(r => r.json()).then(() => fetch('/auth/me')).then(r => r.status)"))
+        await asyncio.sleep(0.5)
+        task.cancel()
+    return events
+
+
+def _as_har(events: list[dict]) -> dict:
+    """DevTools Network events -> HAR 1.2 entries (what devtools' export writes)."""
+    from datetime import UTC, datetime
+    sent, answered = {}, {}
+    for e in events:
+        p = e["params"]
+        if e["method"] == "Network.requestWillBeSent":
+            sent[p["requestId"]] = p
+        elif e["method"] == "Network.responseReceived":
+            answered[p["requestId"]] = p
+    entries = []
+    for rid, p in sent.items():
+        req = p["request"]
+        resp = answered.get(rid, {}).get("response", {})
+        entry = {"startedDateTime": datetime.fromtimestamp(p["wallTime"], UTC).isoformat(),
+                 "time": 10.0,
+                 "request": {"method": req["method"], "url": req["url"],
+                             "httpVersion": "HTTP/1.1",
+                             "headers": [{"name": k, "value": v}
+                                         for k, v in req.get("headers", {}).items()]},
+                 "response": {"status": resp.get("status", 0),
+                              "content": {"mimeType": resp.get("mimeType", "")}}}
+        if req.get("postData"):
+            entry["request"]["postData"] = {"mimeType": "application/json",
+                                            "text": req["postData"]}
+        entries.append(entry)
+    return {"log": {"version": "1.2", "creator": {"name": "chromium devtools"},
+                    "entries": entries}}

@@ -10,7 +10,6 @@ from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import pandas as pd
-import pytest
 
 from tests.conftest import load_meta, run_harness
 from tests.integration.test_run_models import MODELS
@@ -62,26 +61,30 @@ def rows(run_dir: Path) -> pd.DataFrame:
     return pd.read_csv(run_dir / "summary.csv").set_index(["model", "name"])
 
 
-@pytest.mark.parametrize("model", MODELS, ids=lambda m: m.replace("\n", " "))
-def test_login_journey_in_every_model(tmp_path, model):
-    """Every token and every session cookie a model extracted and sent back reached the
-    mock intact: auth_ok is every /auth/me step reported, auth_rejected is 0; the flow row
-    counts whole iterations; Aggregated counts requests on the wire, flow rows left out."""
-    code, run_dir, err = run(write(tmp_path, LOGIN, [model]), tmp_path)
+def test_login_journey_in_every_model(tmp_path):
+    """Every model in one run: every token and every session cookie a model extracted and
+    sent back reached the mock intact (auth_ok is every /auth/me step the models reported,
+    auth_rejected is 0); each flow row counts whole iterations; each Aggregated row counts
+    requests on the wire, flow rows left out."""
+    code, run_dir, err = run(write(tmp_path, LOGIN, MODELS, run='duration = "0.6s"'),
+                             tmp_path)
     assert code == 0, err
     meta = load_meta(str(run_dir))
     stats = meta["mockserver_stats"]
     summary = rows(run_dir)
-    label = next(iter(meta["models"]))
-    me = summary.loc[(label, "profile"), "requests"] + summary.loc[(label, "by-cookie"),
-                                                                   "requests"]
-    assert stats["auth_rejected"] == 0 and stats["auth_ok"] == me > 0
-    assert summary["failures"].sum() == 0
+    assert len(meta["models"]) == len(MODELS) and summary["failures"].sum() == 0
     assert meta["requests_sent"] == stats["requests_total"]
-    flow = summary.loc[(label, "flow:session")]
-    assert abs(flow["requests"] - summary.loc[(label, "login"), "requests"]) <= 3
-    steps = sum(summary.loc[(label, n), "requests"] for n in ("login", "profile", "by-cookie"))
-    assert summary.loc[(label, "Aggregated"), "requests"] == steps
+    me = 0
+    for label in meta["models"]:
+        steps = {n: summary.loc[(label, n), "requests"] for n in ("login", "profile",
+                                                                   "by-cookie")}
+        assert steps["login"] > 0, label
+        me += steps["profile"] + steps["by-cookie"]
+        # an iteration in flight at the end has sent some steps, not all
+        flow = summary.loc[(label, "flow:session"), "requests"]
+        assert steps["by-cookie"] <= flow <= steps["login"], label
+        assert summary.loc[(label, "Aggregated"), "requests"] == sum(steps.values()), label
+    assert stats["auth_rejected"] == 0 and stats["auth_ok"] == me > 0
 
 
 def test_failed_extraction_aborts_the_iteration(tmp_path):

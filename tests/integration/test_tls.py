@@ -103,27 +103,35 @@ def error_kinds(run_dir: Path) -> dict[str, set[str]]:
     return {model: set(group["kind"]) for model, group in errors.groupby("model")}
 
 
-@pytest.mark.parametrize("model", MODELS, ids=lambda m: m.replace("\n", " "))
-def test_every_model_verified_and_counts_reconcile(tmp_path, pki, https_mock: Mock, model):
-    """With `ca`: no failure, what we sent is what the server counted, and (our models)
-    every handshake we noted is one the server completed: the stats poll's own TLS
-    connection is the one more the server saw."""
-    code, meta, run_dir, err = run(scenario(tmp_path, pki, [model], 'ca = "certs/ca.pem"'),
+def test_every_model_verified_and_counts_reconcile(tmp_path, pki, https_mock: Mock):
+    """With `ca`, every model in one run: no failure, what we sent is what the server
+    counted, and every handshake our models noted is one the server completed (the stats
+    poll's own TLS connection is the one more it saw); each model of ours kept one
+    connection per user alive (per-connection)."""
+    code, meta, run_dir, err = run(scenario(tmp_path, pki, MODELS, 'ca = "certs/ca.pem"',
+                                            run='duration = "0.5s"\nwarmup = "0.2s"'),
                                    https_mock, tmp_path)
     stats = https_mock.stats()
     assert code == 0, err
     assert meta["requests_sent"] == stats["requests_total"] > 0
     summary = pd.read_csv(run_dir / "summary.csv")
     assert summary["failures"].sum() == 0
-    tls = next(iter(meta["models"].values()))["tls"]
-    if "locust" in model:
-        assert not tls["measured"]   # Locust's clients hide their handshakes
-        return
-    assert tls["handshakes"] == stats["tls_handshakes"] - 1 > 0
-    assert tls["versions"] == {"TLSv1.3": tls["handshakes"]}
-    assert stats["tls_resumed"] == tls["resumed"] == 0
-    agg = summary[summary["name"] == "Aggregated"].iloc[0]
-    assert agg["tls_handshakes"] <= tls["handshakes"]   # warm-up ones are not measured
+    assert set(summary["model"]) == set(meta["models"]) and len(meta["models"]) == len(MODELS)
+    done, resumed = handshakes(meta)
+    # the server's count: ours, the Locust users' (each keeps its one connection alive,
+    # unseen by us), and the stats poll's own
+    assert stats["tls_handshakes"] == done + len(LOCUST) * 4 + 1
+    assert resumed == stats["tls_resumed"] == 0
+    for label, model in meta["models"].items():
+        tls = model["tls"]
+        if label.startswith("locust"):
+            assert not tls["measured"]   # Locust's clients hide their handshakes
+            continue
+        users = 1 if label == "sync" else 4
+        assert tls["handshakes"] == users, label          # one per user, kept alive
+        assert tls["versions"] == {"TLSv1.3": users}, label
+        agg = summary[(summary["model"] == label) & (summary["name"] == "Aggregated")]
+        assert int(agg["tls_handshakes"].iloc[0]) <= users   # warm-up ones not measured
 
 
 def test_untrusted_certificate_is_tls_verify_in_every_model(tmp_path, pki, https_mock):
@@ -147,7 +155,8 @@ def test_verify_false_accepts_the_certificate(tmp_path, pki, https_mock):
     assert pd.read_csv(run_dir / "summary.csv")["failures"].sum() == 0
 
 
-MTLS_MODELS = [m for m in MODELS if "process" not in m]
+# one of each client library: http.client, aiohttp, the fast engine, requests, geventhttpclient
+MTLS_MODELS = [OURS[0], OURS[2], OURS[5], *LOCUST]
 
 
 @pytest.mark.parametrize("client", ["client", "stranger", None])
@@ -178,7 +187,7 @@ def test_server_name_for_an_ip_url(tmp_path, pki):
     """A certificate for api.example.test only, reached at 127.0.0.1: `server_name`
     makes it verify (SNI and the name checked); without it, tls_verify."""
     server = tls_mock(pki, "named")
-    models = [OURS[0], OURS[4], OURS[5]]   # Locust cannot (refused at validation)
+    models = [OURS[0], OURS[5]]   # Locust cannot (refused at validation)
     try:
         base = 'ca = "certs/ca.pem"\n'
         code, meta, first, err = run(scenario(tmp_path, pki, models,
