@@ -127,7 +127,8 @@ def run(quick: bool, base: str = DEFAULT_BASE) -> list[Section]:
         table.append(f"| {cell} | {b:,.0f} | {n:,.0f} | {n / b:.2f}x |")
         goals.append((f"{cell}: now >= {NOISE:.2f}x base ({n / b:.2f}x)", n / b >= NOISE))
     target = "nginx (1 worker)" if nginx_available() else "this tree's mockserver"
-    return [Section(f"Side by side with {short} (before the layout step)",
+    what = " (before the layout step)" if short.startswith(DEFAULT_BASE) else ""
+    return [Section(f"Side by side with {short}{what}",
                     f"versus {short}: worst now/base = {worst:.2f}x", table, goals,
                     notes=f"Each cell is the best of {rounds} rounds of {seconds} s, the two "
                           "sides alternating in order; target on core 0, load on core 1. "
