@@ -11,6 +11,7 @@ import tomllib
 import pytest
 
 from tests.conftest import Mock, load_meta, run_harness
+from tests.devtools import chromium, in_page
 
 
 def har(origin: str) -> dict:
@@ -113,33 +114,8 @@ def test_a_recording_made_by_chromium(tmp_path, mock: Mock):
     as HAR" does, import into a scenario that runs: the login's token cookie reaches
     /auth/me through the jar, as it did in the browser."""
     import asyncio
-    import re
-    import shutil
-    import subprocess
-    import tempfile
-    exe = shutil.which("chromium") or shutil.which("chromium-browser")
-    if exe is None:
-        pytest.skip("chromium is not installed (.ci/run installs it where apt is available)")
-    profile = tempfile.mkdtemp(prefix="lh-chromium-har-")
-    proc = subprocess.Popen([exe, "--headless", "--no-sandbox", "--disable-gpu",
-                             "--no-first-run", "--disable-background-networking",
-                             "--disable-component-update", "--disable-sync",
-                             f"--user-data-dir={profile}", "--remote-debugging-port=0",
-                             "about:blank"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
-    try:
-        ws_url = None
-        for _ in range(200):
-            m = re.search(r"DevTools listening on (ws://\S+)", proc.stderr.readline())
-            if m:
-                ws_url = m.group(1)
-                break
-        assert ws_url, "chromium did not open its DevTools port"
+    with chromium() as ws_url:
         events = asyncio.run(_record(ws_url, mock.url))
-    finally:
-        proc.terminate()
-        proc.wait(10)
-        shutil.rmtree(profile, ignore_errors=True)
     recording = tmp_path / "chromium.har"
     recording.write_text(json.dumps(_as_har(events)))
     out = tmp_path / "chromium.toml"
@@ -158,35 +134,15 @@ def test_a_recording_made_by_chromium(tmp_path, mock: Mock):
 
 
 async def _record(ws_url: str, origin: str) -> list[dict]:
+    """Chromium opens a mockserver page and logs in with fetch(); its Network events."""
     import asyncio
-
-    import aiohttp
     events: list[dict] = []
-    async with aiohttp.ClientSession() as session, session.ws_connect(ws_url) as ws:
-        ids = iter(range(1, 10_000))
-        pending: dict[int, asyncio.Future] = {}
 
-        async def reader() -> None:
-            async for msg in ws:
-                data = json.loads(msg.data)
-                if "id" in data and data["id"] in pending:
-                    pending.pop(data["id"]).set_result(data)
-                elif data.get("method", "").startswith("Network."):
-                    events.append(data)
+    def on_event(method: str, params: dict) -> None:
+        if method.startswith("Network."):
+            events.append({"method": method, "params": params})
 
-        async def call(method: str, session_id: str | None = None, **params) -> dict:
-            i = next(ids)
-            pending[i] = asyncio.get_running_loop().create_future()
-            msg = {"id": i, "method": method, "params": params}
-            if session_id:
-                msg["sessionId"] = session_id
-            await ws.send_str(json.dumps(msg))
-            return (await asyncio.wait_for(pending[i], 30))["result"]
-
-        task = asyncio.ensure_future(reader())
-        target = await call("Target.createTarget", url="about:blank")
-        sid = (await call("Target.attachToTarget", targetId=target["targetId"],
-                          flatten=True))["sessionId"]
+    async def work(call, sid: str) -> None:
         await call("Network.enable", sid)
         await call("Page.enable", sid)
         await call("Page.navigate", sid, url=origin + "/echo")
@@ -196,7 +152,8 @@ async def _record(ws_url: str, origin: str) -> list[dict]:
             "'application/json'}, body: JSON.stringify({user: 'ada'})})"
             ".then(r => r.json()).then(() => fetch('/auth/me')).then(r => r.status)"))
         await asyncio.sleep(0.5)
-        task.cancel()
+
+    await in_page(ws_url, on_event, work)
     return events
 
 

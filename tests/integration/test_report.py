@@ -9,17 +9,14 @@ import base64
 import io
 import json
 import re
-import shutil
-import subprocess
-import tempfile
 from pathlib import Path
 
-import aiohttp
 import matplotlib.image
 import pandas as pd
 import pytest
 
 from tests.conftest import run_harness
+from tests.devtools import chromium, in_page
 
 SCENARIO = """
 [run]
@@ -92,42 +89,21 @@ async def _browse(url: str, ws_url: str) -> tuple[bytes, list[str], list[str]]:
     the URLs of any network requests other than the page itself."""
     errors: list[str] = []
     requests: list[str] = []
-    async with aiohttp.ClientSession() as session, session.ws_connect(ws_url) as ws:
-        ids = iter(range(1, 10_000))
-        pending: dict[int, asyncio.Future] = {}
-        loaded = asyncio.get_running_loop().create_future()
+    loaded = asyncio.get_running_loop().create_future()
 
-        async def reader() -> None:
-            async for msg in ws:
-                data = json.loads(msg.data)
-                if "id" in data and data["id"] in pending:
-                    pending.pop(data["id"]).set_result(data)
-                method = data.get("method", "")
-                params = data.get("params", {})
-                if method == "Runtime.exceptionThrown":
-                    errors.append(str(params.get("exceptionDetails")))
-                elif method == "Runtime.consoleAPICalled" and params.get("type") == "error":
-                    errors.append(str(params.get("args")))
-                elif method == "Log.entryAdded" and params["entry"]["level"] == "error":
-                    errors.append(params["entry"]["text"])
-                elif method == "Network.requestWillBeSent":
-                    requests.append(params["request"]["url"])
-                elif method == "Page.loadEventFired" and not loaded.done():
-                    loaded.set_result(True)
+    def on_event(method: str, params: dict) -> None:
+        if method == "Runtime.exceptionThrown":
+            errors.append(str(params.get("exceptionDetails")))
+        elif method == "Runtime.consoleAPICalled" and params.get("type") == "error":
+            errors.append(str(params.get("args")))
+        elif method == "Log.entryAdded" and params["entry"]["level"] == "error":
+            errors.append(params["entry"]["text"])
+        elif method == "Network.requestWillBeSent":
+            requests.append(params["request"]["url"])
+        elif method == "Page.loadEventFired" and not loaded.done():
+            loaded.set_result(True)
 
-        async def call(method: str, session_id: str | None = None, **params) -> dict:
-            i = next(ids)
-            pending[i] = asyncio.get_running_loop().create_future()
-            msg = {"id": i, "method": method, "params": params}
-            if session_id:
-                msg["sessionId"] = session_id
-            await ws.send_str(json.dumps(msg))
-            return (await asyncio.wait_for(pending[i], 30))["result"]
-
-        task = asyncio.ensure_future(reader())
-        target = await call("Target.createTarget", url="about:blank")
-        sid = (await call("Target.attachToTarget", targetId=target["targetId"],
-                          flatten=True))["sessionId"]
+    async def work(call, sid: str) -> dict:
         for domain in ("Page", "Runtime", "Log", "Network"):
             await call(f"{domain}.enable", sid)
         await call("Emulation.setDeviceMetricsOverride", sid, width=1300, height=2000,
@@ -135,38 +111,17 @@ async def _browse(url: str, ws_url: str) -> tuple[bytes, list[str], list[str]]:
         await call("Page.navigate", sid, url=url)
         await asyncio.wait_for(loaded, 30)
         await asyncio.sleep(0.5)
-        shot = await call("Page.captureScreenshot", sid, format="png")
-        task.cancel()
+        return await call("Page.captureScreenshot", sid, format="png")
+
+    shot = await in_page(ws_url, on_event, work)
     others = [u for u in requests if u != url and not u.startswith("data:")]
     return base64.b64decode(shot["data"]), errors, others
 
 
 def test_report_renders_in_chromium(run_dir: Path):
-    exe = shutil.which("chromium") or shutil.which("chromium-browser")
-    if exe is None:
-        pytest.skip("chromium is not installed (.ci/run installs it where apt is available)")
-    profile = tempfile.mkdtemp(prefix="lh-chromium-")
-    proc = subprocess.Popen([exe, "--headless", "--no-sandbox", "--disable-gpu",
-                             "--disable-quic", "--no-first-run",
-                             "--disable-background-networking", "--disable-component-update",
-                             "--disable-sync", f"--user-data-dir={profile}",
-                             "--remote-debugging-port=0", "about:blank"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        ws_url = None
-        for _ in range(200):
-            line = proc.stderr.readline()
-            m = re.search(r"DevTools listening on (ws://\S+)", line)
-            if m:
-                ws_url = m.group(1)
-                break
-        assert ws_url, "chromium did not open its DevTools port"
+    with chromium() as ws_url:
         url = (run_dir / "report.html").resolve().as_uri()
         png, errors, requests = asyncio.run(_browse(url, ws_url))
-    finally:
-        proc.terminate()
-        proc.wait(10)
-        shutil.rmtree(profile, ignore_errors=True)
     (run_dir / "report.png").write_bytes(png)
     image = matplotlib.image.imread(io.BytesIO(png), format="png")
     assert image.shape[0] >= 1000 and image.std() > 0.05  # rendered, not a blank page

@@ -1,0 +1,99 @@
+"""The small validators every section uses: one error line naming the file and the key."""
+
+from __future__ import annotations
+
+import math
+import re
+from pathlib import Path
+from typing import Any
+
+from harness.errors import ScenarioError
+from harness.scenario.spec import (
+    _DURATION,
+    _UNITS,
+    MAX_DURATION_S,
+    MAX_RATE,
+    MAX_USERS,
+)
+from mockserver import checks
+from mockserver.errors import ConfigError
+
+
+class _Ctx:
+    def __init__(self, source: str) -> None:
+        self.source = source
+
+    def fail(self, key: str, message: str) -> ScenarioError:
+        return ScenarioError(self.source, key, message)
+
+    def table(self, raw: Any, key: str) -> dict[str, Any]:
+        if not isinstance(raw, dict):
+            raise self.fail(key, f"expected a table, got {_show(raw)}")
+        return raw
+
+    def keys(self, raw: dict[str, Any], allowed: tuple[str, ...], where: str) -> None:
+        for key in raw:
+            if key not in allowed:
+                raise self.fail(f"{where}.{key}",
+                                f"unknown key (expected one of {', '.join(allowed)})")
+
+    def number(self, raw: Any, key: str, *, positive: bool = True, minimum: float = 0,
+               maximum: float = MAX_RATE) -> float:
+        return float(self._checked(raw, key, minimum, maximum, above=positive))
+
+    def integer(self, raw: Any, key: str, minimum: int = 1, maximum: int = MAX_USERS) -> int:
+        return self._checked(raw, key, minimum, maximum, integer=True)
+
+    def _checked(self, raw: Any, key: str, minimum: float, maximum: float,
+                 **kwargs: Any) -> Any:
+        """mockserver's number check, its message under this file's and key's name."""
+        try:
+            return checks.number(raw, key, minimum, maximum, **kwargs)
+        except ConfigError as exc:
+            raise self.fail(key, exc.message) from None
+
+    def string(self, raw: Any, key: str, pattern: re.Pattern[str] | None = None,
+               expected: str = "a non-empty string") -> str:
+        if not isinstance(raw, str) or not raw or (pattern and not pattern.fullmatch(raw)):
+            raise self.fail(key, f"expected {expected}, got {_show(raw)}")
+        return raw
+
+    def duration(self, raw: Any, key: str, *, allow_zero: bool = False,
+                 maximum: float = MAX_DURATION_S) -> float:
+        seconds: float | None = None
+        if isinstance(raw, int | float) and not isinstance(raw, bool):
+            seconds = float(raw)
+        elif isinstance(raw, str) and (m := _DURATION.match(raw)):
+            seconds = float(m.group(1)) * _UNITS[m.group(2)]
+        if seconds is None or not math.isfinite(seconds) or seconds < 0 \
+                or (seconds == 0 and not allow_zero) or seconds > maximum:
+            raise self.fail(key, f'expected a duration like "10s", "500ms" or "2m", '
+                                 f"at most {maximum:g} s, got {_show(raw)}")
+        return seconds
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, str):
+        return f'"{value}"'
+    if isinstance(value, dict):
+        return "a table"
+    if isinstance(value, list):
+        return "a list"
+    return repr(value)
+
+
+
+
+def _read_file(ctx: _Ctx, key: str, path: Path, limit: int, what: str) -> bytes:
+    """A file a scenario names (relative to it), at most `limit` bytes: its contents, or
+    one line naming the key and the path."""
+    try:
+        with path.open("rb") as f:
+            data = f.read(limit + 1)
+    except FileNotFoundError:
+        raise ctx.fail(key, f"no such file: {path}") from None
+    except OSError as exc:
+        raise ctx.fail(key, f"cannot read {path}: {exc.strerror or exc}") from None
+    if len(data) > limit:
+        raise ctx.fail(key, f"expected {what} of at most {limit >> 20} MiB: {path}")
+    return data

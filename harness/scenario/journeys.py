@@ -1,0 +1,176 @@
+"""[[data]] and [[flows]]: test data read and checked, every template compiled and every
+name it uses defined, before anything is sent."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from harness.clients.flows import (
+    BUILTINS,
+    Extract,
+    TemplateError,
+    compile_extract,
+    compile_template,
+    refs,
+)
+from harness.scenario.ctx import _Ctx, _read_file, _show
+from harness.scenario.requests import _request
+from harness.scenario.spec import (
+    _DATA_NAME,
+    _NAME_RE,
+    _REQUEST_NAME,
+    DataTable,
+    FlowSpec,
+    StepSpec,
+)
+
+_ORDERS = ("per-user", "sequential", "random")
+MAX_DATA_BYTES = 64 << 20
+MAX_STEPS = 100
+
+
+def _data(ctx: _Ctx, raw: Any, base: Path | None) -> tuple[DataTable, ...]:
+    """[[data]]: CSV files with a header row, read (UTF-8, quoting as the csv module
+    reads it) when the scenario is validated; their rows travel with the Job."""
+    if raw is None:
+        return ()
+    if not isinstance(raw, list):
+        raise ctx.fail("[[data]]", f"expected an array of tables, got {_show(raw)}")
+    out: list[DataTable] = []
+    for i, item in enumerate(raw):
+        where = f"[[data]][{i}]"
+        item = ctx.table(item, where)
+        ctx.keys(item, ("name", "file", "order"), where)
+        name = ctx.string(item.get("name"), f"{where}.name", _DATA_NAME,
+                          "a name of letters, digits, _ or - (templates say {{name.column}})")
+        if any(t.name == name for t in out):
+            raise ctx.fail(f"{where}.name", f'expected a unique name, got "{name}" again')
+        order = item.get("order", "per-user")
+        if order not in _ORDERS:
+            raise ctx.fail(f"{where}.order", f"expected one of {', '.join(_ORDERS)}, got "
+                                             f"{_show(order)}")
+        file = ctx.string(item.get("file"), f"{where}.file", expected="a CSV file path")
+        columns: tuple[str, ...] = ()
+        rows: tuple[tuple[str, ...], ...] = ()
+        if base is not None:
+            columns, rows = _read_csv(ctx, f"{where}.file", base / file)
+        out.append(DataTable(name, file, order, columns, rows))
+    return tuple(out)
+
+
+def _read_csv(ctx: _Ctx, key: str, path: Path) -> tuple[tuple[str, ...],
+                                                         tuple[tuple[str, ...], ...]]:
+    import csv
+    import io
+    data = _read_file(ctx, key, path, MAX_DATA_BYTES, "a CSV file")
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise ctx.fail(key, f"expected UTF-8 text: {path} (byte {exc.start})") from None
+    try:
+        table = list(csv.reader(io.StringIO(text, newline=""), strict=True))
+    except csv.Error as exc:
+        raise ctx.fail(key, f"expected CSV: {path} ({exc})") from None
+    table = [r for r in table if r]
+    if not table:
+        raise ctx.fail(key, f"expected a header row and at least one row: {path} is empty")
+    header = tuple(c.strip() for c in table[0])
+    if not all(_NAME_RE.fullmatch(c) for c in header) or len(set(header)) != len(header):
+        raise ctx.fail(key, f"expected a header row of unique column names (letters, digits, "
+                            f"_ or -): {path} has {list(header)!r:.100}")
+    rows = table[1:]
+    if not rows:
+        raise ctx.fail(key, f"expected at least one row under the header: {path}")
+    for n, row in enumerate(rows, start=2):
+        if len(row) != len(header):
+            raise ctx.fail(key, f"{path} line {n}: expected {len(header)} fields, got "
+                                f"{len(row)}")
+    return header, tuple(tuple(r) for r in rows)
+
+
+def _flows(ctx: _Ctx, raw: Any, tables: tuple[DataTable, ...], names: set[str],
+           recovered: bool) -> tuple[FlowSpec, ...]:
+    """[[flows]] with their steps; every template compiled and every name it uses defined
+    (a data column, a built-in, or a value an earlier step of the flow extracts)."""
+    if raw is None:
+        return ()
+    if not isinstance(raw, list):
+        raise ctx.fail("[[flows]]", f"expected an array of tables, got {_show(raw)}")
+    columns = {t.name: set(t.columns) for t in tables}
+    out: list[FlowSpec] = []
+    for i, item in enumerate(raw):
+        where = f"[[flows]][{i}]"
+        item = ctx.table(item, where)
+        ctx.keys(item, ("name", "weight", "steps"), where)
+        name = ctx.string(item.get("name"), f"{where}.name", _REQUEST_NAME,
+                          "a name of 1 to 200 characters, no control characters")
+        if any(f.name == name for f in out):
+            raise ctx.fail(f"{where}.name", f'expected a unique flow name, got "{name}" again')
+        weight = ctx.number(item.get("weight", 1), f"{where}.weight")
+        raw_steps = item.get("steps")
+        if not isinstance(raw_steps, list) or not raw_steps or len(raw_steps) > MAX_STEPS:
+            raise ctx.fail(f"{where}.steps", f"expected 1 to {MAX_STEPS} [[flows.steps]], got "
+                                             f"{_show(raw_steps)}")
+        defined: set[str] = set()
+        steps = []
+        for j, st in enumerate(raw_steps):
+            at = f"{where}.steps[{j}]"
+            st = ctx.table(st, at)
+            ctx.keys(st, ("name", "method", "path", "headers", "body", "expect_status",
+                          "extract", "think_time"), at)
+            request = _request(ctx, {k: v for k, v in st.items()
+                                     if k not in ("extract", "think_time")}, at, names,
+                               f"{name}-{j}", templated=True)
+            for key, text in [("path", request.path), ("body", request.body.decode()),
+                              *((f"headers.{k}", v) for k, v in request.headers)]:
+                _check_template(ctx, f"{at}.{key}", text, columns, defined, recovered)
+            extracts = _extracts(ctx, st.get("extract", {}), f"{at}.extract")
+            defined |= {e.var for e in extracts}
+            steps.append(StepSpec(request, extracts,
+                                  ctx.duration(st.get("think_time", 0), f"{at}.think_time",
+                                               allow_zero=True, maximum=3600)))
+        out.append(FlowSpec(name, weight, tuple(steps)))
+    return tuple(out)
+
+
+def _check_template(ctx: _Ctx, key: str, text: str, columns: dict[str, set[str]],
+                    defined: set[str], recovered: bool) -> None:
+    try:
+        pieces = compile_template(text)
+    except TemplateError as exc:
+        raise ctx.fail(key, str(exc)) from None
+    for ref in refs(pieces):
+        if ref.kind == "data":
+            if ref.a not in columns:
+                raise ctx.fail(key, f"{{{{{ref.shown}}}}}: no [[data]] named {ref.a!r}")
+            if not recovered and ref.b not in columns[ref.a]:
+                raise ctx.fail(key, f"{{{{{ref.shown}}}}}: the data file of {ref.a!r} has no "
+                                    f"column {ref.b!r} (it has "
+                                    f"{', '.join(sorted(columns[ref.a]))})")
+        elif ref.kind == "var" and ref.a not in defined:
+            raise ctx.fail(key, f"{{{{{ref.a}}}}} is not defined: not a built-in, and no "
+                                "earlier step of this flow extracts it")
+
+
+def _extracts(ctx: _Ctx, raw: Any, where: str) -> tuple[Extract, ...]:
+    table = ctx.table(raw, where)
+    out = []
+    for var, how in table.items():
+        if not _NAME_RE.fullmatch(var) or var in BUILTINS:
+            raise ctx.fail(f"{where}.{var}", "expected a value name (letters, digits, _ or -; "
+                                             "not a built-in)")
+        how = ctx.table(how, f"{where}.{var}")
+        if len(how) != 1 or next(iter(how)) not in ("json", "regex", "header", "cookie"):
+            raise ctx.fail(f"{where}.{var}", 'expected one of { json = "$.path" }, '
+                                             '{ regex = "..." }, { header = "Name" }, '
+                                             f'{{ cookie = "name" }}, got {_show(how)}')
+        kind, expr = next(iter(how.items()))
+        expr = ctx.string(expr, f"{where}.{var}.{kind}")
+        spec = Extract(var, kind, expr)
+        try:
+            compile_extract(spec)
+        except ValueError as exc:
+            raise ctx.fail(f"{where}.{var}.{kind}", str(exc)) from None
+        out.append(spec)
+    return tuple(out)

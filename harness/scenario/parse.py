@@ -1,0 +1,218 @@
+"""A scenario file -> a Scenario: every section checked, in one pass, before anything
+starts."""
+
+from __future__ import annotations
+
+import math
+import re
+from pathlib import Path
+from typing import Any
+
+from harness.clients import MODELS, SUB_MODELS
+from harness.errors import ScenarioError
+from harness.scenario.ctx import _Ctx, _show
+from harness.scenario.journeys import _data, _flows
+from harness.scenario.overrides import apply_set, apply_unset, interpolate
+from harness.scenario.requests import _requests
+from harness.scenario.spec import (
+    _RUN_NAME,
+    _THRESHOLD,
+    ENGINES,
+    MAX_CPU_WORK,
+    MAX_PROCESSES,
+    MAX_REQUESTS,
+    MAX_SEED,
+    METRICS,
+    ModelSpec,
+    Scenario,
+    Stage,
+    Threshold,
+)
+from harness.scenario.target import _target
+from mockserver import checks
+
+
+def _models(ctx: _Ctx, raw: Any) -> tuple[ModelSpec, ...]:
+    if raw is None:
+        return (ModelSpec("asyncio"),)
+    if not isinstance(raw, list) or not raw:
+        raise ctx.fail("[[models]]", f"expected at least one model, got {_show(raw)}")
+    out = []
+    for i, item in enumerate(raw):
+        where = f"[[models]][{i}]"
+        item = ctx.table(item, where)
+        ctx.keys(item, ("model", "engine", "processes", "sub_model", "cpu_work", "concurrency"),
+                 where)
+        model = item.get("model")
+        if not isinstance(model, str) or model not in MODELS:
+            raise ctx.fail(f"{where}.model", f"expected one of {', '.join(MODELS)}, "
+                                             f"got {_show(model)}")
+        engine = item.get("engine", ENGINES[0])
+        if engine not in ENGINES or (engine != ENGINES[0]
+                                     and engine not in MODELS[model].engines):
+            with_engines = " and ".join(m for m, k in MODELS.items() if len(k.engines) > 1)
+            raise ctx.fail(f"{where}.engine", f"expected one of {', '.join(ENGINES)} "
+                                              f"({with_engines} models only), got {_show(engine)}")
+        sub = item.get("sub_model", SUB_MODELS[-1])
+        if sub not in SUB_MODELS:
+            raise ctx.fail(f"{where}.sub_model", "expected "
+                           + " or ".join(f'"{m}"' for m in SUB_MODELS) + f", got {_show(sub)}")
+        conc = item.get("concurrency")
+        out.append(ModelSpec(
+            model, engine,
+            ctx.integer(item.get("processes", 2), f"{where}.processes", 1, MAX_PROCESSES), sub,
+            ctx.integer(item.get("cpu_work", 0), f"{where}.cpu_work", 0, MAX_CPU_WORK),
+            None if conc is None else ctx.integer(conc, f"{where}.concurrency")))
+    labels = [m.label for m in out]
+    if len(set(labels)) != len(labels):
+        raise ctx.fail("[[models]]", f"expected each model once, got {', '.join(labels)}")
+    return tuple(out)
+
+
+def _thresholds(ctx: _Ctx, raw: Any, names: set[str]) -> tuple[Threshold, ...]:
+    out = []
+    table = ctx.table(raw, "[thresholds]")
+    for key, value in table.items():
+        if isinstance(value, dict):  # per request name
+            if key not in names:
+                raise ctx.fail(f"[thresholds.{key}]", f"expected a request name "
+                                                      f"({', '.join(sorted(names))})")
+            for metric, cond in value.items():
+                out.append(_threshold(ctx, f"[thresholds.{key}].{metric}", metric, cond, key))
+        else:
+            out.append(_threshold(ctx, f"[thresholds].{key}", key, value, None))
+    return tuple(out)
+
+
+def _threshold(ctx: _Ctx, where: str, metric: str, cond: Any, request: str | None) -> Threshold:
+    if metric not in METRICS:
+        raise ctx.fail(where, f"unknown metric (expected one of {', '.join(METRICS)})")
+    m = _THRESHOLD.match(cond) if isinstance(cond, str) else None
+    if m is None:
+        raise ctx.fail(where, f'expected a condition like "< 250", got {_show(cond)}')
+    return Threshold(metric, m.group(1), float(m.group(2)), request)
+
+
+
+
+def parse_scenario(raw: dict[str, Any], source: str, base: Path | None = None) -> Scenario:
+    """Validate a scenario's tables; `base` is the directory its relative paths (TLS
+    files) are read from, None to read none (a run recovered from meta.json)."""
+    ctx = _Ctx(source)
+    raw = interpolate(raw, source)
+    ctx.keys(raw, ("run", "target", "load", "requests", "models", "thresholds", "data",
+                   "flows"), "scenario")
+    run = ctx.table(raw.get("run", {}), "[run]")
+    ctx.keys(run, ("name", "duration", "requests", "warmup", "seed", "workers", "timeout"),
+             "[run]")
+    load = ctx.table(raw.get("load", {}), "[load]")
+    ctx.keys(load, ("mode", "concurrency", "rate", "stages", "think_time", "cookies"),
+             "[load]")
+
+    duration = ctx.duration(run["duration"], "[run].duration") if "duration" in run else None
+    total = ctx.integer(run["requests"], "[run].requests", 1, MAX_REQUESTS) \
+        if "requests" in run else None
+    stages = []
+    for i, st in enumerate(load.get("stages", [])):
+        st = ctx.table(st, f"[load].stages[{i}]")
+        ctx.keys(st, ("duration", "target"), f"[load].stages[{i}]")
+        stages.append(Stage(ctx.duration(st.get("duration"), f"[load].stages[{i}].duration"),
+                            ctx.number(st.get("target"), f"[load].stages[{i}].target",
+                                       positive=False)))
+    if duration is None and total is None and not stages:
+        raise ctx.fail("[run]", 'expected duration = "10s" or requests = N (or [load].stages)')
+
+    mode = load.get("mode", "open" if "rate" in load else "closed")
+    if mode not in ("closed", "open"):
+        raise ctx.fail("[load].mode", f'expected "closed" or "open", got {_show(mode)}')
+    rate = ctx.number(load["rate"], "[load].rate") if "rate" in load else None
+    if mode == "open" and rate is None and not stages:
+        raise ctx.fail("[load].rate", "expected a positive number for the open model")
+    default_conc = 100 if mode == "open" else 10
+    concurrency = ctx.integer(load.get("concurrency", default_conc), "[load].concurrency")
+    if stages and mode == "closed":
+        concurrency = max(concurrency if "concurrency" in load else 1,
+                          math.ceil(max(s.target for s in stages)) or 1)
+    target = _target(ctx, ctx.table(raw.get("target", {}), "[target]"), base)
+    models = _models(ctx, raw.get("models"))
+    for i, m in enumerate(models):
+        if not MODELS[m.model].open_model and mode == "open":
+            raise ctx.fail(f"[[models]][{i}].model", f'"{m.model}" runs the closed model only '
+                                                     '(it has no open, rate-based mode)')
+        if m.model.startswith("locust") and target.tls.server_name:
+            raise ctx.fail(f"[[models]][{i}].model",
+                           f'"{m.model}" cannot set [target.tls].server_name (Locust\'s '
+                           "clients name the URL's host): use a URL with the host name")
+        if m.model.startswith("locust") and target.handshake != "per-connection":
+            raise ctx.fail(f"[[models]][{i}].model",
+                           f'"{m.model}" keeps connections alive only (Locust has no '
+                           f'per-request or resumed handshakes): handshake = '
+                           f'"{target.handshake}" needs one of our models')
+    requests = _requests(ctx, raw.get("requests"), flows="flows" in raw)
+    data = _data(ctx, raw.get("data"), base)
+    names = {r.name for r in requests}
+    flows = _flows(ctx, raw.get("flows"), data, names, recovered=base is None)
+    if not requests and not flows:
+        raise ctx.fail("[[requests]]", "expected at least one request or flow")
+    cookies = load.get("cookies", True)
+    if not isinstance(cookies, bool):
+        raise ctx.fail("[load].cookies", f"expected true or false, got {_show(cookies)}")
+    workers = ctx.integer(run.get("workers", 1), "[run].workers")
+    if workers > 64:
+        raise ctx.fail("[run].workers", f"expected at most 64 local workers, got {workers}")
+    return Scenario(
+        source=source,
+        name=ctx.string(run.get("name", _default_name(source)), "[run].name", _RUN_NAME,
+                        "1 to 100 letters, digits, spaces or . _ - (it names the results "
+                        "directory)"),
+        duration_s=duration,
+        total_requests=total,
+        warmup_s=ctx.duration(run.get("warmup", 0), "[run].warmup", allow_zero=True),
+        seed=ctx.integer(run.get("seed", 1), "[run].seed", 0, MAX_SEED),
+        workers=workers,
+        timeout_s=ctx.duration(run.get("timeout", "10s"), "[run].timeout", maximum=3600),
+        target_url=target.url,
+        mock=target.mock,
+        mode=mode,
+        concurrency=concurrency,
+        rate=rate,
+        stages=tuple(stages),
+        think_time_s=ctx.duration(load.get("think_time", 0), "[load].think_time",
+                                  allow_zero=True, maximum=3600),
+        requests=requests,
+        models=models,
+        thresholds=_thresholds(ctx, raw.get("thresholds", {}),
+                               names | {f.label for f in flows}),
+        raw=raw,
+        tls=target.tls,
+        handshake=target.handshake,
+        mock_tls=target.mock_tls,
+        data=data,
+        flows=flows,
+        cookies=cookies,
+    )
+
+
+def _default_name(source: str) -> str:
+    """The file's stem, made fit for a directory name."""
+    return re.sub(r"[^A-Za-z0-9 ._-]+", "-", Path(source).stem).strip("-. ")[:100] or "run"
+
+
+def load_scenario(path: str | Path, overrides: list[str] = (),
+                  removals: list[str] = ()) -> Scenario:
+    """Read, override (removals first, then overrides), interpolate and validate a
+    scenario file."""
+    path = Path(path)
+    source = path.name
+    try:
+        raw = checks.read_document(path, "TOML")
+    except ValueError as exc:
+        raise ScenarioError(str(path) if "cannot read" in str(exc) else source, "file",
+                            str(exc)) from None
+    for key in removals:
+        apply_unset(raw, key, source)
+    for assignment in overrides:
+        apply_set(raw, assignment, source)
+    if problem := checks.depth_problem(raw):  # --set can nest too
+        raise ScenarioError(source, "scenario", problem)
+    return parse_scenario(raw, source, path.parent)

@@ -1,0 +1,191 @@
+"""What a scenario is once validated: frozen dataclasses, and the ranges and patterns
+the checks hold values to (README lists them)."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any
+
+from harness.clients import MODELS
+from harness.clients.flows import (
+    FLOW_PREFIX,
+    Extract,
+)
+
+ENGINES = tuple(dict.fromkeys(e for kind in MODELS.values() for e in kind.engines))
+METRICS = ("requests", "failures", "rps", "error_rate", "p50_ms", "p90_ms", "p95_ms", "p99_ms",
+           "p999_ms", "max_ms", "mean_ms")
+DEFAULT_ACCEPTED = frozenset(range(200, 400))
+# The valid ranges of what reaches a socket, a process or a file name (README lists them):
+# checked at validate time, so nothing fails after the load was sent.
+MAX_USERS = 100_000               # concurrency, per run and per model
+MAX_RATE = 1_000_000.0            # requests/s, stage targets, weights
+MAX_DURATION_S = 7 * 86400.0      # run, stage, warm-up; timeouts and think time: an hour
+MAX_SEED = 2**32 - 1
+MAX_REQUESTS = 10**12             # a count-bounded run
+MAX_PROCESSES = 64
+MAX_CPU_WORK = 10**9
+MAX_BODY_BYTES = 16 << 20
+MAX_HEADERS = 100
+# run.name becomes part of a directory name: letters, digits, space . _ -, at most 100.
+_RUN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9 ._-]{0,99}")
+# a path is sent as is: printable ASCII, no space (percent-encode anything else)
+_PATH = re.compile(r"/[\x21-\x7e]{0,8191}")
+_HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]{1,256}")
+# a header value: visible ASCII, space, tab and obs-text (latin-1), never CR, LF or NUL
+_HEADER_VALUE = re.compile(r"[\t\x20-\x7e\x80-\xff]{0,8192}")
+_REQUEST_NAME = re.compile(r"[^\x00-\x1f\x7f]{1,200}")
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
+_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
+_THRESHOLD = re.compile(r"^\s*(<=|>=|<|>|==)\s*(-?\d+(?:\.\d+)?)\s*$")
+_TEMPLATE_REF = re.compile(r"\{\{.*?\}\}", re.S)
+_DATA_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_-]{0,63}")
+_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_-]{0,63}")
+_HOSTNAME = re.compile(r"[A-Za-z0-9]([A-Za-z0-9.-]{0,252})")
+_ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+@dataclass(frozen=True)
+class Stage:
+    duration_s: float
+    target: float
+
+
+@dataclass(frozen=True)
+class RequestSpec:
+    name: str
+    method: str = "GET"
+    path: str = "/"
+    headers: tuple[tuple[str, str], ...] = ()
+    body: bytes = b""
+    weight: float = 1.0
+    expect_status: tuple[int, ...] = ()  # empty: any 2xx or 3xx
+
+    @cached_property
+    def accepted_statuses(self) -> frozenset[int]:
+        """The one rule for a successful status, in every model: the listed codes, else
+        any 2xx or 3xx (redirects are answers; no model follows them)."""
+        return frozenset(self.expect_status) if self.expect_status else DEFAULT_ACCEPTED
+
+
+@dataclass(frozen=True)
+class DataTable:
+    name: str
+    file: str                       # as written in the scenario (relative to it)
+    order: str                      # per-user | sequential | random
+    columns: tuple[str, ...]
+    rows: tuple[tuple[str, ...], ...]
+
+
+@dataclass(frozen=True)
+class StepSpec:
+    request: RequestSpec            # its path, header values and body are templates
+    extract: tuple[Extract, ...]
+    think_time_s: float
+
+
+@dataclass(frozen=True)
+class FlowSpec:
+    name: str
+    weight: float
+    steps: tuple[StepSpec, ...]
+
+    @property
+    def label(self) -> str:
+        """Its row in the results: the whole iteration's latency, aborted ones failed."""
+        return FLOW_PREFIX + self.name
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    model: str
+    engine: str = "aiohttp"       # ENGINES[0]
+    processes: int = 2
+    sub_model: str = "asyncio"    # SUB_MODELS[-1]
+    cpu_work: int = 0
+    concurrency: int | None = None
+
+    @property
+    def label(self) -> str:
+        """The name a model carries in results: engine or sub-model where it matters."""
+        return MODELS[self.model].label.format(model=self.model, engine=self.engine,
+                                               sub_model=self.sub_model,
+                                               processes=self.processes)
+
+
+@dataclass(frozen=True)
+class Threshold:
+    metric: str
+    op: str
+    value: float
+    request: str | None = None  # None: the Aggregated row
+
+    def holds(self, actual: float) -> bool:
+        return {"<": actual < self.value, "<=": actual <= self.value, ">": actual > self.value,
+                ">=": actual >= self.value, "==": actual == self.value}[self.op]
+
+    def __str__(self) -> str:
+        where = f"[{self.request}] " if self.request else ""
+        return f"{where}{self.metric} {self.op} {self.value:g}"
+
+
+HANDSHAKES = ("per-connection", "per-request", "resume")
+MAX_PEM_BYTES = 1 << 20
+
+
+@dataclass(frozen=True)
+class TlsSpec:
+    """[target.tls], its files read into PEM text: a worker on another machine gets the
+    text with its Job, never a path of the coordinator's machine."""
+
+    verify: bool = True
+    ca_pem: str | None = None        # extra CAs to trust (or the one certificate pinned)
+    cert_pem: str | None = None      # client certificate (mutual TLS), with key_pem
+    key_pem: str | None = None
+    server_name: str | None = None   # SNI and the name verified, when the URL holds an IP
+    pinned: bool = False             # ca_pem is the only certificate trusted (embedded mock)
+
+
+@dataclass(frozen=True)
+class Scenario:
+    source: str
+    name: str
+    duration_s: float | None
+    total_requests: int | None
+    warmup_s: float
+    seed: int
+    workers: int
+    timeout_s: float
+    target_url: str | None
+    mock: dict[str, Any] | None
+    mode: str                      # "closed" or "open"
+    concurrency: int
+    rate: float | None
+    stages: tuple[Stage, ...]
+    think_time_s: float
+    requests: tuple[RequestSpec, ...]
+    models: tuple[ModelSpec, ...]
+    thresholds: tuple[Threshold, ...]
+    raw: dict[str, Any] = field(compare=False, repr=False)
+    tls: TlsSpec = TlsSpec()
+    handshake: str = "per-connection"   # HANDSHAKES: connection setup per connection/request
+    mock_tls: bool = False              # the embedded mock serves HTTPS (self-signed, pinned)
+    data: tuple[DataTable, ...] = ()
+    flows: tuple[FlowSpec, ...] = ()
+    cookies: bool = True                # flows: each user keeps a cookie jar
+
+    @property
+    def result_names(self) -> list[str]:
+        """Every row name a model's results hold, in the recorder's order: requests,
+        flow steps, then `flow:<name>` per flow."""
+        return [r.name for r in self.requests] + \
+            [s.request.name for f in self.flows for s in f.steps] + [f.label for f in self.flows]
+
+    @property
+    def run_seconds(self) -> float:
+        """Measured time (after warm-up); with stages, their sum."""
+        if self.stages:
+            return sum(s.duration_s for s in self.stages)
+        return self.duration_s or 0.0
