@@ -53,7 +53,7 @@ class FastConnection(asyncio.Protocol):
         self.capture = 0      # flow steps: 1 keeps the headers, 2 the body as well
         self.got_headers: list[tuple[str, str]] = []
         self.chunks: list[bytes] = []
-        self.wanted: frozenset[str] = frozenset()   # header names a flow step keeps
+        self.wanted: frozenset[bytes] = frozenset()   # header names a flow step keeps
 
     # -- protocol ---------------------------------------------------------------------------
 
@@ -80,10 +80,8 @@ class FastConnection(asyncio.Protocol):
             self._finish_error(RequestFailed(RESET, "connection closed before the response"))
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        if self.capture:
-            key = name.decode("latin-1")
-            if key.lower() in self.wanted:
-                self.got_headers.append((key, value.decode("latin-1")))
+        if self.capture and name.lower() in self.wanted:
+            self.got_headers.append((name.decode("latin-1"), value.decode("latin-1")))
         size = len(name)  # only Content-Length (14) and Transfer-Encoding (17) matter
         if size == 14 and name.lower() == b"content-length":
             self.length = int(value)
@@ -137,7 +135,7 @@ class FastConnection(asyncio.Protocol):
             self.transport = None
 
     def request(self, data: bytes, is_head: bool, timeout: float, capture: int = 0,
-                wanted: frozenset[str] = frozenset()) -> asyncio.Future:
+                wanted: frozenset[bytes] = frozenset()) -> asyncio.Future:
         """Send one request; the future resolves to (status, body bytes). With `capture`
         the answer's `wanted` headers (1), and its body too (2), are kept for a flow
         step."""
@@ -179,7 +177,7 @@ class FastClient:
             self.conn.check_timeout(now)
 
     async def exchange(self, k: int, data: bytes, keep_body: bool,
-                       wanted: frozenset[str]) -> Answer:
+                       wanted: frozenset[bytes]) -> Answer:
         """A rendered flow step (Iteration.next_request(wire=True)): its answer with the
         headers the step needs (Set-Cookie for the jar, those it extracts)."""
         capture = 2 if keep_body else 1
@@ -199,7 +197,7 @@ class FastClient:
                       conn.got_headers if conn else [], nbytes)
 
     async def send(self, k: int, data: bytes, is_head: bool, capture: int = 0,
-                   wanted: frozenset[str] = frozenset()) -> tuple[int, int]:
+                   wanted: frozenset[bytes] = frozenset()) -> tuple[int, int]:
         conn = self.conn
         handshake: tuple[int, Any] | None = None
         if conn is None or conn.transport is None:

@@ -315,7 +315,8 @@ class Step:
     wants_body: bool
     fixed_headers: list[tuple[str, str]]    # the base headers this step does not replace
     head: tuple[Any, ...] = ()   # request line and headers: str, or (Ref, escape) pairs
-    wanted: frozenset[str] = frozenset()    # header names its extractions read (lower)
+    wanted: frozenset[bytes] = frozenset()   # header names its extractions read (lower)
+    wanted_jar: frozenset[bytes] = frozenset()   # the same and Set-Cookie, for the jar
     sets_cookie: bool = False    # it has its own Cookie header: the jar's is not added
 
 
@@ -349,8 +350,11 @@ def compile_flow(raw: dict[str, Any], k: int, first_step_k: int,
                     wants_body=any(e["kind"] in ("json", "regex") for e in s["extract"]),
                     fixed_headers=fixed,
                     head=_head(s["method"], base_path, path, fixed, headers),
-                    wanted=frozenset(e["expr"].lower() for e in s["extract"]
-                                     if e["kind"] == "header"),
+                    wanted=frozenset(e["expr"].lower().encode("latin-1")
+                                     for e in s["extract"] if e["kind"] == "header"),
+                    wanted_jar=frozenset([b"set-cookie", *(
+                        e["expr"].lower().encode("latin-1") for e in s["extract"]
+                        if e["kind"] == "header")]),
                     sets_cookie="cookie" in own)
         for piece in (*refs(step.path), *refs(step.body),
                       *(r for _, p in headers for r in refs(p))):
@@ -391,7 +395,7 @@ class Outgoing:
     body: bytes
     wants_body: bool
     data: bytes = b""     # the whole request on the wire (next_request(wire=True))
-    wanted: frozenset[str] = frozenset()
+    wanted: frozenset[bytes] = frozenset()   # the answer headers the step needs
 
 
 class FlowUser:
@@ -456,7 +460,7 @@ class Iteration:
             else ""
         body = self.render(step.body, in_json if step.json_body else as_is).encode() \
             if step.body else b""
-        wanted = step.wanted | {"set-cookie"} if jar is not None else step.wanted
+        wanted = step.wanted_jar if jar is not None else step.wanted
         if wire:
             value = self._value
             head = "".join([p if p.__class__ is str else p[1](value(p[0]))

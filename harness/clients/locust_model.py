@@ -111,7 +111,7 @@ class LocustModel(LocalModel):
                         (self.client.cookiejar if fast else self.client.cookies).clear()
                     if think:
                         gevent.sleep(think)
-                    run.restart_clock()
+                    run.restart_clock(bool(think))
                 run.finish()
 
             @task

@@ -42,7 +42,7 @@ class FlowRun:
     def __init__(self, it: Iteration, rec: Recorder, sent: list[int], user: int,
                  t_start: int, wire: bool = False) -> None:
         self.it, self.rec, self.sent, self.user = it, rec, sent, user
-        self.t_start = self.t_step = self.last = t_start
+        self.t_start = self.t_step = self.t_step_next = self.last = t_start
         self.k = -1
         self.wire = wire   # steps rendered as bytes (the fast engine)
 
@@ -63,18 +63,20 @@ class FlowRun:
         return out
 
     def answered(self, answer: Answer) -> float:
-        """Record the step's answer; the think time to wait before the next step."""
-        self.last = done = time.perf_counter_ns()
+        """Record the step's answer; the think time to wait before the next step. The
+        next step's clock starts here (restart_clock after a think time)."""
+        self.last = self.t_step_next = done = time.perf_counter_ns()
         failed = self.it.answer(answer)
-        if failed is None:
-            self.rec.ok(self.k, done, done - self.t_step, answer.size, answer.status)
+        if failed is None:   # Recorder.ok inlined: this runs once per step
+            self.rec.samples.append((done, self.k, (done - self.t_step) // 1000,
+                                     answer.size, answer.status))
         else:
             self.rec.fail(self.k, done, done - self.t_step, failed[0], answer.status)
         return self._think()
 
     def failed(self, kind: str) -> float:
         """The step got no answer (reset, timeout...): the iteration ends."""
-        self.last = done = time.perf_counter_ns()
+        self.last = self.t_step_next = done = time.perf_counter_ns()
         self.rec.fail(self.k, done, done - self.t_step, kind)
         self.it.fail()
         return 0.0
@@ -83,8 +85,9 @@ class FlowRun:
         it = self.it
         return it.step.think_s if not it.aborted and not it.done else 0.0  # type: ignore
 
-    def restart_clock(self) -> None:
-        self.t_step = time.perf_counter_ns()
+    def restart_clock(self, waited: bool = True) -> None:
+        """The next step's clock: now after a think time, else when the last answered."""
+        self.t_step = time.perf_counter_ns() if waited else self.t_step_next
 
     def finish(self) -> None:
         """The flow's row: the whole iteration's latency; an aborted one is a failure."""
@@ -104,7 +107,7 @@ def run_flow(run: FlowRun, exchange: Callable[[Outgoing], Answer]) -> None:
             think = run.failed(exc.kind)
         if think:
             time.sleep(think)
-        run.restart_clock()
+        run.restart_clock(bool(think))
     run.finish()
 
 
@@ -118,7 +121,7 @@ async def run_flow_async(run: FlowRun, exchange: Callable[[Outgoing], Awaitable[
             think = run.failed(exc.kind)
         if think:
             await asyncio.sleep(think)
-        run.restart_clock()
+        run.restart_clock(bool(think))
     run.finish()
 
 
