@@ -12,7 +12,7 @@ from typing import Any
 
 import msgpack
 
-VERSION = 2                # 2: WRAPUP and SPARE
+VERSION = 3                # 2: WRAPUP and SPARE; 3: the Job carries TLS and journeys
 HEARTBEAT_S = 0.5          # both sides send one at least this often
 # Silence after which the coordinator marks a worker lost (--lost-after): several seconds,
 # because TCP's retransmission backoff (0.2 + 0.4 + 0.8 s ...) stretches a 1 s network cut
