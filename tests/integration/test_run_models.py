@@ -97,8 +97,14 @@ def test_open_model_rate_is_accurate(tmp_path, shared_mock: Mock):
 
 
 def stall_mock(mock: Mock, after_s: float, n: int) -> threading.Thread:
-    """Block the mockserver's event loop with /cpu/{n} after a while (about a second)."""
+    """Block the mockserver's event loop with /cpu/{n} (about a second) `after_s` after
+    the load reached it: timed from the first requests, not from the start of the
+    command, so a slow start-up on a busy machine cannot move the stall out of the run."""
     def stall() -> None:
+        deadline = time.monotonic() + 60
+        base = mock.stats()["requests_total"]
+        while mock.stats()["requests_total"] <= base and time.monotonic() < deadline:
+            time.sleep(0.05)
         time.sleep(after_s)
         with urllib.request.urlopen(f"{mock.url}/cpu/{n}", timeout=30) as resp:
             resp.read()
@@ -118,7 +124,7 @@ def calibrate_cpu(mock: Mock) -> int:
 def p99_with_stall(tmp_path: Path, mock: Mock, load: str, n: int) -> float:
     path = scenario(tmp_path, 'model = "uvloop"\nengine = "fast"', load=load,
                     run='duration = "4s"', requests='[[requests]]\nname = "home"\npath = "/"\n')
-    thread = stall_mock(mock, 2.0, n)
+    thread = stall_mock(mock, 1.5, n)
     proc = run_harness("run", str(path), "--target", mock.url, "--out", str(tmp_path),
                        "--quiet")
     thread.join()
