@@ -82,7 +82,7 @@ class AsyncioModel(LocalModel):
                 for client in clients:
                     client.check_timeout(now)
 
-        flows, flow_user = prepare(job, lambda: base_headers(host, port, job.default_port))
+        flows, flow_user = prepare(job, base_headers(host, port, job.default_port))
 
         def journeys(i: int, client: FastClient) -> Journeys | None:
             if not flows:
@@ -117,7 +117,7 @@ class AsyncioModel(LocalModel):
             ctx.track()
         note = self.handshake_note()
         origin = job.url.removesuffix(job.base_path) if job.base_path else job.url
-        flows, flow_user = prepare(job, lambda: base_headers(host, port, job.default_port))
+        flows, flow_user = prepare(job, base_headers(host, port, job.default_port))
         # our own cookie jar (flows.CookieJar) is the only one, as in every other model
         async with aiohttp.ClientSession(connector=connector, timeout=timeout,
                                          auto_decompress=False,
@@ -131,55 +131,47 @@ class AsyncioModel(LocalModel):
             # turns it off the same way.
             if hasattr(session, "_retry_connection"):
                 session._retry_connection = False
-            def sender(ctx: UserContext | None) -> Callable[[int], Awaitable[tuple[int, int]]]:
-                ssl_arg: Any = ctx if ctx is not None else True
+            async def roundtrip(ctx: UserContext | None, k: int, method: str, url: Any,
+                                headers: Any, body: bytes) -> tuple[int, bytes, Any]:
+                """One request, for a fixed request and a flow step alike: (status,
+                body, headers); a TLS connection it opened is noted for tls_ms."""
+                timing: dict[str, Any] | None = {} if ctx is not None else None
+                try:
+                    # redirects are answers, as in every other model: following them
+                    # would send requests this loop never counted
+                    async with session.request(method, url, headers=headers,
+                                               data=body or None,
+                                               ssl=ctx if ctx is not None else True,
+                                               trace_request_ctx=timing,
+                                               allow_redirects=False) as resp:
+                        if timing:   # this request opened a TLS connection
+                            ssl_object = ctx.take_completed()  # type: ignore[union-attr]
+                            note(k, timing["connect_ns"], ssl_object)
+                            ctx.keep_session(ssl_object)  # type: ignore[union-attr]
+                        return resp.status, await resp.read(), resp.headers
+                except aiohttp.ClientError as exc:
+                    raise RequestFailed(classify_aiohttp(exc), str(exc)) from None
+                except TimeoutError:
+                    raise RequestFailed(TIMEOUT) from None
 
+            def sender(ctx: UserContext | None) -> Callable[[int], Awaitable[tuple[int, int]]]:
                 async def send(k: int) -> tuple[int, int]:
                     spec = specs[k]
-                    timing: dict[str, Any] | None = {} if ctx is not None else None
-                    try:
-                        # redirects are answers, as in every other model: following them
-                        # would send requests this loop never counted
-                        async with session.request(spec.method, base + spec.path,
-                                                   headers=headers[k],
-                                                   data=spec.body or None, ssl=ssl_arg,
-                                                   trace_request_ctx=timing,
-                                                   allow_redirects=False) as resp:
-                            if timing:   # this request opened a TLS connection
-                                ssl_object = ctx.take_completed()  # type: ignore[union-attr]
-                                note(k, timing["connect_ns"], ssl_object)
-                                ctx.keep_session(ssl_object)  # type: ignore[union-attr]
-                            body = await resp.read()
-                            return resp.status, len(body)
-                    except aiohttp.ClientError as exc:
-                        raise RequestFailed(classify_aiohttp(exc), str(exc)) from None
-                    except TimeoutError:
-                        raise RequestFailed(TIMEOUT) from None
+                    status, body, _ = await roundtrip(ctx, k, spec.method, base + spec.path,
+                                                      headers[k], spec.body)
+                    return status, len(body)
                 return send
 
             def journeys(i: int) -> Journeys | None:
                 if not flows:
                     return None
                 ctx = contexts[i]
-                ssl_arg: Any = ctx if ctx is not None else True
 
                 async def exchange(out: Outgoing) -> Answer:
-                    timing: dict[str, Any] | None = {} if ctx is not None else None
-                    try:
-                        async with session.request(
-                                out.method, URL(origin + out.path, encoded=True),
-                                headers=out.headers, data=out.body or None, ssl=ssl_arg,
-                                trace_request_ctx=timing, allow_redirects=False) as resp:
-                            if timing:
-                                ssl_object = ctx.take_completed()  # type: ignore[union-attr]
-                                note(out.k, timing["connect_ns"], ssl_object)
-                                ctx.keep_session(ssl_object)  # type: ignore[union-attr]
-                            body = await resp.read()
-                            return Answer(resp.status, body, list(resp.headers.items()))
-                    except aiohttp.ClientError as exc:
-                        raise RequestFailed(classify_aiohttp(exc), str(exc)) from None
-                    except TimeoutError:
-                        raise RequestFailed(TIMEOUT) from None
+                    status, body, got = await roundtrip(
+                        ctx, out.k, out.method, URL(origin + out.path, encoded=True),
+                        out.headers, out.body)
+                    return Answer(status, body, list(got.items()))
                 return Journeys(flows, flow_user(i), exchange)
             await asyncio.gather(*(async_user(i, job, pacer, rec, sender(contexts[i]),
                                               journeys(i))

@@ -180,21 +180,18 @@ class FastClient:
                        wanted: frozenset[bytes]) -> Answer:
         """A rendered flow step (Iteration.next_request(wire=True)): its answer with the
         headers the step needs (Set-Cookie for the jar, those it extracts)."""
-        capture = 2 if keep_body else 1
+        capture, is_head = 2 if keep_body else 1, data.startswith(b"HEAD ")
         conn = self.conn
         if conn is not None and conn.transport is not None and not self.fresh:
-            try:   # kept alive: straight to the connection, as the fixed-request hot path
-                status, nbytes = await conn.request(data, data.startswith(b"HEAD "),
-                                                    self.timeout, capture, wanted)
-            except RequestFailed:
-                self.conn = None
-                raise
+            # kept alive: straight to the connection, as the fixed-request hot path (a
+            # failed request closes it, so the next one reconnects through `send`)
+            self.last = conn
+            status, nbytes = await conn.request(data, is_head, self.timeout, capture, wanted)
         else:
-            status, nbytes = await self.send(k, data, data.startswith(b"HEAD "), capture,
-                                             wanted)
-            conn = self.last
-        return Answer(status, b"".join(conn.chunks) if conn else b"",
-                      conn.got_headers if conn else [], nbytes)
+            status, nbytes = await self.send(k, data, is_head, capture, wanted)
+        conn = self.last
+        assert conn is not None
+        return Answer(status, b"".join(conn.chunks), conn.got_headers, nbytes)
 
     async def send(self, k: int, data: bytes, is_head: bool, capture: int = 0,
                    wanted: frozenset[bytes] = frozenset()) -> tuple[int, int]:

@@ -14,7 +14,7 @@ import json
 import random
 import re
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
@@ -22,6 +22,7 @@ from urllib.parse import quote
 from harness.clients.failures import EXTRACT_FAILED, STATUS, TEMPLATE_FAILED
 
 BUILTINS = ("user", "worker", "iteration", "uuid")
+DEFAULT_ACCEPTED = frozenset(range(200, 400))   # success: any 2xx or 3xx, unless listed
 FLOW_PREFIX = "flow:"
 
 _TEMPLATE = re.compile(r"\{\{(.*?)\}\}", re.S)
@@ -240,6 +241,9 @@ class Answer:
         return self.nbytes if self.nbytes >= 0 else len(self.body)
 
 
+_MAX_AGE = re.compile(r"(?i)max-age\s*=\s*(-?\d+)")
+
+
 @dataclass
 class CookieJar:
     """One user's cookies (name -> value), kept across steps and iterations. Attributes
@@ -256,7 +260,7 @@ class CookieJar:
             name = name.strip()
             if not eq or not name:
                 continue
-            gone = re.search(r"(?i)max-age\s*=\s*(-?\d+)", attrs)
+            gone = _MAX_AGE.search(attrs)
             if gone and int(gone.group(1)) <= 0:
                 self.cookies.pop(name, None)
             else:
@@ -264,6 +268,9 @@ class CookieJar:
 
     def header(self) -> str:
         return "; ".join(f"{k}={v}" for k, v in self.cookies.items())
+
+
+_NO_COOKIES = CookieJar()   # what extraction reads when cookies are off
 
 
 # -- test data -------------------------------------------------------------------------------
@@ -329,7 +336,6 @@ class Flow:
 
 
 def compile_flow(raw: dict[str, Any], k: int, first_step_k: int,
-                 accepted: Callable[[Sequence[int]], frozenset[int]],
                  base: list[tuple[str, str]] = (), base_path: str = "") -> Flow:
     """A flow compiled for this process: `base` are the headers every step starts from
     (Host and the defaults), `base_path` the target URL's path."""
@@ -344,17 +350,16 @@ def compile_flow(raw: dict[str, Any], k: int, first_step_k: int,
         extracts = [(e["var"], compile_extract(Extract(e["var"], e["kind"], e["expr"])))
                     for e in s["extract"]]
         path = compile_template(s["path"])
+        named = frozenset(e["expr"].lower().encode("latin-1") for e in s["extract"]
+                          if e["kind"] == "header")
         step = Step(first_step_k + i, s["name"], s["method"], path,
                     headers, compile_template(s["body"]), json_body,
-                    accepted(s["expect_status"]), extracts, float(s["think_time_s"]),
+                    frozenset(s["expect_status"]) or DEFAULT_ACCEPTED, extracts,
+                    float(s["think_time_s"]),
                     wants_body=any(e["kind"] in ("json", "regex") for e in s["extract"]),
                     fixed_headers=fixed,
                     head=_head(s["method"], base_path, path, fixed, headers),
-                    wanted=frozenset(e["expr"].lower().encode("latin-1")
-                                     for e in s["extract"] if e["kind"] == "header"),
-                    wanted_jar=frozenset([b"set-cookie", *(
-                        e["expr"].lower().encode("latin-1") for e in s["extract"]
-                        if e["kind"] == "header")]),
+                    wanted=named, wanted_jar=named | {b"set-cookie"},
                     sets_cookie="cookie" in own)
         for piece in (*refs(step.path), *refs(step.body),
                       *(r for _, p in headers for r in refs(p))):
@@ -490,7 +495,7 @@ class Iteration:
             self.aborted, self.failure = True, STATUS
             return STATUS, answer.status
         for var, extract in step.extracts:
-            value = extract(answer, self.user.jar or CookieJar())
+            value = extract(answer, self.user.jar or _NO_COOKIES)
             if value is None:
                 self.aborted, self.failure = True, EXTRACT_FAILED
                 return EXTRACT_FAILED, 0
@@ -506,21 +511,17 @@ class Iteration:
         return not self.aborted and self.i >= len(self.flow.steps)
 
 
-DEFAULT_ACCEPTED = frozenset(range(200, 400))   # as scenario.RequestSpec: any 2xx or 3xx
-
-
-def prepare(job: Any, base_headers: Callable[[], list[tuple[str, str]]]
+def prepare(job: Any, base: list[tuple[str, str]]
             ) -> tuple[list[Flow], Callable[[int], FlowUser]]:
-    """This load process's compiled flows, and a maker of each user's FlowUser (its
-    global index, its feeders shared by the process, its own seeded generator)."""
+    """This load process's compiled flows (`base`: Host and the default headers every
+    step starts from), and a maker of each user's FlowUser (its global index, its feeders
+    shared by the process, its own seeded generator)."""
     n_requests = len(job.requests)
     n_steps = sum(len(f["steps"]) for f in job.flows)
     flows, first = [], n_requests
-    base = base_headers()
     for i, raw in enumerate(job.flows):
-        flows.append(compile_flow(raw, n_requests + n_steps + i, first,
-                                  lambda codes: frozenset(codes) if codes
-                                  else DEFAULT_ACCEPTED, base, job.base_path))
+        flows.append(compile_flow(raw, n_requests + n_steps + i, first, base,
+                                  job.base_path))
         first += len(raw["steps"])
     feeders = {t["name"]: Feeder(t["columns"], t["rows"], t["order"], job.stream_index,
                                  job.stream_count) for t in job.data}

@@ -54,7 +54,7 @@ class LocustModel(LocalModel):
         # flows: Locust's own per-user cookie jar stands in for ours (its clients keep one
         # per user across requests); ours is off so no Cookie header is doubled
         flows, flow_user = prepare(replace(job, cookies=False),
-                                   lambda: base_headers(host, port, job.default_port))
+                                   base_headers(host, port, job.default_port))
         users_made = [0]
 
         tls_files = LocustTls(job)
@@ -67,7 +67,7 @@ class LocustModel(LocalModel):
             connection_timeout = job.timeout_s
             # TLS as far as Locust allows: verification, an extra CA, a client certificate;
             # always kept-alive (no per-request or resumed handshakes), no tls_ms
-            insecure = not job.tls.get("verify", True)
+            insecure = not tls_files.verify_on
             ssl_context_factory = staticmethod(tls_files.gevent_context) if fast else None
 
             def on_start(self) -> None:
@@ -192,17 +192,16 @@ class LocustTls:
     def __init__(self, job: Any) -> None:
         import os
         import tempfile
+
+        from harness.clients.tls import write_private  # after gevent's patches (ssl)
         tls = job.tls if job.secure else {}
         self.dir = tempfile.mkdtemp(prefix="loadharness-locust-tls-")
         self.verify_on = bool(tls.get("verify", True))
         self.ca = self.cert = self.key = None
-        self.pinned = bool(tls.get("pinned"))
         for attr, key in (("ca", "ca_pem"), ("cert", "cert_pem"), ("key", "key_pem")):
             if tls.get(key):
                 path = os.path.join(self.dir, f"{attr}.pem")
-                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-                with os.fdopen(fd, "w") as f:
-                    f.write(tls[key])
+                write_private(path, tls[key])
                 setattr(self, attr, path)
 
     @property

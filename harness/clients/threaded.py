@@ -20,7 +20,7 @@ class ThreadModel(LocalModel):
         contexts = user_contexts(job, job.concurrency)
         note = self.handshake_note()
         host, port = job.host_port
-        flows, flow_user = prepare(job, lambda: base_headers(host, port, job.default_port))
+        flows, flow_user = prepare(job, base_headers(host, port, job.default_port))
         for user in range(job.concurrency):
             client = BlockingClient(job, contexts[user], note)
             journeys = Journeys(flows, flow_user(user), client.exchange) if flows else None

@@ -112,11 +112,17 @@ def _load_client_pair(ctx: ssl.SSLContext, cert_pem: str, key_pem: str) -> None:
     directory, loaded, removed."""
     with tempfile.TemporaryDirectory(prefix="loadharness-tls-") as tmp:
         cert, key = os.path.join(tmp, "cert.pem"), os.path.join(tmp, "key.pem")
-        for path, text in ((cert, cert_pem), (key, key_pem)):
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(fd, "w") as f:
-                f.write(text)
+        write_private(cert, cert_pem)
+        write_private(key, key_pem)
         ctx.load_cert_chain(cert, key)
+
+
+def write_private(path: str, text: str) -> None:
+    """A new file only its owner can read (0600, never over an existing one): TLS keys and
+    certificates handed to a library that takes files."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
 
 
 class Handshakes:

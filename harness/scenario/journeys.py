@@ -17,7 +17,6 @@ from harness.clients.flows import (
 from harness.scenario.ctx import _Ctx, _read_file, _show
 from harness.scenario.requests import _request
 from harness.scenario.spec import (
-    _DATA_NAME,
     _NAME_RE,
     _REQUEST_NAME,
     DataTable,
@@ -42,7 +41,7 @@ def _data(ctx: _Ctx, raw: Any, base: Path | None) -> tuple[DataTable, ...]:
         where = f"[[data]][{i}]"
         item = ctx.table(item, where)
         ctx.keys(item, ("name", "file", "order"), where)
-        name = ctx.string(item.get("name"), f"{where}.name", _DATA_NAME,
+        name = ctx.string(item.get("name"), f"{where}.name", _NAME_RE,
                           "a name of letters, digits, _ or - (templates say {{name.column}})")
         if any(t.name == name for t in out):
             raise ctx.fail(f"{where}.name", f'expected a unique name, got "{name}" again')

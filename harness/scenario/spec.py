@@ -10,6 +10,7 @@ from typing import Any
 
 from harness.clients import MODELS
 from harness.clients.flows import (
+    DEFAULT_ACCEPTED,
     FLOW_PREFIX,
     Extract,
 )
@@ -17,7 +18,6 @@ from harness.clients.flows import (
 ENGINES = tuple(dict.fromkeys(e for kind in MODELS.values() for e in kind.engines))
 METRICS = ("requests", "failures", "rps", "error_rate", "p50_ms", "p90_ms", "p95_ms", "p99_ms",
            "p999_ms", "max_ms", "mean_ms")
-DEFAULT_ACCEPTED = frozenset(range(200, 400))
 # The valid ranges of what reaches a socket, a process or a file name (README lists them):
 # checked at validate time, so nothing fails after the load was sent.
 MAX_USERS = 100_000               # concurrency, per run and per model
@@ -41,8 +41,7 @@ _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
 _THRESHOLD = re.compile(r"^\s*(<=|>=|<|>|==)\s*(-?\d+(?:\.\d+)?)\s*$")
 _TEMPLATE_REF = re.compile(r"\{\{.*?\}\}", re.S)
-_DATA_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_-]{0,63}")
-_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_-]{0,63}")
+_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_-]{0,63}")   # data tables, columns, values
 _HOSTNAME = re.compile(r"[A-Za-z0-9]([A-Za-z0-9.-]{0,252})")
 _ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
