@@ -1,4 +1,4 @@
-"""The admin API under /_mock/: config, stats, reset. Never counted in stats.
+"""The admin API under /_mock/: config, stats, metrics, reset. Never counted in stats.
 
 On loopback it is open; elsewhere the server insists on a bearer token (see cli.py). A PUT
 validates the whole config before anything changes, so a bad one leaves the old in place.
@@ -8,15 +8,17 @@ from __future__ import annotations
 
 import hmac
 
+from mockserver import metrics
 from mockserver.checks import parse_document
 from mockserver.cluster import Cluster
 from mockserver.config import parse_config
 from mockserver.errors import ConfigError
-from mockserver.http import Reply, Request, json_response
+from mockserver.http import Reply, Request, json_response, response
 from mockserver.state import ServerState
 from mockserver.stats import merge_snapshots
 
-_ENDPOINTS = {"config": ("GET", "PUT"), "stats": ("GET",), "reset": ("POST",)}
+_ENDPOINTS = {"config": ("GET", "PUT"), "stats": ("GET",), "metrics": ("GET",),
+              "reset": ("POST",)}
 
 
 class Admin:
@@ -63,11 +65,14 @@ class Admin:
                 return json_response(200, self.state.config.to_dict(), keep)
             return Reply(produce=put)
 
-        if name == "stats":
+        if name in ("stats", "metrics"):
             async def stats() -> bytes:
                 answers = await cluster.call_all({"op": "stats"})
                 merged = merge_snapshots([a for a in answers if a is not None])
                 merged["missing_processes"] = sum(a is None for a in answers)
+                if name == "metrics":
+                    return response(200, metrics.render(merged), keep,
+                                    content_type=metrics.CONTENT_TYPE)
                 return json_response(200, merged, keep)
             return Reply(produce=stats)
 

@@ -118,3 +118,46 @@ def test_bad_config_file_exits_2(tmp_path):
                           capture_output=True, text=True, timeout=20)
     assert proc.returncode == 2
     assert "routes.toml: default.latency.ms" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def _scrape(conn: http.client.HTTPConnection, path: str) -> bytes:
+    conn.request("GET", path)
+    resp = conn.getresponse()
+    assert resp.status == 200, resp.status
+    return resp.read()
+
+
+def test_metrics_equal_stats_across_processes():
+    """/_mock/metrics (Prometheus text, parsed by prometheus_client's own parser) says what
+    /_mock/stats says: requests by route and status, faults, connections, auth; both
+    summed over the server's processes. One kept-alive admin connection for both scrapes,
+    so no connection is opened between them."""
+    from prometheus_client.parser import text_string_to_metric_families
+    mock = start_mockserver("--processes", "2")
+    try:
+        mock.get_json("/_mock/config", "PUT", json.dumps({
+            "faults": {"error": {"p": 0.2, "status": 503}}}).encode())
+        sent = hammer(mock, ["/", "/bytes/50", "/status/404"] * 20, 6)
+        conn = http.client.HTTPConnection(mock.host, mock.port, timeout=10)
+        stats = json.loads(_scrape(conn, "/_mock/stats"))
+        text = _scrape(conn, "/_mock/metrics").decode()
+        conn.close()
+        samples = {(s.name, tuple(sorted(s.labels.items()))): s.value
+                   for family in text_string_to_metric_families(text)
+                   for s in family.samples}
+        assert samples[("mock_requests_total", ())] == stats["requests_total"] == sent
+        for route, n in stats["by_route"].items():
+            assert samples[("mock_requests_by_route_total", (("route", route),))] == n
+        for status, n in stats["by_status"].items():
+            assert samples[("mock_responses_total", (("status", status),))] == n
+        assert stats["faults"] and all(
+            samples[("mock_faults_total", (("kind", kind),))] == n
+            for kind, n in stats["faults"].items())
+        for key in ("connections_total", "auth_ok", "auth_rejected", "tls_handshakes",
+                    "malformed_requests"):
+            assert samples[(f"mock_{key.removesuffix('_total')}_total", ())] == stats[key]
+        assert samples[("mock_processes", ())] == 2
+        # the stats answer went out between the two scrapes: bytes only grow
+        assert samples[("mock_bytes_out_total", ())] >= stats["bytes_out"] > 0
+    finally:
+        mock.stop()

@@ -1,0 +1,78 @@
+"""`GET /_mock/metrics`: the same counters as `/_mock/stats`, in Prometheus text format, so a
+Grafana that scrapes the load (harness `--web` /metrics) shows the target beside it.
+
+Rendered from the merged stats snapshot at scrape time: the request hot path never touches
+a Prometheus object, and the two endpoints can never disagree.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+CONTENT_TYPE = b"text/plain; version=0.0.4; charset=utf-8"
+
+# (name, help, key in the snapshot); every one a counter since the last reset
+_COUNTERS = [
+    ("mock_bytes_out", "Response bytes sent", "bytes_out"),
+    ("mock_connections", "Connections accepted", "connections_total"),
+    ("mock_malformed_requests", "Requests refused as malformed HTTP", "malformed_requests"),
+    ("mock_connections_evicted", "Connections closed to make room", "connections_evicted"),
+    ("mock_connections_refused", "Connections closed at the connection cap",
+     "connections_refused"),
+    ("mock_request_timeouts", "Connections closed mid-request", "request_timeouts"),
+    ("mock_tls_handshakes", "Completed TLS handshakes (resumed included)", "tls_handshakes"),
+    ("mock_tls_resumed", "TLS handshakes that resumed a session", "tls_resumed"),
+    ("mock_auth_ok", "/auth/me requests with a valid token or sid cookie", "auth_ok"),
+    ("mock_auth_rejected", "/auth/me requests answered 401", "auth_rejected"),
+]
+
+
+class _Snapshot(Collector):
+    def __init__(self, snap: dict[str, Any]) -> None:
+        self.snap = snap
+
+    def collect(self) -> Any:
+        snap = self.snap
+        total = CounterMetricFamily("mock_requests", "Requests answered (admin and /health "
+                                    "excluded), as /_mock/stats requests_total")
+        total.add_metric([], snap["requests_total"])
+        yield total
+        routes = CounterMetricFamily("mock_requests_by_route", "Requests answered, by route",
+                                     labels=["route"])
+        for route, n in sorted(snap["by_route"].items()):
+            routes.add_metric([route], n)
+        yield routes
+        statuses = CounterMetricFamily("mock_responses", "Responses sent, by status",
+                                       labels=["status"])
+        for status, n in sorted(snap["by_status"].items()):
+            statuses.add_metric([str(status)], n)
+        yield statuses
+        faults = CounterMetricFamily("mock_faults", "Faults injected, by kind", labels=["kind"])
+        for kind, n in sorted(snap["faults"].items()):
+            faults.add_metric([kind], n)
+        yield faults
+        for name, help_text, key in _COUNTERS:
+            family = CounterMetricFamily(name, help_text)
+            family.add_metric([], snap[key])
+            yield family
+        open_ = GaugeMetricFamily("mock_connections_open", "Connections open now")
+        open_.add_metric([], snap["connections_open"])
+        yield open_
+        procs = GaugeMetricFamily("mock_processes", "Server processes that answered the scrape")
+        procs.add_metric([], snap["processes"])
+        yield procs
+        missing = GaugeMetricFamily("mock_processes_missing",
+                                    "Server processes that did not answer the scrape")
+        missing.add_metric([], snap.get("missing_processes", 0))
+        yield missing
+
+
+def render(snap: dict[str, Any]) -> bytes:
+    """The snapshot (merged across server processes) as Prometheus text."""
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(_Snapshot(snap))
+    return generate_latest(registry)
