@@ -37,6 +37,10 @@ def build_parser() -> argparse.ArgumentParser:
         cmd.add_argument("--target", help="target base URL (else the scenario's or embedded)")
         overrides(cmd)
         cmd.add_argument("--quiet", action="store_true")
+        cmd.add_argument("--web", nargs="?", const="", metavar="[HOST:]PORT",
+                         help="serve a live dashboard and /metrics (bare: 127.0.0.1:8089)")
+        cmd.add_argument("--web-token", metavar="TOKEN",
+                         help="required by --web off loopback: Bearer token or ?token=")
 
     def overrides(cmd: argparse.ArgumentParser) -> None:
         cmd.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
@@ -169,6 +173,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         given = "--target" if args.target else "[target].url"
         print(f"note: {given} is set, so [target.mock] in {args.scenario} is ignored (it "
               "configures the embedded mockserver only)", file=sys.stderr)
+    web = _web_option(args)
     if problem := out_dir_problem(Path(args.out)):
         raise OptionError(f"--out {args.out}: {problem}")
     workers = getattr(args, "workers", None)
@@ -178,7 +183,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from harness.run import execute
     if args.command == "run":
         done = execute(scenario, Path(args.out), target=args.target, workers=workers,
-                       quiet=args.quiet)
+                       quiet=args.quiet, web=web)
     else:
         lost_after = {} if args.lost_after is None else {"lost_after_s": args.lost_after}
         if args.lost_after is not None and not 0.5 <= args.lost_after <= 3600:
@@ -187,7 +192,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         done = execute(scenario, Path(args.out), target=args.target,
                        workers=args.expect_workers, bind=args.bind, local_workers=False,
                        quiet=args.quiet, coordinator_kwargs=_coordinator_security(args),
-                       wait_workers=args.wait_workers, **lost_after)
+                       wait_workers=args.wait_workers, web=web, **lost_after)
     return _ended(done, args.quiet)
 
 
@@ -254,6 +259,18 @@ def out_dir_problem(out: Path) -> str | None:
     if not out.is_dir() or not os.access(out, os.W_OK | os.X_OK):
         return "not a writable directory"
     return None
+
+
+def _web_option(args: argparse.Namespace) -> tuple[str, int, str | None] | None:
+    """--web and --web-token, checked before the scenario's run starts anything."""
+    if args.web is None:
+        if args.web_token is not None:
+            raise OptionError("--web-token: given without --web")
+        return None
+    from harness.control.web import check_web, parse_web
+    host, port = parse_web(args.web)
+    check_web(host, port, args.web_token)
+    return host, port, args.web_token
 
 
 def _curve_option(load: Callable[[str], Any], directory: str) -> Any:

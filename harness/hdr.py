@@ -141,3 +141,20 @@ class WireSum:
                            self.counts.nbytes)
             hist.set_internal_tacking_values(self.low, self.high, int(self.counts.sum()))
         return hist
+
+
+def cumulative_at(hist: HdrHistogram, bounds_us: tuple[int, ...]) -> tuple[list[int], float]:
+    """How many values are at or below each bound (a Prometheus histogram's buckets, to the
+    histogram's precision: a bound falls inside one HDR bucket, counted whole), and the sum
+    of all values in microseconds, as hdrh's mean times the count."""
+    total = hist.get_total_count()
+    if total == 0:
+        return [0] * len(bounds_us), 0.0
+    used = hist.get_counts_array_index(hist.get_max_value()) + 1
+    counts = counts_of(hist)[:used]
+    cumulative = np.cumsum(counts)
+    below = [int(cumulative[min(hist.get_counts_array_index(b), used - 1)]) for b in bounds_us]
+    median = _bucket_values(hist.counts_len, hist.sub_bucket_half_count_magnitude,
+                            hist.unit_magnitude)[2][:used]
+    nonzero = np.flatnonzero(counts)
+    return below, float((counts[nonzero] * median[nonzero]).sum())

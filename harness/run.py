@@ -21,9 +21,11 @@ from typing import Any, TypeVar
 
 from harness.control.coordinator import Coordinator
 from harness.control.journal import Journal
+from harness.control.live import LiveBoard
 from harness.control.messages import LOST_AFTER_S
 from harness.control.outcome import ModelResult, RunOutcome
 from harness.control.progress import Progress
+from harness.control.web import WebServer
 from harness.embedded import EmbeddedMock
 from harness.errors import RunError
 from harness.reports import results, thresholds
@@ -75,12 +77,34 @@ def execute(scenario: Scenario, out: Path, *, target: str | None = None,
             workers: int | None = None, bind: str = "tcp://127.0.0.1:0",
             local_workers: bool = True, quiet: bool = False,
             coordinator_kwargs: dict[str, Any] | None = None,
-            wait_workers: float = 60.0, lost_after_s: float = LOST_AFTER_S) -> CompletedRun:
+            wait_workers: float = 60.0, lost_after_s: float = LOST_AFTER_S,
+            web: tuple[str, int, str | None] | None = None) -> CompletedRun:
     """Run a scenario to the end and write its results under `out`.
 
     Ctrl-C or SIGTERM during the load ends it early (a partial run, written); once the
     load is over, one is acknowledged and the results are written all the same. Workers
-    are told BYE only after that, so none leaves while the coordinator still writes."""
+    are told BYE only after that, so none leaves while the coordinator still writes.
+
+    `web` (host, port, token) serves the dashboard and /metrics while the run goes on;
+    it is bound before anything else, so a taken port leaves nothing behind."""
+    n = workers or scenario.workers
+    board, server = None, None
+    if web is not None:
+        board = LiveBoard(scenario, n)
+        server = WebServer(board, *web)
+        print(f"dashboard: {server.start()}", flush=True)
+    try:
+        return _execute(scenario, out, target, n, bind, local_workers, quiet,
+                        coordinator_kwargs, wait_workers, lost_after_s, board)
+    finally:
+        if server is not None:
+            server.close()
+
+
+def _execute(scenario: Scenario, out: Path, target: str | None, n: int, bind: str,
+             local_workers: bool, quiet: bool, coordinator_kwargs: dict[str, Any] | None,
+             wait_workers: float, lost_after_s: float, board: LiveBoard | None
+             ) -> CompletedRun:
     run_dir = _made(lambda: results.new_run_dir(out, scenario.name), out)
     url = target or scenario.target_url
     mock = None
@@ -97,19 +121,28 @@ def execute(scenario: Scenario, out: Path, *, target: str | None = None,
                                      state="running"), run_dir)
     if not quiet:
         print(f"run directory: {run_dir}", flush=True)
-    n = workers or scenario.workers
-    progress = Progress(quiet)
+    terminal = Progress(quiet)
+    progress: Any = terminal
     procs: list[subprocess.Popen[bytes]] = []
     coordinator: Coordinator | None = None
     journal = _made(lambda: Journal(run_dir), run_dir)
     sink = _made(lambda: IntervalSink(run_dir, scenario), run_dir)
+    watch: dict[str, Any] = {}
+    if board is not None:
+        sink.listeners.append(board)
+        watch["stop"] = board.stop_requested
+
+        def both(result: ModelResult, elapsed: float, extra: dict[str, Any]) -> None:
+            terminal(result, elapsed, extra)
+            board.progress(result, elapsed, extra)
+        progress = both
     # From here to the end a signal is acknowledged, never obeyed mid-write: the
     # coordinator's own handler takes over while the load runs (Ctrl-C ends the load).
     with _acknowledged_signals():
         try:
             try:
                 coordinator = Coordinator(scenario, url, bind, n, progress, journal=journal,
-                                          sink=sink, lost_after_s=lost_after_s,
+                                          sink=sink, lost_after_s=lost_after_s, **watch,
                                           **(coordinator_kwargs or {}))
                 if local_workers:
                     procs = start_local_workers(coordinator.endpoint, n)
@@ -118,12 +151,17 @@ def execute(scenario: Scenario, out: Path, *, target: str | None = None,
                           flush=True)
                 outcome = coordinator.run(wait_workers)
             finally:
-                progress.close()
+                terminal.close()
+            if board is not None:
+                board.writing()
             mock_stats = mock.stats() if mock else None
             sink.close()
             journal.close()
-            return finish(scenario, run_dir, outcome, url, mock is not None, mock_stats,
+            done = finish(scenario, run_dir, outcome, url, mock is not None, mock_stats,
                           problem=sink.error or journal.error)
+            if board is not None:
+                board.finished(str(run_dir), done.ending.value)
+            return done
         finally:
             sink.close()
             journal.close()

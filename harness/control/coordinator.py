@@ -32,8 +32,9 @@ READY_TIMEOUT_S = 30.0
 DONE_GRACE_S = 15.0
 
 
-# Called about four times a second while a model runs: (its result so far, seconds since
-# its start, extra fields). The terminal progress display is one such hook.
+# Called about four times a second while a model runs, and once when it ends: (its result
+# so far, seconds since its start, extra fields: `workers`, and `ended` at the end). The
+# terminal progress display and the dashboard's board are such hooks.
 ProgressHook = Callable[[ModelResult, float, dict[str, Any]], None]
 
 
@@ -41,8 +42,10 @@ class Coordinator:
     def __init__(self, scenario: Scenario, url: str, bind: str, expect_workers: int,
                  progress: ProgressHook | None = None, curve_secret: bytes | None = None,
                  authenticator: Any = None, journal: Journal | None = None,
-                 sink: Any = None, lost_after_s: float = LOST_AFTER_S) -> None:
+                 sink: Any = None, lost_after_s: float = LOST_AFTER_S,
+                 stop: Any = None) -> None:
         self.scenario = scenario
+        self.stop = stop             # a threading.Event another thread may set: Ctrl-C's effect
         self.journal = journal
         self.sink = sink             # reports.intervals.IntervalSink: closed intervals go out
         self.lost_after_s = lost_after_s
@@ -213,6 +216,8 @@ class Coordinator:
         if now - self.last_check < 0.1:
             return
         self.last_check = now
+        if self.stop is not None and self.stop.is_set():
+            self.interrupted = True
         if now - self.last_beat >= HEARTBEAT_S:
             self.broadcast("HEARTBEAT")
             self.last_beat = now
@@ -303,7 +308,8 @@ class Coordinator:
                 break
             self.pump(0.25)
             if self.progress is not None:
-                self.progress(result, max(0.0, time.monotonic() - t_start), {})
+                self.progress(result, max(0.0, time.monotonic() - t_start),
+                              self._progress_extra(result))
             if self.sink is not None:
                 # every worker taking part has moved past an interval: it is complete too
                 newest = [result.newest.get(w.index, -1) for w in self.alive()
@@ -315,9 +321,18 @@ class Coordinator:
             self.sink.finish(result)
         else:
             result.take()
+        if self.progress is not None:
+            self.progress(result, max(0.0, time.monotonic() - t_start),
+                          {**self._progress_extra(result), "ended": True})
         self.note("model_end", model=index, ended=result.ended_wall, aborted=result.aborted)
         self.dropped += result.undecodable  # corrupt histograms count as dropped
         return result
+
+    def _progress_extra(self, result: ModelResult) -> dict[str, Any]:
+        """The workers as a watcher sees them: name, host, alive, requests sent."""
+        sent = result.sent_seen
+        return {"workers": [{"name": w.name, "host": w.host, "alive": w.alive,
+                             "sent": sent.get(w.index, 0)} for w in self.workers.values()]}
 
     def _taking_part(self) -> set[bytes]:
         return {w.identity for w in self.alive()} & self.taking_part

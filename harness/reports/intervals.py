@@ -103,6 +103,9 @@ class IntervalSink:
         self.statuses = _Appender(run_dir / "statuses.csv", STATUSES_COLUMNS)
         (run_dir / "histograms").mkdir(exist_ok=True)
         self.histograms: dict[str, _Appender] = {}
+        # who else sees each closed interval (the dashboard's board): listener.interval(
+        # result, second, cells, span), after the rows are written
+        self.listeners: list[Any] = []
 
     @property
     def planned_last(self) -> int | None:
@@ -135,6 +138,8 @@ class IntervalSink:
 
     def _write(self, result: ModelResult, k: int, cells: dict[str, IntervalStats],
                span: float) -> None:
+        for listener in self.listeners:
+            listener.interval(result, k, cells, span)
         if self.error is not None:
             return
         try:

@@ -1,0 +1,175 @@
+/* The live dashboard (harness --web): one server-sent event a second carries the run's state
+   and the chart points not yet sent; charts and tables are drawn with charts.js. */
+(function () {
+  "use strict";
+  var token = new URLSearchParams(location.search).get("token");
+  var q = token ? "?token=" + encodeURIComponent(token) : "";
+  var board = document.getElementById("board");
+  var status = document.getElementById("status");
+  var stop = document.getElementById("stop");
+  var models = {};     // label -> {points, section, charts}
+  var sections = {};   // fixed parts of the page, made once
+
+  function part(id, heading) {
+    if (!sections[id]) {
+      var s = document.createElement("section");
+      s.id = id;
+      var h = document.createElement("h2");
+      h.textContent = heading;
+      var body = document.createElement("div");
+      s.appendChild(h);
+      s.appendChild(body);
+      board.appendChild(s);
+      sections[id] = body;
+    }
+    return sections[id];
+  }
+
+  function fill(el, child) {
+    el.replaceChildren(child);
+  }
+
+  function seconds(v) { return v === null || v === undefined ? "-" : LH.fmt(v, 1) + " s"; }
+
+  function summary(state) {
+    var rows = state.models.map(function (m) {
+      var t = m.totals || {};
+      return [m.label, m.state, t.requests === undefined ? 0 : t.requests,
+              t.failures === undefined ? 0 : t.failures, t.rps === undefined ? null : t.rps,
+              t.p50_ms, t.p95_ms, t.p99_ms, t.max_ms, m.sent];
+    });
+    fill(part("models", "Models"), LH.table(["model", "state", "requests", "failures",
+      "req/s", "p50 ms", "p95 ms", "p99 ms", "max ms", "sent"], rows));
+  }
+
+  function charts(state) {
+    var holder = part("charts", "Over time (drag to zoom, double-click to zoom out)");
+    state.models.forEach(function (m) {
+      var mine = models[m.label];
+      if (!mine) {
+        mine = models[m.label] = {points: [], charts: null};
+      }
+      if (m.first === mine.points.length) {
+        mine.points = mine.points.concat(m.points);
+      } else if (m.first === 0) {
+        mine.points = m.points.slice();
+      }
+      if (!mine.points.length) return;
+      if (!mine.charts) {
+        var row = document.createElement("div");
+        row.className = "model";
+        row.dataset.model = m.label;
+        var h = document.createElement("h3");
+        h.textContent = m.label;
+        var a = document.createElement("div");
+        var b = document.createElement("div");
+        a.className = b.className = "chart";
+        row.appendChild(h);
+        row.appendChild(a);
+        row.appendChild(b);
+        holder.appendChild(row);
+        mine.charts = [LH.throughput(a, m.label + ": requests/s", mine.points),
+                       LH.latency(b, m.label + ": latency (ms)", mine.points)];
+      } else if (m.points.length) {
+        mine.charts.forEach(function (c) { LH.update(c, mine.points); });
+      }
+    });
+  }
+
+  function errors(state) {
+    var rows = [];
+    state.models.forEach(function (m) {
+      Object.keys(m.errors).sort().forEach(function (k) { rows.push([m.label, k, m.errors[k]]); });
+    });
+    var el = part("errors", "Errors by kind");
+    if (!rows.length) {
+      var p = document.createElement("p");
+      p.textContent = "No errors so far.";
+      fill(el, p);
+    } else {
+      fill(el, LH.table(["model", "kind", "count"], rows));
+    }
+  }
+
+  function workers(state) {
+    var rows = state.workers.map(function (w) {
+      return [w.name, w.host, w.alive ? "alive" : "lost", w.sent];
+    });
+    var el = part("workers", "Workers");
+    var t = LH.table(["worker", "host", "state", "sent (this model)"], rows);
+    var p = document.createElement("p");
+    p.textContent = state.workers.length + " of " + state.expect_workers + " joined";
+    el.replaceChildren(p, t);
+  }
+
+  function thresholds(state) {
+    var el = part("thresholds", "Thresholds crossed so far");
+    var p = document.createElement("p");
+    if (!state.thresholds.length) {
+      p.textContent = "None.";
+      fill(el, p);
+      return;
+    }
+    var ul = document.createElement("ul");
+    state.thresholds.forEach(function (line) {
+      var li = document.createElement("li");
+      li.textContent = line;
+      ul.appendChild(li);
+    });
+    fill(el, ul);
+  }
+
+  function verdict(state) {
+    if (!state.verdict) return;
+    var el = part("verdict", "Verdict");
+    var p = document.createElement("p");
+    p.textContent = state.verdict.line;
+    el.replaceChildren(LH.table(state.verdict.columns, state.verdict.rows), p);
+  }
+
+  function headline(state) {
+    var text = state.state;
+    var running = state.models.filter(function (m) { return m.state === "running"; })[0];
+    if (running) {
+      text = "running " + running.label + ": " + seconds(running.elapsed_s) + " elapsed, " +
+        (running.remaining_s === null ? "until its requests are done" : seconds(running.remaining_s) + " left");
+    } else if (state.state === "waiting") {
+      text = "waiting for workers (" + state.workers.length + " of " + state.expect_workers + ")";
+    } else if (state.state === "done") {
+      text = "finished (" + state.ending + "): results in " + state.run_dir;
+    } else if (state.state === "writing") {
+      text = "writing the results";
+    }
+    if (state.stop_requested && state.state !== "done") text += " - stopping";
+    status.textContent = text;
+    status.className = state.state;
+    stop.disabled = state.state === "done" || state.stop_requested;
+  }
+
+  function draw(state) {
+    headline(state);
+    summary(state);
+    charts(state);
+    errors(state);
+    workers(state);
+    thresholds(state);
+    verdict(state);
+  }
+
+  stop.addEventListener("click", function () {
+    stop.disabled = true;
+    stop.textContent = "Stopping...";
+    fetch("/api/stop" + q, {method: "POST"});
+  });
+
+  var events = new EventSource("/api/events" + q);
+  events.onmessage = function (e) {
+    var state = JSON.parse(e.data);
+    draw(state);
+    if (state.state === "done") events.close();
+  };
+  events.onerror = function () {
+    if (status.className !== "done") status.textContent = "connection to the run lost";
+    events.close();
+  };
+})();

@@ -1,0 +1,248 @@
+"""What a watcher of a run sees while it runs: the dashboard's state and /metrics' counts.
+
+The coordinator's thread feeds the board (a progress hook about four times a second, and
+each interval as it closes, from the interval sink); the web server's thread reads it.
+Every histogram is read on the coordinator's side, once per closed interval, into plain
+numbers: the web thread only copies lists and dicts under a short lock, so a browser or a
+scraper never holds up the ZeroMQ loop, and the loop never waits on more than a copy.
+
+Counts here are the results' counts: `requests` is what summary.csv will say (warm-up
+left out), `sent` is every request put on the wire (warm-up included), as meta.json.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from harness.control.outcome import ModelResult, RunOutcome
+from harness.hdr import cumulative_at, summarize
+from harness.reports.intervals import AGGREGATED, is_flow
+from harness.scenario import Scenario
+from harness.stats import IntervalStats, error_kind
+
+# Prometheus latency buckets, seconds (HDR holds the exact distribution; these are for
+# Grafana's histogram_quantile)
+BUCKETS_S = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+             30.0)
+_BUCKETS_US = tuple(int(b * 1e6) for b in BUCKETS_S)
+_PCTS = (50.0, 95.0, 99.0)
+
+
+@dataclass
+class NameCounts:
+    """One (model, request name): cumulative counts a scrape reads as they are."""
+
+    requests: int = 0
+    errors: dict[str, int] = field(default_factory=dict)     # kind -> count
+    buckets: list[int] = field(default_factory=lambda: [0] * len(BUCKETS_S))
+    sum_s: float = 0.0
+
+
+@dataclass
+class ModelView:
+    label: str
+    index: int
+    state: str = "pending"          # pending | running | done | stopped
+    elapsed_s: float = 0.0
+    sent: int = 0
+    users: int = 0
+    # one point per closed second of the Aggregated row: [second, rps, failures/s, p50,
+    # p95, p99] (ms; None where the second held no request)
+    points: list[list[float | None]] = field(default_factory=list)
+    names: dict[str, NameCounts] = field(default_factory=dict)
+    whole: dict[str, IntervalStats] = field(default_factory=dict)   # Aggregated, so far:
+    # read on the coordinator's side only
+    totals: dict[str, Any] = field(default_factory=dict)   # the table's row, so far
+    result: ModelResult | None = None
+
+
+def _ms(value: float) -> float | None:
+    return None if math.isnan(value) else round(value / 1000.0, 3)
+
+
+class LiveBoard:
+    """The run as it goes, for the dashboard (`snapshot`) and Prometheus (`metric_values`)."""
+
+    def __init__(self, scenario: Scenario, expect_workers: int) -> None:
+        self.scenario = scenario
+        self.expect_workers = expect_workers
+        self.lock = threading.Lock()
+        self.stop_requested = threading.Event()
+        self.state = "waiting"        # waiting | running | writing | done
+        self.current: str | None = None
+        self.workers: list[dict[str, Any]] = []
+        self.models = [ModelView(m.label, i) for i, m in enumerate(scenario.models)]
+        self.ending: str | None = None
+        self.run_dir: str | None = None
+        self.started = time.time()
+        self._verdict: tuple[int, dict[str, Any] | None] = (0, None)
+
+    # -- fed by the coordinator's thread ----------------------------------------------------
+
+    def progress(self, result: ModelResult, elapsed: float, extra: dict[str, Any]) -> None:
+        """The coordinator's progress hook: the running model, its time, the workers."""
+        view = self.models[result.index]
+        with self.lock:
+            self.state = "running"
+            self.current = result.label
+            view.elapsed_s = elapsed
+            view.sent = result.sent()
+            view.users = self._users(result.index) if not extra.get("ended") else 0
+            if "workers" in extra:
+                self.workers = extra["workers"]
+            if extra.get("ended"):
+                view.state = "stopped" if result.aborted else "done"
+                view.result = result
+                self.current = None
+            else:
+                view.state = "running"
+
+    def interval(self, result: ModelResult, second: int, cells: dict[str, IntervalStats],
+                 span: float) -> None:
+        """A closed second (from the interval sink): its point on the charts, and the
+        model's cumulative counts and percentiles, read from the histograms here."""
+        view = self.models[result.index]
+        agg = IntervalStats()
+        for name, cell in cells.items():
+            if not is_flow(name):
+                agg.add(cell)
+        n = agg.hist.get_total_count()
+        got = summarize(agg.hist, _PCTS)
+        point = [second, round(n / span, 3), round(sum(agg.errors.values()) / span, 3),
+                 *(_ms(got[str(p)]) for p in _PCTS)]
+        updates = {}
+        view.whole.setdefault(AGGREGATED, IntervalStats()).add(agg)
+        for name, cell in cells.items():
+            below, sum_us = cumulative_at(cell.hist, _BUCKETS_US)
+            updates[name] = (cell.hist.get_total_count(), below, sum_us / 1e6,
+                             [(error_kind(k)[0], v) for k, v in cell.errors.items()])
+        totals = self._totals(view.whole[AGGREGATED], max(second + span, 1e-9))
+        with self.lock:
+            view.points.append(point)
+            view.totals = totals
+            for name, (requests, below, sum_s, errors) in updates.items():
+                counts = view.names.setdefault(name, NameCounts())
+                counts.requests += requests
+                counts.buckets = [a + b for a, b in zip(counts.buckets, below, strict=True)]
+                counts.sum_s += sum_s
+                for kind, v in errors:
+                    counts.errors[kind] = counts.errors.get(kind, 0) + v
+
+    def finished(self, run_dir: str, ending: str) -> None:
+        with self.lock:
+            self.state = "done"
+            self.run_dir = run_dir
+            self.ending = ending
+
+    def writing(self) -> None:
+        with self.lock:
+            self.state = "writing"
+
+    @staticmethod
+    def _totals(whole: IntervalStats, seconds: float) -> dict[str, Any]:
+        """The model's Aggregated row so far, with every metric a threshold may name."""
+        n = whole.hist.get_total_count()
+        got = summarize(whole.hist, (50.0, 90.0, 95.0, 99.0, 99.9))
+        failures = sum(whole.errors.values())
+        return {"requests": n, "failures": failures, "rps": round(n / seconds, 1),
+                "error_rate": failures / n if n else 0.0,
+                **{f"p{p:g}_ms".replace(".", ""): _ms(got[str(p)])
+                   for p in (50.0, 90.0, 95.0, 99.0, 99.9)},
+                "max_ms": _ms(got["max"]), "mean_ms": _ms(got["mean"])}
+
+    def _users(self, index: int) -> int:
+        model = self.scenario.models[index]
+        if self.scenario.mode == "open":
+            return 0
+        return model.concurrency or self.scenario.concurrency
+
+    # -- read by the web server's thread ----------------------------------------------------
+
+    def snapshot(self, since: dict[str, int] | None = None) -> dict[str, Any]:
+        """The dashboard's state: everything, or only the points after `since` (label ->
+        points already sent) for a live update."""
+        since = since or {}
+        with self.lock:
+            models = [{
+                "label": v.label, "state": v.state, "elapsed_s": round(v.elapsed_s, 1),
+                "remaining_s": self._remaining(v), "sent": v.sent, "users": v.users,
+                "totals": dict(v.totals), "first": since.get(v.label, 0),
+                "points": v.points[since.get(v.label, 0):],
+                "errors": self._errors(v),
+            } for v in self.models]
+            state = {"state": self.state, "scenario": self.scenario.name,
+                     "current": self.current, "workers": list(self.workers),
+                     "expect_workers": self.expect_workers, "ending": self.ending,
+                     "run_dir": self.run_dir, "models": models,
+                     "stop_requested": self.stop_requested.is_set()}
+            done = [v.result for v in self.models if v.result is not None]
+        state["thresholds"] = self._thresholds(models)
+        state["verdict"] = self._verdict_of(done)
+        return state
+
+    @staticmethod
+    def _errors(view: ModelView) -> dict[str, int]:
+        kinds: dict[str, int] = {}
+        for name, counts in view.names.items():
+            if not is_flow(name):
+                for kind, n in counts.errors.items():
+                    kinds[kind] = kinds.get(kind, 0) + n
+        return kinds
+
+    def _remaining(self, view: ModelView) -> float | None:
+        if view.state != "running" or not self.scenario.run_seconds:
+            return None
+        planned = self.scenario.run_seconds + self.scenario.warmup_s
+        return round(max(planned - view.elapsed_s, 0.0), 1)
+
+    def _thresholds(self, models: list[dict[str, Any]]) -> list[str]:
+        """Thresholds on the Aggregated row crossed so far (a request's own thresholds are
+        judged at the end, from summary.csv)."""
+        crossed = []
+        for th in self.scenario.thresholds:
+            if th.request is not None:
+                continue
+            for m in models:
+                actual = m["totals"].get(th.metric)
+                if actual is not None and m["totals"].get("requests") and \
+                        not th.holds(float(actual)):
+                    crossed.append(f"{m['label']}: {th} (was {float(actual):.4g})")
+        return crossed
+
+    def _verdict_of(self, done: list[ModelResult]) -> dict[str, Any] | None:
+        """The verdict table once two models have run, recomputed when another ends."""
+        if len(done) < 2:
+            return None
+        count, cached = self._verdict
+        if count == len(done):
+            return cached
+        from harness.reports.results import summary_frame
+        from harness.reports.verdict import decide, format_verdict
+        summary = summary_frame(RunOutcome(done, [], 0, 0, False), self.scenario)
+        verdict = decide(self.scenario, summary, saturated=set())
+        out = None
+        if verdict is not None:
+            table = verdict.table.astype(object).where(verdict.table.notna(), None)
+            out = {"columns": [str(c) for c in table.columns],
+                   "rows": table.values.tolist(),
+                   "line": format_verdict(verdict).splitlines()[-1]}
+        self._verdict = (len(done), out)
+        return out
+
+    def metric_values(self) -> dict[str, Any]:
+        """What /metrics reports, copied under the lock."""
+        with self.lock:
+            return {
+                "state": self.state,
+                "current": self.current,
+                "workers_alive": sum(1 for w in self.workers if w["alive"]),
+                "workers_lost": sum(1 for w in self.workers if not w["alive"]),
+                "models": [(v.label, v.state, v.sent, v.users,
+                            {n: NameCounts(c.requests, dict(c.errors), list(c.buckets),
+                                           c.sum_s) for n, c in v.names.items()})
+                           for v in self.models],
+            }
