@@ -19,11 +19,11 @@ import ipaddress
 import json
 import threading
 import time
-from importlib import resources
 from typing import Any
 
 from aiohttp import web
 
+from harness import assets
 from harness.control import metrics
 from harness.control.live import LiveBoard
 from harness.errors import OptionError
@@ -67,11 +67,6 @@ def check_web(host: str, port: int, token: str | None) -> None:
                           "dashboard shows the run and can stop it)")
     if token is not None and not token.strip():
         raise OptionError("--web-token: expected a non-empty token")
-
-
-def asset(name: str) -> str:
-    """A vendored or our own file of harness/assets (the report inlines them too)."""
-    return resources.files("harness").joinpath("assets", name).read_text(encoding="utf-8")
 
 
 class WebServer:
@@ -194,7 +189,7 @@ class WebServer:
         name = request.match_info["name"]
         if name not in ASSETS:
             raise web.HTTPNotFound()
-        return web.Response(text=asset(name), content_type=ASSETS[name],
+        return web.Response(text=assets.read(name), content_type=ASSETS[name],
                             headers={"Cache-Control": "no-cache"})
 
     async def _state(self, request: web.Request) -> web.Response:

@@ -1,62 +1,67 @@
-"""results/<run-id>/ -> report.html: one self-contained page (plots inline as PNG, no URL).
+"""results/<run-id>/ -> report.html: one self-contained page. Its charts are the live
+dashboard's own chart code (assets/charts.js on the vendored uPlot), inlined with their data,
+so the report looks like the dashboard and its charts zoom; nothing is fetched from a URL.
+
+It leads with what a person reads first (per model: requests, failures, req/s, p50, p95,
+p99, max; the verdict); every column and request name is one click away. One latency chart
+per model: fifteen lines in one box read as none.
 
 Reads only the result files, so `harness report` rebuilds a report for any old run.
 """
 
 from __future__ import annotations
 
-import base64
 import html
-import io
 import json
 from pathlib import Path
 from typing import Any
 
-import matplotlib
+import numpy as np
+import pandas as pd
 
-matplotlib.use("Agg")  # no display: render to PNG bytes
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-
-from harness.errors import ReportError  # noqa: E402
-from harness.reports.results import (  # noqa: E402
+from harness import assets
+from harness.errors import ReportError
+from harness.reports.results import (
     AGGREGATED,
     SUMMARY_HISTOGRAMS,
     read_csv,
     read_histograms,
 )
-from harness.stats import merge  # noqa: E402
+from harness.stats import merge
+
+LEAD_COLUMNS = ["model", "requests", "failures", "rps", "p50_ms", "p95_ms", "p99_ms",
+                "max_ms"]
+# the percentile chart's points: 1/(1-p) on a log axis spreads out the tail
+PCTS = (0.0, 50.0, 75.0, 90.0, 95.0, 99.0, 99.5, 99.9, 99.95, 99.99, 99.999)
+TICKS = [[1, "0%"], [2, "50%"], [10, "90%"], [100, "99%"], [1000, "99.9%"],
+         [10000, "99.99%"], [100000, "99.999%"]]
 
 
-def _png(fig: Any) -> str:
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=90, bbox_inches="tight")
-    plt.close(fig)
-    return ('<img alt="plot" src="data:image/png;base64,'
-            + base64.b64encode(buf.getvalue()).decode("ascii") + '">')
+def _none(v: Any) -> Any:
+    """JSON for a chart: a missing number is null (a gap), never NaN."""
+    if isinstance(v, float | np.floating) and np.isnan(v):
+        return None
+    return v.item() if isinstance(v, np.generic) else v
 
 
-def _over_time(ts: pd.DataFrame) -> str:
+def _over_time(ts: pd.DataFrame) -> dict[str, list[list[Any]]]:
+    """Per model, the dashboard's points: [second, rps, failures/s, p50, p95, p99]."""
     agg = ts[ts["name"] == AGGREGATED]
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 3.6))
-    for model, group in agg.groupby("model"):
-        ax1.plot(group["second"], group["rps"], label=model)
-        ax2.plot(group["second"], group["p99_ms"], label=f"{model} p99")
-        ax2.plot(group["second"], group["p95_ms"], linestyle="--", label=f"{model} p95")
-        ax2.plot(group["second"], group["p50_ms"], linestyle=":", label=f"{model} p50")
-    ax1.set(title="requests/s", xlabel="second")
-    ax2.set(title="latency percentiles (ms)", xlabel="second", yscale="log")
-    ax1.legend(fontsize=7)
-    ax2.legend(fontsize=6, ncol=2)
-    return _png(fig)
+    out = {}
+    for model, group in agg.groupby("model", sort=False):
+        span = (group["requests"] / group["rps"]).where(group["rps"] > 0, 1.0)
+        fails = group["failures"] / span
+        out[str(model)] = [[_none(v) for v in row] for row in zip(
+            group["second"], group["rps"].round(3), fails.round(3), group["p50_ms"],
+            group["p95_ms"], group["p99_ms"], strict=True)]
+    return out
 
 
-def _percentile_plot(run_dir: Path, models: list[str]) -> str:
-    """The HDR percentile distribution: latency against 1/(1-p) on a log axis."""
-    fig, ax = plt.subplots(figsize=(12, 4))
+def _percentiles(run_dir: Path, models: list[str]) -> dict[str, list[float]]:
+    """Per model, the latency (ms) at each of PCTS, from the exact whole-run histogram."""
     whole = run_dir / SUMMARY_HISTOGRAMS
     totals = read_histograms(whole, by="model") if whole.exists() else {}
+    out = {}
     for model in models:
         path = run_dir / "histograms" / f"{model}.csv"
         if model in totals:
@@ -65,34 +70,63 @@ def _percentile_plot(run_dir: Path, models: list[str]) -> str:
             hist = merge(read_histograms(path).values())
         else:
             continue
-        if hist.get_total_count() == 0:
-            continue
-        pcts = np.array([0, 50, 75, 90, 95, 99, 99.5, 99.9, 99.95, 99.99, 99.999])
-        values = [hist.get_value_at_percentile(p) / 1000 for p in pcts]
-        ax.plot(1 / (1 - pcts / 100), values, marker="o", label=model)
-    ax.set_xscale("log")
-    ticks = [1, 2, 10, 100, 1000, 10000, 100000]
-    ax.set_xticks(ticks, ["0%", "50%", "90%", "99%", "99.9%", "99.99%", "99.999%"])
-    ax.set(title="latency by percentile (HDR, exact merge)", ylabel="ms")
-    ax.legend(fontsize=7)
-    return _png(fig)
+        if hist.get_total_count():
+            out[model] = [hist.get_value_at_percentile(p) / 1000 for p in PCTS]
+    return out
 
 
-def _errors_plot(errors: pd.DataFrame) -> str:
+def _errors(errors: pd.DataFrame) -> dict[str, Any]:
+    """Errors per second, one series per model and kind, on one shared x."""
     if errors.empty:
-        return "<p>No errors.</p>"
-    fig, ax = plt.subplots(figsize=(12, 3))
-    for (model, kind), group in errors.groupby(["model", "kind"]):
-        per_second = group.groupby("second")["count"].sum()
-        ax.plot(per_second.index, per_second.values, marker=".", label=f"{model}: {kind}")
-    ax.set(title="errors by kind per second", xlabel="second")
-    ax.legend(fontsize=7)
-    return _png(fig)
+        return {}
+    per = errors.groupby(["model", "kind", "second"])["count"].sum()
+    seconds = sorted(set(errors["second"]))
+    series = {f"{m}: {k}": [int(per.get((m, k, s), 0)) for s in seconds]
+              for m, k in sorted({(m, k) for m, k, _ in per.index})}
+    return {"x": [int(s) for s in seconds], "series": series}
 
 
 def _table(frame: pd.DataFrame) -> str:
     return frame.to_html(index=False, float_format=lambda v: f"{v:,.2f}", border=0,
                          classes="grid", na_rep="")
+
+
+def _script_json(data: Any) -> str:
+    return json.dumps(data).replace("</", "<\\/")
+
+
+CHARTS = """
+(function () {
+  var data = JSON.parse(document.getElementById("report-data").textContent);
+  var over = document.getElementById("over-time");
+  Object.keys(data.over_time).forEach(function (model) {
+    var row = document.createElement("div");
+    row.className = "model";
+    row.dataset.model = model;
+    var h = document.createElement("h3");
+    h.textContent = model;
+    var a = document.createElement("div"), b = document.createElement("div");
+    a.className = b.className = "chart";
+    row.append(h, a, b);
+    over.appendChild(row);
+    LH.throughput(a, model + ": requests/s", data.over_time[model]);
+    LH.latency(b, model + ": latency (ms)", data.over_time[model]);
+  });
+  var models = Object.keys(data.percentiles);
+  if (models.length) {
+    LH.lineChart(document.getElementById("distribution"), {
+      title: "latency by percentile (HDR, exact merge)", x: data.pct_x, logX: true,
+      xLabel: "percentile", yLabel: "ms", xTicks: data.ticks, height: 300,
+      series: models.map(function (m) { return {label: m, values: data.percentiles[m]}; })});
+  }
+  var e = data.errors;
+  if (e.x) {
+    LH.lineChart(document.getElementById("errors-chart"), {
+      title: "errors by kind per second", x: e.x, yLabel: "count",
+      series: Object.keys(e.series).map(function (k) { return {label: k, values: e.series[k]}; })});
+  }
+})();
+"""
 
 
 def build_report(run_dir: str | Path) -> Path:
@@ -105,6 +139,9 @@ def build_report(run_dir: str | Path) -> Path:
     except (OSError, ValueError) as exc:
         raise ReportError(f"{run_dir}: not a run directory ({exc})") from None
     models = list(dict.fromkeys(summary["model"]))
+    data = {"over_time": _over_time(ts), "percentiles": _percentiles(run_dir, models),
+            "pct_x": [1 / (1 - p / 100) for p in PCTS], "ticks": TICKS,
+            "errors": _errors(errors)}
     parts = [f"<h1>{html.escape(meta['scenario']['name'])}</h1>",
              f"<p>run <code>{html.escape(meta['run_id'])}</code> against "
              f"<code>{html.escape(str(meta['target_url']))}</code></p>"]
@@ -119,16 +156,27 @@ def build_report(run_dir: str | Path) -> Path:
                          f'process CPU &ge; 90% in {m.get("client_saturated_s")} of '
                          f'{m.get("client_sampled_s")} measured seconds): its latencies '
                          "include its own queueing and its requests/s is its own limit</p>")
-    parts += ["<h2>Summary</h2>", _table(summary)]
+    lead = summary[summary["name"] == AGGREGATED][LEAD_COLUMNS]
+    parts += ["<h2>Summary</h2>", _table(lead),
+              "<details><summary>Every column, every request name</summary>",
+              _table(summary), "</details>"]
     verdict_path = run_dir / "verdict.csv"
     if verdict_path.exists():
-        parts += ["<h2>Verdict</h2>", _table(pd.read_csv(verdict_path))]
+        parts += ["<h2>Verdict</h2>"]
         if meta.get("verdict"):
             parts.append(f"<p>{html.escape(meta['verdict'])}</p>")
+        parts.append(_table(pd.read_csv(verdict_path)))
     if not ts.empty:
-        parts += ["<h2>Over time</h2>", _over_time(ts)]
-    parts += ["<h2>Latency distribution</h2>", _percentile_plot(run_dir, models),
-              "<h2>Errors</h2>", _errors_plot(errors)]
+        parts += ["<h2>Over time</h2>",
+                  "<p>Drag across a chart to zoom in, double-click to zoom out.</p>",
+                  '<div id="over-time"></div>']
+    parts += ["<h2>Latency distribution</h2>", '<div id="distribution" class="wide"></div>',
+              "<h2>Errors</h2>"]
+    if errors.empty:
+        parts.append("<p>No errors.</p>")
+    else:
+        kinds = errors.groupby(["model", "kind"], as_index=False)["count"].sum()
+        parts += ['<div id="errors-chart" class="wide"></div>', _table(kinds)]
     info = {
         "scenario": meta["scenario"].get("source"),
         "versions": ", ".join(f"{k} {v}" for k, v in meta.get("versions", {}).items()),
@@ -145,14 +193,15 @@ def build_report(run_dir: str | Path) -> Path:
         for k, v in info.items()) + "</table>"]
     page = f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>{html.escape(meta['scenario']['name'])}
-</title><style>
-body {{ font-family: sans-serif; margin: 2em; color: #222; }}
-table.grid {{ border-collapse: collapse; font-size: 13px; margin-bottom: 1em; }}
-.grid th, .grid td {{ border: 1px solid #ccc; padding: 3px 8px; text-align: right; }}
-.warn {{ color: #a00; font-weight: bold; }}
-img {{ max-width: 100%; }}
-</style></head><body>
+</title><link rel="icon" href="data:,">
+<style>{assets.read("uPlot.min.css")}</style>
+<style>{assets.read("dashboard.css")}</style>
+</head><body>
 {"".join(parts)}
+<script type="application/json" id="report-data">{_script_json(data)}</script>
+<script>{assets.read("uPlot.iife.min.js")}</script>
+<script>{assets.read("charts.js")}</script>
+<script>{CHARTS}</script>
 </body></html>
 """
     out = run_dir / "report.html"

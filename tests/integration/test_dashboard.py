@@ -147,9 +147,9 @@ def test_dashboard_metrics_and_stop(tmp_path: Path):
         await call("Runtime.evaluate", sid, expression="document.getElementById('stop').click()")
         looked["final"] = await until("#status", "finished")
         looked["workers"] = await text("#workers")
-        looked["charts"] = (await call("Runtime.evaluate", sid, returnByValue=True,
-                                       expression="document.querySelectorAll('.model canvas')"
-                                                  ".length"))["result"]["value"]
+        looked.update((await call("Runtime.evaluate", sid, returnByValue=True, expression=(
+            "({charts: document.querySelectorAll('.model canvas').length,"
+            " width: document.documentElement.scrollWidth})")))["result"]["value"])
 
     try:
         with chromium() as ws_url:
@@ -164,7 +164,7 @@ def test_dashboard_metrics_and_stop(tmp_path: Path):
     for label in ("thread", "uvloop-fast"):
         assert label in looked["first"] and label in looked["second"]
     assert looked["first"] != looked["second"]
-    assert looked["charts"] >= 4
+    assert looked["charts"] >= 4 and looked["width"] <= 1280   # nothing off the edge
     assert "local-0" in looked["workers"] and "alive" in looked["workers"]
     assert "partial" in looked["final"] and str(run_dir) in looked["final"]
     assert errors == []

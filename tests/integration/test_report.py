@@ -55,7 +55,13 @@ def test_run_builds_a_self_contained_report(run_dir: Path):
     page = (run_dir / "report.html").read_text()
     for heading in ("Summary", "Verdict", "Over time", "Latency distribution", "Errors", "Run"):
         assert f"<h2>{heading}</h2>" in page
-    assert page.count("data:image/png;base64,") >= 3
+    # the dashboard's chart code and uPlot inlined with the data: charts drawn in the page
+    assert "uPlot" in page and 'id="report-data"' in page and "LH.latency" in page
+    for chart in ('id="over-time"', 'id="distribution"', 'id="errors-chart"'):
+        assert chart in page
+    # what a person reads first leads: seven numbers per model; the rest behind a toggle
+    lead = page.split("<h2>Summary</h2>")[1].split("<details>")[0]
+    assert lead.count("<th>") == 8 and "<details><summary>" in page
     assert not re.search(r"(src|href)=[\"']https?://", page)  # nothing fetched from outside
 
 
@@ -84,7 +90,7 @@ def test_csv_round_trip_types(run_dir: Path):
     assert meta["requests_sent"] == meta["mockserver_stats"]["requests_total"]
 
 
-async def _browse(url: str, ws_url: str) -> tuple[bytes, list[str], list[str]]:
+async def _browse(url: str, ws_url: str) -> tuple[bytes, list[str], list[str], dict]:
     """Open `url` through the DevTools protocol; returns screenshot, console errors and
     the URLs of any network requests other than the page itself."""
     errors: list[str] = []
@@ -106,27 +112,34 @@ async def _browse(url: str, ws_url: str) -> tuple[bytes, list[str], list[str]]:
     async def work(call, sid: str) -> dict:
         for domain in ("Page", "Runtime", "Log", "Network"):
             await call(f"{domain}.enable", sid)
-        await call("Emulation.setDeviceMetricsOverride", sid, width=1300, height=2000,
+        await call("Emulation.setDeviceMetricsOverride", sid, width=1280, height=2000,
                    deviceScaleFactor=1, mobile=False)
         await call("Page.navigate", sid, url=url)
         await asyncio.wait_for(loaded, 30)
         await asyncio.sleep(0.5)
-        return await call("Page.captureScreenshot", sid, format="png")
+        got = await call("Runtime.evaluate", sid, returnByValue=True, expression=(
+            "({canvases: document.querySelectorAll('canvas').length,"
+            " width: document.documentElement.scrollWidth})"))
+        return got["result"]["value"], await call("Page.captureScreenshot", sid, format="png")
 
-    shot = await in_page(ws_url, on_event, work)
+    drawn, shot = await in_page(ws_url, on_event, work)
     others = [u for u in requests if u != url and not u.startswith("data:")]
-    return base64.b64decode(shot["data"]), errors, others
+    return base64.b64decode(shot["data"]), errors, others, drawn
 
 
 def test_report_renders_in_chromium(run_dir: Path):
     with chromium() as ws_url:
         url = (run_dir / "report.html").resolve().as_uri()
-        png, errors, requests = asyncio.run(_browse(url, ws_url))
+        png, errors, requests, drawn = asyncio.run(_browse(url, ws_url))
     (run_dir / "report.png").write_bytes(png)
     image = matplotlib.image.imread(io.BytesIO(png), format="png")
     assert image.shape[0] >= 1000 and image.std() > 0.05  # rendered, not a blank page
     assert errors == []
     assert requests == []
+    # drawn: every model's two charts, the distribution and the errors (uPlot canvases),
+    # and nothing runs off the right edge of a 1280-px window
+    assert drawn["canvases"] == 2 * 2 + 2
+    assert drawn["width"] <= 1280
 
 
 def test_summary_histograms_equal_the_seconds_merged(run_dir: Path):

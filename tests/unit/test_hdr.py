@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from harness.hdr import add_into, counts_of, summarize
+from harness.hdr import add_into, counts_of, cumulative_at, summarize
 from harness.stats import new_histogram, record_batch
 
 PCTS = (0.0, 50.0, 90.0, 95.0, 99.0, 99.9, 99.99, 100.0)
@@ -49,3 +49,21 @@ def test_add_into_equals_hdrh_add(parts):
     assert ours.encode() == theirs.encode()
     if ours.get_total_count():
         assert summarize(ours, PCTS) == summarize(theirs, PCTS)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.integers(1, 100_000_000), max_size=300),
+       st.lists(st.integers(1, 60_000_000), min_size=1, max_size=14, unique=True))
+def test_cumulative_at_counts_values_in_buckets_at_or_below(values, bounds):
+    """/metrics' buckets: the values whose HDR bucket is at or below the bound's bucket
+    (within the histogram's 3 digits of the bound), and the sum as hdrh's mean x count."""
+    hist = new_histogram()
+    record_batch(hist, values)
+    bounds = tuple(sorted(bounds))
+    below, total_us = cumulative_at(hist, bounds)
+    index = hist.get_counts_array_index
+    assert below == [sum(1 for v in values if index(v) <= index(b)) for b in bounds]
+    for b, n in zip(bounds, below, strict=True):
+        assert sum(v <= b for v in values) <= n <= sum(v <= b * 1.001 + 1 for v in values)
+    mean = hist.get_mean_value() if values else 0.0
+    assert total_us == pytest.approx(mean * len(values), rel=1e-9)
