@@ -7,7 +7,7 @@ The public surface, for embedding a run in your own Python:
     done = execute(scenario, Path("results"))      # a CompletedRun: run_dir, ending, lines
 
 `execute` is imported on first use: a worker's load processes import this package too, and
-must not pay for pandas and matplotlib.
+must not pay for pandas and the web server.
 """
 
 from __future__ import annotations
