@@ -1,7 +1,7 @@
 """`make bench`: run the benchmarks, print one ratio line each, write docs/benchmarks.md.
 
     python -m bench [--full] [--check] [--base REV]
-                    [--only target,models,lesson,scale,longwide,tls,journeys,versus]
+                    [--only target,models,lesson,scale,longwide,tls,journeys,web,versus]
 
 Quick mode (default) keeps the suite within about five minutes; --full measures longer.
 --check exits 1 when any goal is missed.
@@ -12,12 +12,13 @@ from __future__ import annotations
 import argparse
 import sys
 
-from bench import journeys, lesson, longwide, models, scale, target, tls, versus
+from bench import journeys, lesson, longwide, models, scale, target, tls, versus, web
 from bench.common import write_report
 
 SUITES = {"target": target, "models": models, "lesson": lesson, "scale": scale,
-          "longwide": longwide, "tls": tls, "journeys": journeys, "versus": versus}
-DEFAULT = "target,models,lesson,scale,longwide,tls,journeys"  # versus: on demand (--only versus)
+          "longwide": longwide, "tls": tls, "journeys": journeys, "versus": versus, "web": web}
+# versus: on demand (--only versus)
+DEFAULT = "target,models,lesson,scale,longwide,tls,journeys,web"
 
 
 def main() -> int:

@@ -31,23 +31,36 @@ class RunResult:
         return 1000.0 * 1000.0 * m["cpu_s"] / max(m["requests_sent"], 1)
 
 
-def harness_run(text: str, *, target: str | None = None, sets: tuple[str, ...] = (),
-                timeout: float = 600, pin: bool = True) -> RunResult:
+def harness_command(text: str, *, target: str | None = None, sets: tuple[str, ...] = (),
+                    pin: bool = True, extra: tuple[str, ...] = ()) -> list[str]:
+    """`harness run` of this scenario text (written to a fresh directory that also takes
+    the results), pinned to the client core."""
     tmp = Path(tempfile.mkdtemp(prefix="bench-run-"))
     path = tmp / "bench.toml"
     path.write_text(text)
     cmd = (taskset(CLIENT_CORE) if pin else []) + [str(BIN / "harness"), "run", str(path),
-                                                   "--out", str(tmp), "--quiet"]
+                                                   "--out", str(tmp), "--quiet", *extra]
     if target:
         cmd += ["--target", target]
     for s in sets:
         cmd += ["--set", s]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
-    if proc.returncode not in (0, 99):
-        raise RuntimeError(f"harness run failed ({proc.returncode}): {proc.stderr[-2000:]}")
-    run_dir = Path(proc.stdout.strip().splitlines()[-1])
+    return cmd
+
+
+def result_of(returncode: int, stdout: str, stderr: str) -> RunResult:
+    """What a finished `harness run` wrote (its last stdout line is the run directory)."""
+    if returncode not in (0, 99):
+        raise RuntimeError(f"harness run failed ({returncode}): {stderr[-2000:]}")
+    run_dir = Path(stdout.strip().splitlines()[-1])
     return RunResult(pd.read_csv(run_dir / "summary.csv"),
                      json.loads((run_dir / "meta.json").read_text()), run_dir)
+
+
+def harness_run(text: str, *, target: str | None = None, sets: tuple[str, ...] = (),
+                timeout: float = 600, pin: bool = True) -> RunResult:
+    cmd = harness_command(text, target=target, sets=sets, pin=pin)
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    return result_of(proc.returncode, proc.stdout, proc.stderr)
 
 
 def closed(model: str, concurrency: int, seconds: float, path: str = "/",

@@ -19,13 +19,14 @@ import pytest
 
 
 @contextmanager
-def chromium() -> Iterator[str]:
-    """A headless Chromium with a throw-away profile; yields its DevTools websocket URL."""
+def chromium(prefix: list[str] | None = None) -> Iterator[str]:
+    """A headless Chromium with a throw-away profile; yields its DevTools websocket URL.
+    `prefix` goes before the command (the benchmarks pin it with taskset)."""
     exe = shutil.which("chromium") or shutil.which("chromium-browser")
     if exe is None:
         pytest.skip("chromium is not installed (.ci/run installs it where apt is available)")
     profile = tempfile.mkdtemp(prefix="lh-chromium-")
-    proc = subprocess.Popen([exe, "--headless", "--no-sandbox", "--disable-gpu",
+    proc = subprocess.Popen([*(prefix or []), exe, "--headless", "--no-sandbox", "--disable-gpu",
                              "--disable-quic", "--no-first-run",
                              "--disable-background-networking", "--disable-component-update",
                              "--disable-sync", f"--user-data-dir={profile}",
