@@ -17,6 +17,7 @@ import hmac
 import html
 import ipaddress
 import json
+import re
 import threading
 import time
 from typing import Any
@@ -29,6 +30,7 @@ from harness.control.live import LiveBoard
 from harness.errors import OptionError
 
 DEFAULT_HOST, DEFAULT_PORT = "127.0.0.1", 8089
+_HOST = re.compile(r"[A-Za-z0-9._:-]{1,253}")   # a name, an IPv4 or an IPv6 address
 UPDATE_S = 1.0
 ASSETS = {"uPlot.iife.min.js": "text/javascript", "uPlot.min.css": "text/css",
           "charts.js": "text/javascript", "dashboard.js": "text/javascript",
@@ -40,14 +42,12 @@ def parse_web(value: str) -> tuple[str, int]:
     if not value:
         return DEFAULT_HOST, DEFAULT_PORT
     host, _, port = value.rpartition(":")
-    host = host.strip("[]") or DEFAULT_HOST
-    try:
-        number = int(port)
-    except ValueError:
-        raise OptionError(f"--web {value}: expected [HOST:]PORT, e.g. 127.0.0.1:8089") \
-            from None
-    if not 0 <= number <= 65535:
-        raise OptionError(f"--web {value}: port {number} is not 0..65535")
+    host = host.removeprefix("[").removesuffix("]") or DEFAULT_HOST
+    if not _HOST.fullmatch(host) or not re.fullmatch(r"[0-9]{1,5}", port):
+        raise OptionError(f"--web {value!r}: expected [HOST:]PORT, e.g. 127.0.0.1:8089")
+    number = int(port)
+    if number > 65535:
+        raise OptionError(f"--web {value!r}: port {number} is not 0..65535")
     return host, number
 
 
