@@ -13,9 +13,10 @@ import aiohttp
 from yarl import URL
 
 from harness.clients.base import LocalModel
+from harness.clients.extraction import Answer
 from harness.clients.failures import TIMEOUT, RequestFailed, classify_aiohttp
 from harness.clients.fast import FastClient
-from harness.clients.flows import Answer, Outgoing, prepare
+from harness.clients.flows import Outgoing, prepare
 from harness.clients.loops import Journeys, async_user
 from harness.clients.tls import UserContext, user_contexts
 from harness.clients.wire import base_headers, headers_for, request_bytes
@@ -88,9 +89,17 @@ class AsyncioModel(LocalModel):
             if not flows:
                 return None
 
-            def exchange(out: Outgoing) -> Awaitable[Answer]:
-                return client.exchange(out.k, out.data, out.wants_body, out.wanted)
-            return Journeys(flows, flow_user(i), exchange, wire=True)
+            user = flow_user(i)
+
+            def exchange(data: bytes) -> Awaitable[Answer]:
+                step = user.current.step  # type: ignore[union-attr]
+                conn = client.conn
+                if conn is not None and conn.transport is not None and not fresh:
+                    # kept alive: the bare future, as the fixed requests' hot path
+                    return conn.request(data, step.is_head, timeout, step.capture,
+                                        step.wanted)
+                return client.send(step.k, data, step.is_head, step.capture, step.wanted)
+            return Journeys(flows, user, exchange, wire=True)
 
         sweeper = asyncio.ensure_future(sweep_timeouts())
         try:

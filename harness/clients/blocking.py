@@ -13,8 +13,9 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from harness.clients.extraction import Answer
 from harness.clients.failures import RequestFailed, classify_stdlib
-from harness.clients.flows import Answer, Outgoing
+from harness.clients.flows import Outgoing
 from harness.clients.tls import UserContext
 from harness.clients.wire import headers_for
 from harness.control.job import Job

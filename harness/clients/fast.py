@@ -17,6 +17,7 @@ from typing import Any
 
 import httptools
 
+from harness.clients.extraction import Answer
 from harness.clients.failures import (
     BODY_LENGTH,
     CONNECT_REFUSED,
@@ -28,7 +29,6 @@ from harness.clients.failures import (
     RequestFailed,
     classify_stdlib,
 )
-from harness.clients.flows import Answer
 from harness.clients.tls import UserContext
 
 
@@ -116,7 +116,11 @@ class FastConnection(asyncio.Protocol):
             self.transport.close()  # the server said so: the next request reconnects
             self.transport = None
         if waiter is not None and not waiter.done():
-            waiter.set_result((self.status, self.nbytes))
+            if self.capture:   # a flow step: what it extracts from and the jar takes
+                waiter.set_result(Answer(self.status, b"".join(self.chunks),
+                                         self.got_headers, self.nbytes))
+            else:
+                waiter.set_result((self.status, self.nbytes))
 
     def _finish_error(self, exc: RequestFailed) -> None:
         waiter = self.waiter
@@ -136,9 +140,9 @@ class FastConnection(asyncio.Protocol):
 
     def request(self, data: bytes, is_head: bool, timeout: float, capture: int = 0,
                 wanted: frozenset[bytes] = frozenset()) -> asyncio.Future:
-        """Send one request; the future resolves to (status, body bytes). With `capture`
-        the answer's `wanted` headers (1), and its body too (2), are kept for a flow
-        step."""
+        """Send one request; the future resolves to (status, body bytes) -- or, with
+        `capture`, to the Answer of a flow step: its `wanted` headers (1), and its body too
+        (2)."""
         self.capture = capture
         if capture:
             self.got_headers = []
@@ -170,31 +174,15 @@ class FastClient:
         self.host, self.port, self.timeout = host, port, timeout
         self.ctx, self.on_handshake, self.fresh = ctx, on_handshake, fresh
         self.conn: FastConnection | None = None
-        self.last: FastConnection | None = None   # the connection of the last request
 
     def check_timeout(self, now: float) -> None:
         if self.conn is not None:
             self.conn.check_timeout(now)
 
-    async def exchange(self, k: int, data: bytes, keep_body: bool,
-                       wanted: frozenset[bytes]) -> Answer:
-        """A rendered flow step (Iteration.next_request(wire=True)): its answer with the
-        headers the step needs (Set-Cookie for the jar, those it extracts)."""
-        capture, is_head = 2 if keep_body else 1, data.startswith(b"HEAD ")
-        conn = self.conn
-        if conn is not None and conn.transport is not None and not self.fresh:
-            # kept alive: straight to the connection, as the fixed-request hot path (a
-            # failed request closes it, so the next one reconnects through `send`)
-            self.last = conn
-            status, nbytes = await conn.request(data, is_head, self.timeout, capture, wanted)
-        else:
-            status, nbytes = await self.send(k, data, is_head, capture, wanted)
-        conn = self.last
-        assert conn is not None
-        return Answer(status, b"".join(conn.chunks), conn.got_headers, nbytes)
-
     async def send(self, k: int, data: bytes, is_head: bool, capture: int = 0,
-                   wanted: frozenset[bytes] = frozenset()) -> tuple[int, int]:
+                   wanted: frozenset[bytes] = frozenset()) -> Any:
+        """One request on this user's connection, (re)connecting first: (status, bytes),
+        or a flow step's Answer with `capture` (FastConnection.request)."""
         conn = self.conn
         handshake: tuple[int, Any] | None = None
         if conn is None or conn.transport is None:
@@ -211,7 +199,6 @@ class FastClient:
             if self.ctx is not None:
                 handshake = await self._start_tls(loop, transport, conn)
             self.conn = conn
-        self.last = conn
         try:
             answer = await conn.request(data, is_head, self.timeout, capture, wanted)
         except RequestFailed:

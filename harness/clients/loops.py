@@ -11,9 +11,11 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+from harness.clients.extraction import Answer
 from harness.clients.failures import ABORTED, STATUS, RequestFailed
-from harness.clients.flows import Answer, Flow, FlowUser, Iteration, Outgoing, StepFailed
+from harness.clients.flows import Flow, FlowUser, Iteration, Outgoing
 from harness.clients.pacing import LATE_NS, Pacer, Picker, sleep_until
+from harness.clients.templates import StepFailed
 from harness.control.job import Job
 from harness.stats import Recorder
 
@@ -31,26 +33,27 @@ class Journeys:
     flows: list[Flow]
     user: FlowUser
     exchange: Callable[[Outgoing], Any]
-    wire: bool = False      # the exchange takes the step as bytes (Outgoing.data)
+    wire: bool = False      # the exchange takes the step as bytes (Iteration.next_wire)
 
 
 class FlowRun:
-    """The bookkeeping of one flow iteration, the same for every driver: each step timed
-    (the first from the iteration's start: its intended start in the open model),
-    recorded under its name, counted as sent; then the flow's own row."""
+    """The bookkeeping of one flow iteration for the blocking driver and Locust: each step
+    timed (the first from the iteration's start: its intended start in the open model),
+    recorded under its name, counted as sent; then the flow's own row. run_flow_async
+    does the same, written out for the hot path (the every-model journey test holds
+    both to the server's counts)."""
 
     def __init__(self, it: Iteration, rec: Recorder, sent: list[int], user: int,
-                 t_start: int, wire: bool = False) -> None:
+                 t_start: int) -> None:
         self.it, self.rec, self.sent, self.user = it, rec, sent, user
         self.t_start = self.t_step = self.t_step_next = self.last = t_start
         self.k = -1
-        self.wire = wire   # steps rendered as bytes (the fast engine)
 
     def next(self) -> Outgoing | None:
         """The next rendered step to send, or None: the iteration is over."""
         it = self.it
         try:
-            out = it.next_request(self.wire)
+            out = it.next_request()
         except StepFailed as exc:   # a value that cannot go where it goes
             self.last = time.perf_counter_ns()
             self.rec.fail(it.step.k, self.last, self.last - self.t_step,  # type: ignore
@@ -59,7 +62,7 @@ class FlowRun:
             return None
         if out is not None:
             self.sent[self.user] += 1
-            self.k = out.k
+            self.k = it.step.k   # type: ignore[union-attr]
         return out
 
     def answered(self, answer: Answer) -> float:
@@ -111,18 +114,51 @@ def run_flow(run: FlowRun, exchange: Callable[[Outgoing], Answer]) -> None:
     run.finish()
 
 
-async def run_flow_async(run: FlowRun, exchange: Callable[[Outgoing], Awaitable[Answer]]
-                         ) -> None:
-    """One flow iteration in an asyncio-based model: the same steps, awaited."""
-    while (out := run.next()) is not None:
+async def run_flow_async(it: Iteration, rec: Recorder, sent: list[int], user: int,
+                         t_start: int, journeys: Journeys) -> None:
+    """One flow iteration in an asyncio-based model: FlowRun's bookkeeping, written out
+    for the hot path as async_user is (locals, no method call per step but the
+    iteration's own): the fast engine's steps must cost little more than its requests."""
+    perf_ns = time.perf_counter_ns
+    append_sample = rec.samples.append
+    exchange = journeys.exchange
+    next_out = it.next_wire if journeys.wire else it.next_request
+    t_step = last = t_start
+    while True:
         try:
-            think = run.answered(await exchange(out))
+            out = next_out()
+        except StepFailed as exc:   # a value that cannot go where it goes
+            last = perf_ns()
+            rec.fail(it.step.k, last, last - t_step, exc.kind)  # type: ignore[union-attr]
+            it.fail()
+            break
+        if out is None:
+            break
+        sent[user] += 1
+        step = it.step
+        k = step.k   # type: ignore[union-attr]
+        try:
+            answer = await exchange(out)
+            last = done = perf_ns()
+            failed = it.answer(answer)
+            if failed is None:
+                append_sample((done, k, (done - t_step) // 1000, answer.size, answer.status))
+            else:
+                rec.fail(k, done, done - t_step, failed[0], answer.status)
         except RequestFailed as exc:
-            think = run.failed(exc.kind)
+            last = done = perf_ns()
+            rec.fail(k, done, done - t_step, exc.kind)
+            it.fail()
+        think = step.think_s if not it.aborted and not it.done else 0.0  # type: ignore
         if think:
             await asyncio.sleep(think)
-        run.restart_clock(bool(think))
-    run.finish()
+            t_step = perf_ns()
+        else:
+            t_step = done
+    if it.done:
+        rec.ok(it.flow.k, last, last - t_start, 0, 0)
+    else:
+        rec.fail(it.flow.k, last, last - t_start, ABORTED)
 
 
 def blocking_user(user: int, job: Job, pacer: Pacer, rec: Recorder,
@@ -232,9 +268,8 @@ async def async_user(user: int, job: Job, pacer: Pacer, rec: Recorder,
         k = 0 if single else pick()
         if k >= n_requests:   # a flow: its steps, then its own row
             assert journeys is not None
-            await run_flow_async(FlowRun(journeys.user.start(journeys.flows[k - n_requests]),
-                                         rec, sent, user, t_start, journeys.wire),
-                                 journeys.exchange)
+            await run_flow_async(journeys.user.start(journeys.flows[k - n_requests]), rec,
+                                 sent, user, t_start, journeys)
             if think and not open_model:
                 await asyncio.sleep(think)
             continue

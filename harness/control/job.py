@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
-from harness.clients.flows import FLOW_PREFIX
+from harness.clients.templates import FLOW_PREFIX
 from harness.scenario import ModelSpec, RequestSpec, Scenario
 
 MAX_COUNT_RUN_S = 600.0      # a count-bounded run without a duration stops after this

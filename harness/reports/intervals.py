@@ -17,7 +17,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from harness.clients.flows import FLOW_PREFIX
+from harness.clients.templates import FLOW_PREFIX
 from harness.control.outcome import ModelResult
 from harness.hdr import summarize
 from harness.scenario import Scenario

@@ -6,14 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from harness.clients.flows import (
-    BUILTINS,
-    Extract,
-    TemplateError,
-    compile_extract,
-    compile_template,
-    refs,
-)
+from harness.clients.extraction import Extract, compile_extract
+from harness.clients.templates import BUILTINS, TemplateError, compile_template, refs
 from harness.scenario.ctx import _Ctx, _read_file, _show
 from harness.scenario.requests import _request
 from harness.scenario.spec import (

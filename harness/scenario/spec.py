@@ -9,11 +9,8 @@ from functools import cached_property
 from typing import Any
 
 from harness.clients import MODELS
-from harness.clients.flows import (
-    DEFAULT_ACCEPTED,
-    FLOW_PREFIX,
-    Extract,
-)
+from harness.clients.extraction import Extract
+from harness.clients.templates import DEFAULT_ACCEPTED, FLOW_PREFIX
 
 ENGINES = tuple(dict.fromkeys(e for kind in MODELS.values() for e in kind.engines))
 METRICS = ("requests", "failures", "rps", "error_rate", "p50_ms", "p90_ms", "p95_ms", "p99_ms",

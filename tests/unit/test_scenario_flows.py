@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.clients.flows import Ref, compile_template
+from harness.clients.templates import Ref, compile_template
 from harness.control.job import make_job
 from harness.errors import ScenarioError
 from harness.scenario import load_scenario
@@ -149,3 +149,73 @@ def test_every_mistake_names_file_and_key(tmp_path, text, key, message):
 
 def test_there_are_thirty_mistakes():
     assert len(MISTAKES) >= 30
+
+
+WIRE_FLOW = '''[[data]]
+name = "users"
+file = "users.csv"
+[[flows]]
+name = "w"
+[[flows.steps]]
+name = "login"
+method = "POST"
+path = "/auth/login"
+headers = { "Content-Type" = "application/json" }
+body = '{"user": "{{users.name}}", "n": {{iteration}}}'
+extract = { token = { json = "$.token" } }
+[[flows.steps]]
+name = "me"
+path = "/auth/me/{{users.name}}"
+headers = { Authorization = "Bearer {{token}}", Accept = "text/plain" }
+[[flows.steps]]
+name = "empty-post"
+method = "POST"
+path = "/x"
+[[flows.steps]]
+name = "maybe-body"
+path = "/y"
+body = "{{token2}}"
+[[flows.steps]]
+name = "fixed"
+method = "PUT"
+path = "/z"
+body = "static"
+'''
+
+
+@pytest.mark.parametrize("cookies", [True, False])
+def test_the_fast_engines_bytes_equal_every_other_models_request(tmp_path, cookies):
+    """next_wire (the fast engine) and next_request (every other model) put the same
+    request on the wire: line, headers in order, Content-Length by wire.length_for, the
+    jar's Cookie; escaping by where a value lands (a CSV name with a quote and a comma)."""
+    from harness.clients.extraction import Answer
+    from harness.clients.flows import prepare
+    from harness.clients.wire import base_headers, length_for
+    text = WIRE_FLOW.replace('extract = { token = { json = "$.token" } }',
+                             'extract = { token = { json = "$.token" }, token2 = '
+                             '{ json = "$.empty" } }')
+    sc = load(tmp_path, text.replace("[[data]]", f"[load]\ncookies = {str(cookies).lower()}"
+                                     "\n[[data]]"))
+    job = make_job(sc, sc.models[0], "http://127.0.0.1:8080/base", 0, 1)
+    flows, user_of = prepare(job, base_headers("127.0.0.1", 8080))
+    answers = [Answer(200, b'{"token": "t\\u00e9k", "empty": ""}', [("Set-Cookie", "sid=s1")])]
+    sent = {}
+    for user_index in (0, 1):
+        a, b = user_of(user_index).start(flows[0]), user_of(user_index).start(flows[0])
+        for i in range(5):
+            data, out = a.next_wire(), b.next_request()
+            sent[user_index, i] = data
+            expected = [f"{out.method} {out.path} HTTP/1.1",
+                        *(f"{k}: {v}" for k, v in out.headers)]
+            if (length := length_for(out.method, out.body)) is not None:
+                expected.append(f"Content-Length: {length}")
+            raw = ("\r\n".join(expected) + "\r\n\r\n").encode("latin-1") + out.body
+            assert data == raw, (i, data, raw)
+            answer = answers[0] if i == 0 else Answer(200, b"", [])
+            assert a.answer(answer) is None and b.answer(answer) is None
+    assert sent[1, 0].endswith(b'{"user": "a, \\"b\\"", "n": 0}')   # JSON-escaped
+    assert sent[1, 1].startswith(b"GET /base/auth/me/a%2C%20%22b%22 HTTP/1.1\r\n")
+    assert b"Authorization: Bearer t\xe9k\r\n" in sent[1, 1]   # latin-1 in a header
+    assert b"Content-Length: 0\r\n" in sent[1, 2]   # POST without a body
+    assert b"Content-Length" not in sent[1, 3]      # GET whose body rendered empty
+    assert (b"Cookie: sid=s1" in sent[1, 4]) == cookies
