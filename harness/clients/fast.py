@@ -35,7 +35,7 @@ from harness.clients.tls import UserContext
 class FastConnection(asyncio.Protocol):
     __slots__ = ("loop", "transport", "parser", "waiter", "status", "nbytes", "length",
                  "chunked", "headers_done", "head", "deadline", "keep_alive", "capture",
-                 "got_headers", "chunks", "wanted")
+                 "got_headers", "chunks", "wanted", "wanted_sizes")
 
     def __init__(self) -> None:
         self.loop = asyncio.get_running_loop()
@@ -54,6 +54,7 @@ class FastConnection(asyncio.Protocol):
         self.got_headers: list[tuple[str, str]] = []
         self.chunks: list[bytes] = []
         self.wanted: frozenset[bytes] = frozenset()   # header names a flow step keeps
+        self.wanted_sizes: frozenset[int] = frozenset()
 
     # -- protocol ---------------------------------------------------------------------------
 
@@ -80,13 +81,14 @@ class FastConnection(asyncio.Protocol):
             self._finish_error(RequestFailed(RESET, "connection closed before the response"))
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        if self.capture and name.lower() in self.wanted:
-            self.got_headers.append((name.decode("latin-1"), value.decode("latin-1")))
         size = len(name)  # only Content-Length (14) and Transfer-Encoding (17) matter
         if size == 14 and name.lower() == b"content-length":
             self.length = int(value)
         elif size == 17 and name.lower() == b"transfer-encoding" and b"chunked" in value.lower():
             self.chunked = True
+        # a flow step keeps the headers it reads: their sizes first, lower() only then
+        if self.capture and size in self.wanted_sizes and name.lower() in self.wanted:
+            self.got_headers.append((name.decode("latin-1"), value.decode("latin-1")))
 
     def on_headers_complete(self) -> None:
         self.headers_done = True
@@ -147,7 +149,8 @@ class FastConnection(asyncio.Protocol):
         if capture:
             self.got_headers = []
             self.chunks = []
-            self.wanted = wanted
+            if wanted is not self.wanted:
+                self.wanted, self.wanted_sizes = wanted, frozenset(map(len, wanted))
         self.status = 0
         self.nbytes = 0
         self.length = -1

@@ -21,6 +21,7 @@ from harness.clients.templates import (
     DEFAULT_ACCEPTED,
     Compiled,
     Pieces,
+    Render,
     as_is,
     compile_pieces,
     compile_template,
@@ -28,7 +29,7 @@ from harness.clients.templates import (
     in_json,
     in_path,
     refs,
-    render,
+    renderer,
 )
 from harness.clients.wire import length_for
 
@@ -70,15 +71,16 @@ class Step:
     k: int
     name: str
     method: str
-    path: Compiled
-    headers: list[tuple[str, Compiled]]
-    body: Compiled
+    path: Render
+    headers: list[tuple[str, Render]]
+    body: Render | None     # None: the step has no body template
     accepted: frozenset[int]
     extracts: list[tuple[str, Callable[[Answer, CookieJar], str | None]]]
     think_s: float
     wants_body: bool
     fixed_headers: list[tuple[str, str]]    # the base headers this step does not replace
     head: Compiled = ()      # request line and headers, for the bytes on the wire
+    head_render: Render | None = None
     wanted: frozenset[bytes] = frozenset()   # answer headers it reads (lower; Set-Cookie
     # too when the user keeps a jar)
     sets_cookie: bool = False    # it has its own Cookie header: the jar's is not added
@@ -88,14 +90,20 @@ class Step:
     # with the Content-Length line before it, already joined
     head_text: str | None = None
     body_tail: bytes | None = None
+    body_static: str | None = None   # the body when it has no reference
 
     def __post_init__(self) -> None:
+        self.head_render = renderer(self.head)
         if all(p.__class__ is str for p in self.head):
             self.head_text = "".join(self.head)
-        if all(p.__class__ is str for p in self.body):
-            body = "".join(self.body).encode()
-            self.body_tail = b"\r\n" if not body and not self.always_length else \
-                f"Content-Length: {len(body)}\r\n\r\n".encode("latin-1") + body
+        if self.body is None:
+            body = b""
+        elif self.body_static is not None:
+            body = self.body_static.encode()
+        else:
+            return
+        self.body_tail = b"\r\n" if not body and not self.always_length else \
+            f"Content-Length: {len(body)}\r\n\r\n".encode("latin-1") + body
 
     @property
     def capture(self) -> int:
@@ -129,10 +137,11 @@ def compile_flow(raw: dict[str, Any], k: int, first_step_k: int,
         path, body = compile_template(s["path"]), compile_template(s["body"])
         named = frozenset(e["expr"].lower().encode("latin-1") for e in s["extract"]
                           if e["kind"] == "header")
+        body_c = compile_pieces(body, in_json if json_body else as_is)
         step = Step(first_step_k + i, s["name"], s["method"],
-                    compile_pieces(path, in_path),
-                    [(n, compile_pieces(p, in_header)) for n, p in headers],
-                    compile_pieces(body, in_json if json_body else as_is),
+                    renderer(compile_pieces(path, in_path)),
+                    [(n, renderer(compile_pieces(p, in_header))) for n, p in headers],
+                    renderer(body_c) if body_c else None,
                     frozenset(s["expect_status"]) or DEFAULT_ACCEPTED, extracts,
                     float(s["think_time_s"]),
                     wants_body=any(e["kind"] in ("json", "regex") for e in s["extract"]),
@@ -141,7 +150,9 @@ def compile_flow(raw: dict[str, Any], k: int, first_step_k: int,
                     wanted=named | {b"set-cookie"} if cookies else named,
                     sets_cookie="cookie" in own,
                     always_length=length_for(s["method"], b"") is not None,
-                    is_head=s["method"] == "HEAD")
+                    is_head=s["method"] == "HEAD",
+                    body_static="".join(body_c) if all(isinstance(p, str) for p in body_c)
+                    and body_c else None)
         for piece in (*refs(path), *refs(body), *(r for _, p in headers for r in refs(p))):
             if piece.kind == "data":
                 tables.add(piece.a)
@@ -235,11 +246,11 @@ class Iteration:
         step = self._next_step()
         if step is None:
             return None
-        body = render(step.body, self).encode() if step.body else b""
-        headers = step.fixed_headers + [(name, render(p, self)) for name, p in step.headers]
+        body = step.body(self).encode() if step.body is not None else b""
+        headers = step.fixed_headers + [(name, r(self)) for name, r in step.headers]
         if cookie := self._cookie(step):
             headers.append(("Cookie", cookie))
-        path = self.user.base_path + render(step.path, self)
+        path = self.user.base_path + step.path(self)
         return Outgoing(step.k, step.method, path, headers, body, step.wants_body,
                         step.wanted)
 
@@ -251,13 +262,13 @@ class Iteration:
             return None
         head = step.head_text
         if head is None:
-            head = render(step.head, self)
+            head = step.head_render(self)  # type: ignore[misc]
         jar = self.user.jar
         if jar is not None and jar.cookies and not step.sets_cookie:
             head += f"Cookie: {jar.header()}\r\n"
         if step.body_tail is not None:
             return head.encode("latin-1") + step.body_tail
-        body = render(step.body, self).encode()
+        body = step.body(self).encode()  # type: ignore[misc]
         if body or step.always_length:
             return f"{head}Content-Length: {len(body)}\r\n\r\n".encode("latin-1") + body
         return (head + "\r\n").encode("latin-1")

@@ -149,8 +149,8 @@ async def run_flow_async(it: Iteration, rec: Recorder, sent: list[int], user: in
             last = done = perf_ns()
             rec.fail(k, done, done - t_step, exc.kind)
             it.fail()
-        think = step.think_s if not it.aborted and not it.done else 0.0  # type: ignore
-        if think:
+        think = step.think_s   # type: ignore[union-attr]
+        if think and not it.aborted and not it.done:
             await asyncio.sleep(think)
             t_step = perf_ns()
         else:

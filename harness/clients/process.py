@@ -13,6 +13,7 @@ every quarter second and ships the encoded intervals over a multiprocessing queu
 
 from __future__ import annotations
 
+import gc
 import multiprocessing
 import os
 import resource
@@ -104,6 +105,10 @@ def _child(index: int, job_wire: dict[str, Any], model_name: str, conn: Any) -> 
 
     cpu_at_start = cpu_s()  # imports and setup are not the load's cost
     model.prepare(job, msg[1])
+    # what imports and setup made lives as long as the process: out of the collector's
+    # way, so its passes (automatic, and collect_cycles' each second) scan the load's
+    # own objects only
+    gc.freeze()
     model.run_foreground(tick, 0.25)
     conn.send(("stats", _wire(model.drain()), index, model.sent()))
     error = repr(model.error) if model.error is not None else ""
