@@ -83,3 +83,25 @@ async def in_page(ws_url: str, on_event: Callable[[str, dict], None],
             return await work(call, sid)
         finally:
             task.cancel()
+
+
+class PageWatch:
+    """What a page did, from its protocol events: console errors and exceptions, every
+    URL it requested, and (once) its load event."""
+
+    def __init__(self) -> None:
+        self.errors: list[str] = []
+        self.requests: list[str] = []
+        self.loaded = asyncio.get_running_loop().create_future()
+
+    def __call__(self, method: str, params: dict) -> None:
+        if method == "Runtime.exceptionThrown":
+            self.errors.append(str(params.get("exceptionDetails")))
+        elif method == "Runtime.consoleAPICalled" and params.get("type") == "error":
+            self.errors.append(str(params.get("args")))
+        elif method == "Log.entryAdded" and params["entry"]["level"] == "error":
+            self.errors.append(params["entry"]["text"])
+        elif method == "Network.requestWillBeSent":
+            self.requests.append(params["request"]["url"])
+        elif method == "Page.loadEventFired" and not self.loaded.done():
+            self.loaded.set_result(True)

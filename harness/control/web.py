@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import hmac
 import html
-import ipaddress
 import json
 import re
 import threading
@@ -28,6 +27,7 @@ from harness import assets
 from harness.control import metrics
 from harness.control.live import LiveBoard
 from harness.errors import OptionError
+from mockserver.cli import is_loopback  # the mockserver's rule for its admin API
 
 DEFAULT_HOST, DEFAULT_PORT = "127.0.0.1", 8089
 _HOST = re.compile(r"[A-Za-z0-9._:-]{1,253}")   # a name, an IPv4 or an IPv6 address
@@ -51,18 +51,9 @@ def parse_web(value: str) -> tuple[str, int]:
     return host, number
 
 
-def is_loopback_host(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 def check_web(host: str, port: int, token: str | None) -> None:
     """Off loopback, a token: the dashboard shows the run and can stop it."""
-    if token is None and not is_loopback_host(host):
+    if token is None and not is_loopback(host):
         raise OptionError(f"--web {host}:{port} is not loopback: give --web-token T (the "
                           "dashboard shows the run and can stop it)")
     if token is not None and not token.strip():

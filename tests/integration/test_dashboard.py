@@ -18,7 +18,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import BIN, run_harness, write_scenario
-from tests.devtools import chromium, in_page
+from tests.devtools import PageWatch, chromium, in_page
 
 SCENARIO = """
 [run]
@@ -97,19 +97,7 @@ def test_dashboard_metrics_and_stop(tmp_path: Path):
     scenario = write_scenario(tmp_path / "web.toml", SCENARIO)
     proc, base = start_run(scenario, tmp_path, "127.0.0.1:0")
     origin = "{0.scheme}://{0.netloc}".format(urlsplit(base))
-    errors: list[str] = []
-    requests: list[str] = []
     looked: dict[str, object] = {}
-
-    def on_event(method: str, params: dict) -> None:
-        if method == "Runtime.exceptionThrown":
-            errors.append(str(params.get("exceptionDetails")))
-        elif method == "Runtime.consoleAPICalled" and params.get("type") == "error":
-            errors.append(str(params.get("args")))
-        elif method == "Log.entryAdded" and params["entry"]["level"] == "error":
-            errors.append(params["entry"]["text"])
-        elif method == "Network.requestWillBeSent":
-            requests.append(params["request"]["url"])
 
     async def work(call, sid: str) -> None:
         for domain in ("Page", "Runtime", "Log", "Network"):
@@ -151,9 +139,14 @@ def test_dashboard_metrics_and_stop(tmp_path: Path):
             "({charts: document.querySelectorAll('.model canvas').length,"
             " width: document.documentElement.scrollWidth})")))["result"]["value"])
 
+    async def watched(ws_url: str) -> PageWatch:
+        watch = PageWatch()
+        await in_page(ws_url, watch, work)
+        return watch
+
     try:
         with chromium() as ws_url:
-            asyncio.run(in_page(ws_url, on_event, work))
+            watch = asyncio.run(watched(ws_url))
         assert proc.wait(60) == 3, proc.stderr.read()   # stopped: partial
     finally:
         if proc.poll() is None:
@@ -167,8 +160,9 @@ def test_dashboard_metrics_and_stop(tmp_path: Path):
     assert looked["charts"] >= 4 and looked["width"] <= 1280   # nothing off the edge
     assert "local-0" in looked["workers"] and "alive" in looked["workers"]
     assert "partial" in looked["final"] and str(run_dir) in looked["final"]
-    assert errors == []
-    assert requests and all(u.startswith(origin) for u in requests), requests
+    assert watch.errors == []
+    assert watch.requests and all(u.startswith(origin) for u in watch.requests), \
+        watch.requests
     # /metrics rose during the run, and once the first model ended it held summary.csv's
     # numbers for it: measured requests (warm-up left out), failures, and sent (warm-up in)
     before, after = looked["scraped"]

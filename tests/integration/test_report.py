@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 
 from tests.conftest import run_harness
-from tests.devtools import chromium, in_page
+from tests.devtools import PageWatch, chromium, in_page
 
 SCENARIO = """
 [run]
@@ -93,21 +93,7 @@ def test_csv_round_trip_types(run_dir: Path):
 async def _browse(url: str, ws_url: str) -> tuple[bytes, list[str], list[str], dict]:
     """Open `url` through the DevTools protocol; returns screenshot, console errors and
     the URLs of any network requests other than the page itself."""
-    errors: list[str] = []
-    requests: list[str] = []
-    loaded = asyncio.get_running_loop().create_future()
-
-    def on_event(method: str, params: dict) -> None:
-        if method == "Runtime.exceptionThrown":
-            errors.append(str(params.get("exceptionDetails")))
-        elif method == "Runtime.consoleAPICalled" and params.get("type") == "error":
-            errors.append(str(params.get("args")))
-        elif method == "Log.entryAdded" and params["entry"]["level"] == "error":
-            errors.append(params["entry"]["text"])
-        elif method == "Network.requestWillBeSent":
-            requests.append(params["request"]["url"])
-        elif method == "Page.loadEventFired" and not loaded.done():
-            loaded.set_result(True)
+    watch = PageWatch()
 
     async def work(call, sid: str) -> dict:
         for domain in ("Page", "Runtime", "Log", "Network"):
@@ -115,16 +101,16 @@ async def _browse(url: str, ws_url: str) -> tuple[bytes, list[str], list[str], d
         await call("Emulation.setDeviceMetricsOverride", sid, width=1280, height=2000,
                    deviceScaleFactor=1, mobile=False)
         await call("Page.navigate", sid, url=url)
-        await asyncio.wait_for(loaded, 30)
+        await asyncio.wait_for(watch.loaded, 30)
         await asyncio.sleep(0.5)
         got = await call("Runtime.evaluate", sid, returnByValue=True, expression=(
             "({canvases: document.querySelectorAll('canvas').length,"
             " width: document.documentElement.scrollWidth})"))
         return got["result"]["value"], await call("Page.captureScreenshot", sid, format="png")
 
-    drawn, shot = await in_page(ws_url, on_event, work)
-    others = [u for u in requests if u != url and not u.startswith("data:")]
-    return base64.b64decode(shot["data"]), errors, others, drawn
+    drawn, shot = await in_page(ws_url, watch, work)
+    others = [u for u in watch.requests if u != url and not u.startswith("data:")]
+    return base64.b64decode(shot["data"]), watch.errors, others, drawn
 
 
 def test_report_renders_in_chromium(run_dir: Path):
