@@ -54,9 +54,11 @@ class ModelView:
     # p95, p99] (ms; None where the second held no request)
     points: list[list[float | None]] = field(default_factory=list)
     names: dict[str, NameCounts] = field(default_factory=dict)
-    whole: dict[str, IntervalStats] = field(default_factory=dict)   # Aggregated, so far:
-    # read on the coordinator's side only
+    # so far, read on the coordinator's side only: Aggregated, and each request name a
+    # threshold names (the rest need no histogram here: /metrics has their counts)
+    whole: dict[str, IntervalStats] = field(default_factory=dict)
     totals: dict[str, Any] = field(default_factory=dict)   # the table's row, so far
+    name_totals: dict[str, dict[str, Any]] = field(default_factory=dict)   # those names
     result: ModelResult | None = None
 
 
@@ -80,6 +82,7 @@ class LiveBoard:
         self.run_dir: str | None = None
         self.started = time.time()
         self._verdict: tuple[int, dict[str, Any] | None] = (0, None)
+        self.judged_names = {th.request for th in scenario.thresholds if th.request}
 
     # -- fed by the coordinator's thread ----------------------------------------------------
 
@@ -120,10 +123,17 @@ class LiveBoard:
             below, sum_us = cumulative_at(cell.hist, _BUCKETS_US)
             updates[name] = (cell.hist.get_total_count(), below, sum_us / 1e6,
                              [(error_kind(k)[0], v) for k, v in cell.errors.items()])
-        totals = self._totals(view.whole[AGGREGATED], max(second + span, 1e-9))
+        seconds = max(second + span, 1e-9)
+        totals = self._totals(view.whole[AGGREGATED], seconds)
+        judged = {}
+        for name in self.judged_names & cells.keys():
+            view.whole.setdefault(name, IntervalStats()).add(cells[name])
+        for name in self.judged_names & view.whole.keys():
+            judged[name] = self._totals(view.whole[name], seconds)
         with self.lock:
             view.points.append(point)
             view.totals = totals
+            view.name_totals.update(judged)
             for name, (requests, below, sum_s, errors) in updates.items():
                 counts = view.names.setdefault(name, NameCounts())
                 counts.requests += requests
@@ -180,7 +190,8 @@ class LiveBoard:
                      "run_dir": self.run_dir, "models": models,
                      "stop_requested": self.stop_requested.is_set()}
             done = [v.result for v in self.models if v.result is not None]
-        state["thresholds"] = self._thresholds(models)
+            judged = {v.label: dict(v.name_totals) for v in self.models}
+        state["thresholds"] = self._thresholds(models, judged)
         state["verdict"] = self._verdict_of(done)
         return state
 
@@ -199,16 +210,17 @@ class LiveBoard:
         planned = self.scenario.run_seconds + self.scenario.warmup_s
         return round(max(planned - view.elapsed_s, 0.0), 1)
 
-    def _thresholds(self, models: list[dict[str, Any]]) -> list[str]:
-        """Thresholds on the Aggregated row crossed so far (a request's own thresholds are
-        judged at the end, from summary.csv)."""
+    def _thresholds(self, models: list[dict[str, Any]],
+                    judged: dict[str, dict[str, dict[str, Any]]]) -> list[str]:
+        """Thresholds crossed so far, on the Aggregated row or the request they name, as
+        the end of the run words them (reports/thresholds.py)."""
         crossed = []
         for th in self.scenario.thresholds:
-            if th.request is not None:
-                continue
             for m in models:
-                actual = m["totals"].get(th.metric)
-                if actual is not None and m["totals"].get("requests") and \
+                row = m["totals"] if th.request is None else \
+                    judged[m["label"]].get(th.request, {})
+                actual = row.get(th.metric)
+                if actual is not None and row.get("requests") and \
                         not th.holds(float(actual)):
                     crossed.append(f"{m['label']}: {th} (was {float(actual):.4g})")
         return crossed
