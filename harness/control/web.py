@@ -20,6 +20,7 @@ import re
 import threading
 import time
 from typing import Any
+from urllib.parse import quote, urlsplit
 
 from aiohttp import web
 
@@ -154,7 +155,6 @@ class WebServer:
     def _with_token(self, path: str) -> str:
         if self.token is None:
             return path
-        from urllib.parse import quote
         return f"{path}?token={quote(self.token)}"
 
     async def _page(self, request: web.Request) -> web.Response:
@@ -209,6 +209,12 @@ class WebServer:
         return response
 
     async def _stop(self, request: web.Request) -> web.Response:
+        # a page of another origin may POST here too (a form needs no CORS preflight): the
+        # browser names the page's origin, and only the dashboard's own may stop the run
+        origin = request.headers.get("Origin")
+        if origin is not None and urlsplit(origin).netloc != request.host:
+            return web.json_response({"error": f"a page at {origin} may not stop this run"},
+                                     status=403)
         self.board.stop_requested.set()
         return web.json_response({"stopping": True}, status=202)
 

@@ -200,6 +200,15 @@ def test_token_rules_on_loopback(tmp_path: Path):
             assert fetch(base + path, "wrong")[0] == 401
             assert fetch(base + path, "s3cret")[0] == 200
         assert fetch(base + "?token=s3cret")[0] == 200
+        # a page of another origin cannot stop the run (a form POST needs no preflight)
+        req = urllib.request.Request(base + "api/stop", method="POST", headers={
+            "Authorization": "Bearer s3cret", "Origin": "http://evil.example"})
+        try:
+            urllib.request.urlopen(req, timeout=5)
+            raise AssertionError("a foreign origin stopped the run")
+        except urllib.error.HTTPError as exc:
+            assert exc.code == 403
+        assert json.loads(fetch(base + "api/state", "s3cret")[1])["stop_requested"] is False
         page = fetch(base + "?token=s3cret")[1].decode()
         assert "/assets/charts.js?token=s3cret" in page   # the page's own requests carry it
         port = urlsplit(base).port
