@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import math
 import threading
-import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -80,7 +79,6 @@ class LiveBoard:
         self.models = [ModelView(m.label, i) for i, m in enumerate(scenario.models)]
         self.ending: str | None = None
         self.run_dir: str | None = None
-        self.started = time.time()
         self._verdict: tuple[int, dict[str, Any] | None] = (0, None)
         self.judged_names = {th.request for th in scenario.thresholds if th.request}
 

@@ -88,7 +88,7 @@ class WebServer:
             self.loop = loop
             try:
                 loop.run_until_complete(self._bind(started))
-            except OSError as exc:
+            except Exception as exc:  # noqa: BLE001 - any failure to listen is the option's
                 started["error"] = exc
             ready.set()
             if "error" not in started:
@@ -101,7 +101,7 @@ class WebServer:
         if "error" in started:
             exc = started["error"]
             raise OptionError(f"--web {self.host}:{self.port}: cannot listen: "
-                              f"{exc.strerror or exc}")
+                              f"{getattr(exc, 'strerror', None) or exc}")
         host = f"[{self.host}]" if ":" in self.host else self.host
         self.url = f"http://{host}:{started['port']}/"
         return self.url
@@ -134,7 +134,7 @@ class WebServer:
         await self.runner.setup()
         site = web.TCPSite(self.runner, self.host, self.port, reuse_address=True)
         await site.start()
-        started["port"] = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        started["port"] = self.runner.addresses[0][1]   # the port bound (0 picks one)
 
     # -- handlers (the web thread) ----------------------------------------------------------
 
