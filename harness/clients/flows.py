@@ -20,7 +20,6 @@ from harness.clients.failures import EXTRACT_FAILED, STATUS
 from harness.clients.templates import (
     DEFAULT_ACCEPTED,
     Compiled,
-    Pieces,
     Render,
     as_is,
     compile_pieces,
@@ -30,6 +29,7 @@ from harness.clients.templates import (
     in_path,
     refs,
     renderer,
+    static_text,
 )
 from harness.clients.wire import length_for
 
@@ -79,31 +79,15 @@ class Step:
     think_s: float
     wants_body: bool
     fixed_headers: list[tuple[str, str]]    # the base headers this step does not replace
-    head: Compiled = ()      # request line and headers, for the bytes on the wire
-    head_render: Render | None = None
+    head: Render             # request line and headers, for the bytes on the wire
     wanted: frozenset[bytes] = frozenset()   # answer headers it reads (lower; Set-Cookie
     # too when the user keeps a jar)
     sets_cookie: bool = False    # it has its own Cookie header: the jar's is not added
-    always_length: bool = False  # Content-Length even without a body (wire.length_for)
     is_head: bool = False
-    # the fast engine's shortcuts where a step has no reference: its head, and its body
-    # with the Content-Length line before it, already joined
+    # the fast engine's shortcuts where a part has no reference: the head, and the body
+    # with its Content-Length line before it (end_of_head), joined once
     head_text: str | None = None
     body_tail: bytes | None = None
-    body_static: str | None = None   # the body when it has no reference
-
-    def __post_init__(self) -> None:
-        self.head_render = renderer(self.head)
-        if all(p.__class__ is str for p in self.head):
-            self.head_text = "".join(self.head)
-        if self.body is None:
-            body = b""
-        elif self.body_static is not None:
-            body = self.body_static.encode()
-        else:
-            return
-        self.body_tail = b"\r\n" if not body and not self.always_length else \
-            f"Content-Length: {len(body)}\r\n\r\n".encode("latin-1") + body
 
     @property
     def capture(self) -> int:
@@ -137,22 +121,23 @@ def compile_flow(raw: dict[str, Any], k: int, first_step_k: int,
         path, body = compile_template(s["path"]), compile_template(s["body"])
         named = frozenset(e["expr"].lower().encode("latin-1") for e in s["extract"]
                           if e["kind"] == "header")
+        path_c = compile_pieces(path, in_path)
+        headers_c = [(n, compile_pieces(p, in_header)) for n, p in headers]
         body_c = compile_pieces(body, in_json if json_body else as_is)
-        step = Step(first_step_k + i, s["name"], s["method"],
-                    renderer(compile_pieces(path, in_path)),
-                    [(n, renderer(compile_pieces(p, in_header))) for n, p in headers],
+        head_c = _head(s["method"], base_path, path_c, fixed, headers_c)
+        body_text = static_text(body_c)
+        step = Step(first_step_k + i, s["name"], s["method"], renderer(path_c),
+                    [(n, renderer(c)) for n, c in headers_c],
                     renderer(body_c) if body_c else None,
                     frozenset(s["expect_status"]) or DEFAULT_ACCEPTED, extracts,
                     float(s["think_time_s"]),
                     wants_body=any(e["kind"] in ("json", "regex") for e in s["extract"]),
-                    fixed_headers=fixed,
-                    head=_head(s["method"], base_path, path, fixed, headers),
+                    fixed_headers=fixed, head=renderer(head_c),
                     wanted=named | {b"set-cookie"} if cookies else named,
-                    sets_cookie="cookie" in own,
-                    always_length=length_for(s["method"], b"") is not None,
-                    is_head=s["method"] == "HEAD",
-                    body_static="".join(body_c) if all(isinstance(p, str) for p in body_c)
-                    and body_c else None)
+                    sets_cookie="cookie" in own, is_head=s["method"] == "HEAD",
+                    head_text=static_text(head_c),
+                    body_tail=None if body_text is None else
+                    end_of_head(s["method"], body_text.encode()))
         for piece in (*refs(path), *refs(body), *(r for _, p in headers for r in refs(p))):
             if piece.kind == "data":
                 tables.add(piece.a)
@@ -160,14 +145,23 @@ def compile_flow(raw: dict[str, Any], k: int, first_step_k: int,
     return Flow(k, raw["name"], steps, sorted(tables))
 
 
-def _head(method: str, base_path: str, path: Pieces, fixed: list[tuple[str, str]],
-          headers: list[tuple[str, Pieces]]) -> Compiled:
+def end_of_head(method: str, body: bytes) -> bytes:
+    """What follows a step's headers on the wire: Content-Length as wire.length_for says
+    (every model's rule), the blank line, the body."""
+    length = length_for(method, body)
+    if length is None:
+        return b"\r\n" + body
+    return f"Content-Length: {length}\r\n\r\n".encode("latin-1") + body
+
+
+def _head(method: str, base_path: str, path: Compiled, fixed: list[tuple[str, str]],
+          headers: list[tuple[str, Compiled]]) -> Compiled:
     """The request line and headers as one compiled template (adjacent text merged), so
-    the fast engine renders a step's head with one join."""
-    parts: list[Any] = [f"{method} {base_path}", *compile_pieces(path, in_path),
+    the fast engine renders a step's head in one call."""
+    parts: list[Any] = [f"{method} {base_path}", *path,
                         " HTTP/1.1\r\n" + "".join(f"{n}: {v}\r\n" for n, v in fixed)]
     for name, pieces in headers:
-        parts += [f"{name}: ", *compile_pieces(pieces, in_header), "\r\n"]
+        parts += [f"{name}: ", *pieces, "\r\n"]
     merged: list[Any] = []
     for part in parts:
         if isinstance(part, str) and merged and isinstance(merged[-1], str):
@@ -262,16 +256,14 @@ class Iteration:
             return None
         head = step.head_text
         if head is None:
-            head = step.head_render(self)  # type: ignore[misc]
+            head = step.head(self)
         jar = self.user.jar
         if jar is not None and jar.cookies and not step.sets_cookie:
             head += f"Cookie: {jar.header()}\r\n"
-        if step.body_tail is not None:
-            return head.encode("latin-1") + step.body_tail
-        body = step.body(self).encode()  # type: ignore[misc]
-        if body or step.always_length:
-            return f"{head}Content-Length: {len(body)}\r\n\r\n".encode("latin-1") + body
-        return (head + "\r\n").encode("latin-1")
+        tail = step.body_tail
+        if tail is None:
+            tail = end_of_head(step.method, step.body(self).encode())  # type: ignore[misc]
+        return head.encode("latin-1") + tail
 
     def answer(self, answer: Answer) -> tuple[str, int] | None:
         """None when the step succeeded, else (error kind, status) -- and the rest of the

@@ -174,11 +174,16 @@ def compile_pieces(pieces: Pieces, escape: Callable[[str], str]) -> Compiled:
 Render = Callable[[Any], str]
 
 
+def static_text(compiled: Compiled) -> str | None:
+    """The template's text when it holds no reference (it renders the same every time)."""
+    return "".join(compiled) if all(isinstance(p, str) for p in compiled) else None
+
+
 def renderer(compiled: Compiled) -> Render:
     """One function rendering the template: its pieces in one f-string, generated from
     identifiers only (never from the template's text), a quarter of a join's time."""
-    if all(isinstance(p, str) for p in compiled):
-        text = "".join(compiled)
+    text = static_text(compiled)
+    if text is not None:
         return lambda it: text
     namespace: dict[str, Any] = {}
     terms = []
