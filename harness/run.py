@@ -127,10 +127,8 @@ def _execute(scenario: Scenario, out: Path, target: str | None, n: int, bind: st
     coordinator: Coordinator | None = None
     journal = _made(lambda: Journal(run_dir), run_dir)
     sink = _made(lambda: IntervalSink(run_dir, scenario), run_dir)
-    watch: dict[str, Any] = {}
     if board is not None:
         sink.listeners.append(board)
-        watch["stop"] = board.stop_requested
 
         def both(result: ModelResult, elapsed: float, extra: dict[str, Any]) -> None:
             terminal(result, elapsed, extra)
@@ -142,7 +140,8 @@ def _execute(scenario: Scenario, out: Path, target: str | None, n: int, bind: st
         try:
             try:
                 coordinator = Coordinator(scenario, url, bind, n, progress, journal=journal,
-                                          sink=sink, lost_after_s=lost_after_s, **watch,
+                                          sink=sink, lost_after_s=lost_after_s,
+                                          stop=board.stop_requested if board else None,
                                           **(coordinator_kwargs or {}))
                 if local_workers:
                     procs = start_local_workers(coordinator.endpoint, n)

@@ -32,7 +32,7 @@ class Journeys:
 
     flows: list[Flow]
     user: FlowUser
-    exchange: Callable[[Outgoing], Any]
+    exchange: Callable[[Any], Any]   # an Outgoing, or with `wire` the step's bytes
     wire: bool = False      # the exchange takes the step as bytes (Iteration.next_wire)
 
 
