@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +31,16 @@ class _Ctx:
         if not isinstance(raw, dict):
             raise self.fail(key, f"expected a table, got {_show(raw)}")
         return raw
+
+    def entries(self, raw: list[Any], key: str, allowed: tuple[str, ...]
+                ) -> Iterator[tuple[int, str, dict[str, Any]]]:
+        """An array of tables, each checked to be a table of `allowed` keys: (index, its
+        name for messages like `[[requests]][2]`, the table)."""
+        for i, item in enumerate(raw):
+            where = f"{key}[{i}]"
+            table = self.table(item, where)
+            self.keys(table, allowed, where)
+            yield i, where, table
 
     def keys(self, raw: dict[str, Any], allowed: tuple[str, ...], where: str) -> None:
         for key in raw:

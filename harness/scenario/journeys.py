@@ -31,10 +31,7 @@ def _data(ctx: _Ctx, raw: Any, base: Path | None) -> tuple[DataTable, ...]:
     if not isinstance(raw, list):
         raise ctx.fail("[[data]]", f"expected an array of tables, got {_show(raw)}")
     out: list[DataTable] = []
-    for i, item in enumerate(raw):
-        where = f"[[data]][{i}]"
-        item = ctx.table(item, where)
-        ctx.keys(item, ("name", "file", "order"), where)
+    for _, where, item in ctx.entries(raw, "[[data]]", ("name", "file", "order")):
         name = ctx.string(item.get("name"), f"{where}.name", _NAME_RE,
                           "a name of letters, digits, _ or - (templates say {{name.column}})")
         if any(t.name == name for t in out):
@@ -92,10 +89,7 @@ def _flows(ctx: _Ctx, raw: Any, tables: tuple[DataTable, ...], names: set[str],
         raise ctx.fail("[[flows]]", f"expected an array of tables, got {_show(raw)}")
     columns = {t.name: set(t.columns) for t in tables}
     out: list[FlowSpec] = []
-    for i, item in enumerate(raw):
-        where = f"[[flows]][{i}]"
-        item = ctx.table(item, where)
-        ctx.keys(item, ("name", "weight", "steps"), where)
+    for _, where, item in ctx.entries(raw, "[[flows]]", ("name", "weight", "steps")):
         name = ctx.string(item.get("name"), f"{where}.name", _REQUEST_NAME,
                           "a name of 1 to 200 characters, no control characters")
         if any(f.name == name for f in out):
@@ -107,11 +101,9 @@ def _flows(ctx: _Ctx, raw: Any, tables: tuple[DataTable, ...], names: set[str],
                                              f"{_show(raw_steps)}")
         defined: set[str] = set()
         steps = []
-        for j, st in enumerate(raw_steps):
-            at = f"{where}.steps[{j}]"
-            st = ctx.table(st, at)
-            ctx.keys(st, ("name", "method", "path", "headers", "body", "expect_status",
-                          "extract", "think_time"), at)
+        for j, at, st in ctx.entries(raw_steps, f"{where}.steps",
+                                     ("name", "method", "path", "headers", "body",
+                                      "expect_status", "extract", "think_time")):
             request = _request(ctx, {k: v for k, v in st.items()
                                      if k not in ("extract", "think_time")}, at, names,
                                f"{name}-{j}", templated=True)

@@ -38,11 +38,9 @@ def _models(ctx: _Ctx, raw: Any) -> tuple[ModelSpec, ...]:
     if not isinstance(raw, list) or not raw:
         raise ctx.fail("[[models]]", f"expected at least one model, got {_show(raw)}")
     out = []
-    for i, item in enumerate(raw):
-        where = f"[[models]][{i}]"
-        item = ctx.table(item, where)
-        ctx.keys(item, ("model", "engine", "processes", "sub_model", "cpu_work", "concurrency"),
-                 where)
+    for _, where, item in ctx.entries(raw, "[[models]]", ("model", "engine", "processes",
+                                                        "sub_model", "cpu_work",
+                                                        "concurrency")):
         model = item.get("model")
         if not isinstance(model, str) or model not in MODELS:
             raise ctx.fail(f"{where}.model", f"expected one of {', '.join(MODELS)}, "

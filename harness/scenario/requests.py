@@ -28,11 +28,9 @@ def _requests(ctx: _Ctx, raw: Any, flows: bool = False) -> tuple[RequestSpec, ..
         raise ctx.fail("[[requests]]", f"expected at least one request, got {_show(raw)}")
     out: list[RequestSpec] = []
     names: set[str] = set()
-    for i, item in enumerate(raw):
-        where = f"[[requests]][{i}]"
-        item = ctx.table(item, where)
-        ctx.keys(item, ("name", "method", "path", "headers", "body", "weight", "expect_status"),
-                 where)
+    for i, where, item in ctx.entries(raw, "[[requests]]", ("name", "method", "path",
+                                                          "headers", "body", "weight",
+                                                          "expect_status")):
         out.append(_request(ctx, item, where, names, f"request{i}"))
     return tuple(out)
 
