@@ -17,15 +17,13 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from harness.control.coordinator import Coordinator
 from harness.control.journal import Journal
-from harness.control.live import LiveBoard
 from harness.control.messages import LOST_AFTER_S
 from harness.control.outcome import ModelResult, RunOutcome
 from harness.control.progress import Progress
-from harness.control.web import WebServer
 from harness.embedded import EmbeddedMock
 from harness.errors import RunError
 from harness.reports import results, thresholds
@@ -34,6 +32,9 @@ from harness.reports.intervals import IntervalSink, is_flow
 from harness.reports.verdict import decide, format_verdict
 from harness.scenario import Scenario
 from harness.stats import error_kind
+
+if TYPE_CHECKING:
+    from harness.control.live import LiveBoard
 
 T = TypeVar("T")
 
@@ -89,7 +90,9 @@ def execute(scenario: Scenario, out: Path, *, target: str | None = None,
     it is bound before anything else, so a taken port leaves nothing behind."""
     n = workers or scenario.workers
     board, server = None, None
-    if web is not None:
+    if web is not None:   # imported only here: a run without --web does not pay for them
+        from harness.control.live import LiveBoard
+        from harness.control.web import WebServer
         board = LiveBoard(scenario, n)
         server = WebServer(board, *web)
         print(f"dashboard: {server.start()}", flush=True)
