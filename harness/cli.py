@@ -74,6 +74,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     rep = sub.add_parser("report", help="build report.html for a run directory")
     rep.add_argument("run_dir")
+    shown = rep.add_mutually_exclusive_group()
+    shown.add_argument("--markdown", action="store_true",
+                       help="print a Markdown summary instead (a CI job's summary page)")
+    shown.add_argument("--github-output", action="store_true",
+                       help="print p99-ms= and rps= lines (JSON by model) for $GITHUB_OUTPUT")
 
     cmp_ = sub.add_parser("compare", help="compare runs: deltas with significance")
     cmp_.add_argument("inputs", nargs="+", metavar="RUN",
@@ -83,6 +88,27 @@ def build_parser() -> argparse.ArgumentParser:
                       default="table")
     cmp_.add_argument("--fail-on", default="", metavar="GATES",
                       help='e.g. "p99:+10%%,rps:-5%%,errors:+0.5pp": exit 99 when crossed')
+    cmp_.add_argument("--all", action="store_true", dest="show_all",
+                      help="after the rows that changed, print every row")
+    cmp_.add_argument("--min-change", type=_percent, default=None, metavar="PERCENT",
+                      help="smallest change reported (default 5; the error rate: a tenth "
+                           "of it in percentage points)")
+    cmp_.add_argument("--baseline", metavar="NAME",
+                      help="compare one run against every run of baselines/NAME")
+    cmp_.add_argument("--baseline-dir", default="baselines", metavar="DIR")
+    cmp_.add_argument("--junit", metavar="FILE", help="write the gates as JUnit XML")
+
+    base = sub.add_parser("baseline", help="keep runs as a baseline: add, show")
+    base_sub = base.add_subparsers(dest="action", required=True, parser_class=_Parser)
+    base_add = base_sub.add_parser("add", help="copy runs into baselines/NAME")
+    base_add.add_argument("name")
+    base_add.add_argument("run_dirs", nargs="+", metavar="RUN_DIR")
+    base_show = base_sub.add_parser("show", help="list a baseline's runs and its noise")
+    base_show.add_argument("name")
+    for cmd in (base_add, base_show):
+        cmd.add_argument("--dir", default="baselines", help="where baselines live")
+    base_show.add_argument("--html", metavar="FILE",
+                           help="also write a trend chart of each metric over the runs")
 
     keys = sub.add_parser("keys", help="make CURVE key pairs for coordinator and workers")
     keys.add_argument("dir")
@@ -131,6 +157,11 @@ def cmd_report(args: argparse.Namespace) -> int:
     journal (every result file rebuilt, partial), which exits 3."""
     from harness.recover import recover, unfinished
     from harness.reports.html import build_report
+    if args.markdown or args.github_output:
+        from harness.reports.markdown import github_outputs, markdown
+        out = markdown if args.markdown else github_outputs
+        print(out(Path(args.run_dir)), end="")
+        return EXIT_OK
     if unfinished(Path(args.run_dir)):
         return _ended(recover(Path(args.run_dir)), quiet=False)
     print(build_report(args.run_dir))
@@ -138,14 +169,59 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    from harness.reports.compare import run_compare
-    comparison = run_compare(args.inputs, args.format, args.fail_on)
+    from harness.reports.compare import MIN_CHANGE, run_compare
+    min_change = MIN_CHANGE if args.min_change is None else args.min_change
+    if args.baseline is not None:
+        from harness.reports.baselines import compare_baseline
+        if len(args.inputs) != 1:
+            raise OptionError("--baseline: give exactly one run directory to compare")
+        comparison = compare_baseline(Path(args.baseline_dir), args.baseline, args.inputs[0],
+                                      args.format, args.fail_on, args.show_all, min_change)
+    else:
+        comparison = run_compare(args.inputs, args.format, args.fail_on, args.show_all,
+                                 min_change)
+    if args.junit:
+        from harness.reports.junit import write_compare_junit
+        try:
+            write_compare_junit(Path(args.junit), comparison.rows, comparison.gates,
+                                args.baseline or args.inputs[0])
+        except OSError as exc:
+            raise OptionError(f"--junit {args.junit}: cannot write: "
+                              f"{exc.strerror or exc}") from None
     for line in comparison.notes:
         print(line, file=sys.stderr)
     print(comparison.text)
     for line in comparison.crossed:
         print(f"gate crossed: {line}", file=sys.stderr)
     return EXIT_CROSSED if comparison.crossed else EXIT_OK
+
+
+def cmd_baseline(args: argparse.Namespace) -> int:
+    from harness.reports import baselines
+    root = Path(args.dir)
+    if args.action == "add":
+        try:
+            added = baselines.add(root, args.name, args.run_dirs)
+        except OSError as exc:
+            raise OptionError(f"--dir {args.dir}: cannot write: {exc.strerror or exc}") \
+                from None
+        for path in added:
+            print(path)
+        runs = len(baselines.stored_runs(root, args.name))
+        if runs < baselines.MIN_RUNS:
+            print(f"note: baseline {args.name} has {runs} run(s); compare gates need at "
+                  f"least {baselines.MIN_RUNS}", file=sys.stderr)
+        return EXIT_OK
+    print(baselines.show(root, args.name))
+    if args.html:
+        from harness.reports.trend import write_trend
+        try:
+            write_trend(root, args.name, Path(args.html))
+        except OSError as exc:
+            raise OptionError(f"--html {args.html}: cannot write: {exc.strerror or exc}") \
+                from None
+        print(args.html)
+    return EXIT_OK
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
@@ -227,7 +303,7 @@ def cmd_import_har(args: argparse.Namespace) -> int:
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "run": cmd_run, "coordinator": cmd_run, "worker": cmd_worker, "report": cmd_report,
     "compare": cmd_compare, "keys": cmd_keys, "validate": cmd_validate,
-    "import-har": cmd_import_har,
+    "import-har": cmd_import_har, "baseline": cmd_baseline,
 }
 
 
@@ -244,6 +320,18 @@ def main(argv: list[str] | None = None) -> int:
 
 
 # -- option checks ---------------------------------------------------------------------------
+
+def _percent(text: str) -> float:
+    """--min-change: a number of percent, 0..1000 (argparse shows the message)."""
+    try:
+        value = float(text.rstrip("%"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a percentage, got {text[:40]!r}") \
+            from None
+    if not 0 <= value <= 1000:
+        raise argparse.ArgumentTypeError(f"expected 0..1000, got {text[:40]!r}")
+    return value
+
 
 def _count(n: int, noun: str) -> str:
     return f"{n} {noun}" if n == 1 else f"{n} {noun}s"

@@ -4,6 +4,7 @@
     ├── UsageError          the user's input is wrong; nothing was sent     -> exit 2
     │   ├── ScenarioError   a scenario file or --set (names file and key)
     │   ├── CompareError    an input of `harness compare` or a --fail-on gate
+    │   │   └── BaselineError  a baseline name, a missing baseline, a run unlike its runs
     │   ├── ReportError     a directory that is not a run directory
     │   ├── KeyFileError    a CURVE key directory that is missing a file or a key
     │   └── OptionError     a command-line option (endpoint, --out, --workers ...)
@@ -37,6 +38,10 @@ class ScenarioError(UsageError):
 
 class CompareError(UsageError):
     """An input that cannot be compared: the message names the file."""
+
+
+class BaselineError(CompareError):
+    """A baseline that cannot be used or added to: the message names the run or name."""
 
 
 class ReportError(UsageError):

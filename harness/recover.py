@@ -19,7 +19,7 @@ from harness.scenario import parse_scenario
 
 # the files a run writes; a recovery writes them all anew from the journal
 _WRITTEN = ("summary.csv", "summary-histograms.csv", "timeseries.csv", "errors.csv",
-            "statuses.csv", "verdict.csv", "report.html")
+            "statuses.csv", "verdict.csv", "junit.xml", "report.html")
 
 
 def unfinished(run_dir: Path) -> bool:

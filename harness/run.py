@@ -29,6 +29,7 @@ from harness.errors import RunError
 from harness.reports import results, thresholds
 from harness.reports.html import build_report
 from harness.reports.intervals import IntervalSink, is_flow
+from harness.reports.junit import write_run_junit
 from harness.reports.verdict import decide, format_verdict
 from harness.scenario import Scenario
 from harness.stats import error_kind
@@ -245,6 +246,9 @@ def _finish(scenario: Scenario, run_dir: Path, outcome: RunOutcome, url: str, em
                       mock_stats=mock_stats, extra=extra)
     if verdict is not None:
         verdict.table.to_csv(run_dir / "verdict.csv", index=False)
+    write_run_junit(run_dir, scenario, summary, {
+        label: f"{label} saturated its client (load process CPU >= 90% in {t.saturated_s} "
+               f"of {t.sampled_s} measured seconds)" for label, t in saturated.items()})
     build_report(run_dir)
     for label, t in saturated.items():
         lines.append(f"warning: {label} saturated its client (load process CPU >= 90% in "

@@ -3,9 +3,13 @@
 Inputs: our run directories, our summary.csv files, or Locust `*_stats.csv` files (with
 their `*_stats_history.csv` when present). Rows match by model and request name; against
 Locust, by name. Significance is benchstat's way: a Mann-Whitney U test on the per-second
-samples (timeseries.csv, Locust's history); `~` when p >= 0.05 or there are too few
-samples. Gates (`--fail-on`) fire only on significant changes, except where an input has
-no per-second samples, where the plain delta decides.
+samples (timeseries.csv, Locust's history), then Holm's step-down correction across every
+row the comparison tested (75 rows at p < 0.05 would give about four changes by chance
+alone; Holm keeps the chance of even one false change under 5%). A row is *changed* when
+it survives Holm and moved by at least `--min-change` (5%, or 0.5 percentage points of
+error rate): a significant 0.3% is real but not news. Gates (`--fail-on`) fire only on rows
+that survive Holm, except where an input has no per-second samples, where the plain delta
+decides. The output leads with one line: "no change beyond noise" or what changed.
 """
 
 from __future__ import annotations
@@ -25,6 +29,10 @@ from harness.reports.results import read_csv
 
 ALPHA = 0.05
 MIN_SAMPLES = 4
+MIN_CHANGE = 5.0          # % (rps, latencies) — and MIN_CHANGE / 10 pp for the error rate
+CORRECTION = "Holm"
+# which way is worse, per metric: a regression is a change this way
+WORSE = {"rps": -1, "p50": 1, "p95": 1, "p99": 1, "errors": 1}
 METRICS = ("rps", "p50", "p95", "p99", "errors")   # errors = error rate
 _GATE = re.compile(r"^\s*(rps|p50|p95|p99|errors)\s*:\s*([+-])\s*(\d+(?:\.\d+)?)\s*(%|pp)\s*$")
 
@@ -195,6 +203,60 @@ def compare_sources(base: Source, new: Source) -> list[dict[str, Any]]:
     return rows
 
 
+def holm(pvalues: list[float]) -> list[float]:
+    """Holm's step-down adjusted p-values (same order as given): the i-th smallest of m is
+    multiplied by m - i, kept monotone, capped at 1. Controls the family-wise error rate
+    without assuming the tests are independent (rows of one run are not)."""
+    m = len(pvalues)
+    order = sorted(range(m), key=lambda i: pvalues[i])
+    adjusted = [1.0] * m
+    running = 0.0
+    for rank, i in enumerate(order):
+        running = max(running, min(1.0, (m - rank) * pvalues[i]))
+        adjusted[i] = running
+    return adjusted
+
+
+def correct(rows: list[dict[str, Any]], min_change: float = MIN_CHANGE) -> None:
+    """Holm across every tested row; `significant` now means "survives Holm", `changed`
+    also asks for at least `min_change` (errors: min_change / 10 pp)."""
+    tested = [r for r in rows if r["p"] is not None]
+    for r, adj in zip(tested, holm([r["p"] for r in tested]), strict=True):
+        r["p_adj"] = adj
+        r["significant"] = adj < ALPHA
+    for r in rows:
+        r.setdefault("p_adj", None)
+        if r["p"] is None:
+            r["significant"] = False
+        floor = min_change / 10 if r["unit"] == "pp" else min_change
+        moved = not math.isnan(r["delta"]) and abs(r["delta"]) >= floor
+        r["changed"] = bool(moved and (r["significant"] or not r["has_samples"]))
+        r["regression"] = bool(r["changed"] and r["delta"] * WORSE[r["metric"]] > 0)
+
+
+def headline(rows: list[dict[str, Any]], tested_by: str) -> str:
+    """The one line a person reads first."""
+    changed = [r for r in rows if r["changed"]]
+    if not changed:
+        return f"no change beyond noise ({len(rows)} rows, {tested_by})"
+    worse = [r for r in changed if r["regression"]]
+    better = [r for r in changed if not r["regression"]]
+    parts = []
+    if worse:
+        parts.append(f"{len(worse)} regression{'s' if len(worse) != 1 else ''}: "
+                     + ", ".join(_short(r) for r in worse[:5])
+                     + (f" and {len(worse) - 5} more" if len(worse) > 5 else ""))
+    if better:
+        parts.append(f"{len(better)} improvement{'s' if len(better) != 1 else ''}: "
+                     + ", ".join(_short(r) for r in better[:5])
+                     + (f" and {len(better) - 5} more" if len(better) > 5 else ""))
+    return "; ".join(parts) + f" ({len(rows)} rows, {tested_by})"
+
+
+def _short(r: dict[str, Any]) -> str:
+    return f"{r['model']} {r['name']} {r['metric']} {r['delta']:+.1f}{r['unit']}"
+
+
 def parse_gates(text: str) -> list[tuple[str, float, str]]:
     gates = []
     for part in [p for p in text.split(",") if p.strip()]:
@@ -227,18 +289,24 @@ def _mark(r: dict[str, Any]) -> str:
     if r["p"] is None:
         return f"~ ({r['n']}, too few samples)" if r["has_samples"] else "(no samples)"
     delta = f"{r['delta']:+.2f}{r['unit']}" if not math.isnan(r["delta"]) else "n/a"
-    return f"{delta} (p={r['p']:.3f} {r['n']})" if r["significant"] else \
-        f"~ (p={r['p']:.3f} {r['n']})"
+    p = f"p={r['p']:.3f} holm={r['p_adj']:.3f} {r['n']}"
+    if r.get("changed"):
+        return f"{delta} ({p})"
+    return f"~ {delta}, under the minimum change ({p})" if r["significant"] else f"~ ({p})"
 
 
-def render(rows: list[dict[str, Any]], fmt: str) -> str:
-    if fmt == "json":
-        return json.dumps(rows, indent=2, default=str)
-    frame = pd.DataFrame([{
+def _frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
+    return pd.DataFrame([{
         "model": r["model"], "name": r["name"], "metric": r["metric"],
         "old": round(r["old"], 3), "new": round(r["new"], 3),
         "delta": "n/a" if math.isnan(r["delta"]) else f"{r['delta']:+.2f}{r['unit']}",
-        "p": "" if r["p"] is None else f"{r['p']:.4f}", "verdict": _mark(r)} for r in rows])
+        "p": "" if r["p"] is None else f"{r['p']:.4f}",
+        "p_holm": "" if r.get("p_adj") is None else f"{r['p_adj']:.4f}",
+        "verdict": _mark(r)} for r in rows])
+
+
+def table_text(frame: pd.DataFrame, fmt: str) -> str:
+    """A frame as a plain table, Markdown, or CSV."""
     if fmt == "csv":
         return frame.to_csv(index=False).rstrip("\n")
     if fmt == "markdown":
@@ -250,6 +318,23 @@ def render(rows: list[dict[str, Any]], fmt: str) -> str:
     return frame.to_string(index=False)
 
 
+def render(rows: list[dict[str, Any]], fmt: str, show_all: bool = True,
+           lead: str | None = None, frame_of: Any = _frame) -> str:
+    """json and csv: every row (for machines). table and markdown: the one-line answer
+    first, then the rows that changed, then (show_all) every row."""
+    if fmt == "json":
+        return json.dumps(rows, indent=2, default=str)
+    if fmt == "csv":
+        return table_text(frame_of(rows), fmt)
+    out = [f"**{lead}**" if fmt == "markdown" and lead else lead or ""]
+    changed = [r for r in rows if r["changed"]]
+    if changed:
+        out += ["", "changed:", table_text(frame_of(changed), fmt)]
+    if show_all:
+        out += ["", "all rows:", table_text(frame_of(rows), fmt)]
+    return "\n".join(out).strip("\n")
+
+
 @dataclass
 class Comparison:
     """What `harness compare` found: the rendered table, the gates crossed, and notes a
@@ -258,6 +343,8 @@ class Comparison:
     text: str
     crossed: list[str]
     notes: list[str]
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    gates: list[tuple[str, float, str]] = field(default_factory=list)
 
 
 def _notes(sources: list[Source]) -> list[str]:
@@ -280,7 +367,8 @@ def _too_few(rows: list[dict[str, Any]], gates: list[tuple[str, float, str]]) ->
                    if r["metric"] in gated and r["has_samples"] and r["p"] is None})
 
 
-def run_compare(inputs: list[str], fmt: str, fail_on: str) -> Comparison:
+def run_compare(inputs: list[str], fmt: str, fail_on: str, show_all: bool = False,
+                min_change: float = MIN_CHANGE) -> Comparison:
     """Compare every input with the first; CompareError for an input or gate that is bad,
     or for gates that could not fire (too few samples)."""
     if len(inputs) < 2:
@@ -288,6 +376,7 @@ def run_compare(inputs: list[str], fmt: str, fail_on: str) -> Comparison:
     gates = parse_gates(fail_on)
     sources = [load_source(arg) for arg in inputs]
     rows = [r for new in sources[1:] for r in compare_sources(sources[0], new)]
+    correct(rows, min_change)
     notes = _notes(sources)
     few = _too_few(rows, gates or [(m, 0.0, "") for m in METRICS])
     if few and gates:
@@ -297,4 +386,7 @@ def run_compare(inputs: list[str], fmt: str, fail_on: str) -> Comparison:
     if few:
         notes.append(f"note: too few per-second samples to judge significance "
                      f"(needs {MIN_SAMPLES} a side): {', '.join(few)}")
-    return Comparison(render(rows, fmt), crossed_gates(rows, gates), notes)
+    lead = headline(rows, f"Mann-Whitney per-second tests, {CORRECTION}-corrected at "
+                          f"alpha {ALPHA}, changes under {min_change:g}% ignored")
+    return Comparison(render(rows, fmt, show_all, lead), crossed_gates(rows, gates), notes,
+                      rows, gates)
