@@ -31,11 +31,11 @@ from harness.reports.compare import (
     MIN_CHANGE,
     Comparison,
     Source,
+    _significance,
     correct,
     crossed_gates,
     headline,
     load_source,
-    _significance,
     parse_gates,
     render,
 )
@@ -49,8 +49,9 @@ BOOTSTRAP = 2000
 def baseline_dir(root: Path, name: str) -> Path:
     """`root/name`, the name checked: a name is not a path."""
     if not _NAME.fullmatch(name) or name in (".", ".."):
-        shown = name if len(name) <= 60 else name[:57] + "..."
-        raise BaselineError(f"baseline name {shown!r}: expected letters, digits, '_', '.' "
+        shown = repr(name)
+        shown = shown if len(shown) <= 60 else shown[:56] + "...'"
+        raise BaselineError(f"baseline name {shown}: expected letters, digits, '_', '.' "
                             "or '-' (at most 64, no path)")
     return root / name
 
@@ -87,7 +88,9 @@ def add(root: Path, name: str, run_dirs: list[str]) -> list[Path]:
     base = baseline_dir(root, name)
     existing = stored_runs(root, name) if base.is_dir() else []
     want = _identity(existing[0]) if existing else None
-    seen: set[str] = {p.name for p in existing}
+    kept = {(p / "meta.json").read_bytes() for p in existing if (p / "meta.json").is_file()}
+    taken = {p.name for p in existing}
+    places = []
     for arg in run_dirs:
         run_dir = Path(arg)
         ident = _identity(run_dir)
@@ -98,14 +101,22 @@ def add(root: Path, name: str, run_dirs: list[str]) -> list[Path]:
         elif ident[1] != want[1]:
             raise BaselineError(f"{run_dir}: ran against {ident[1]}, baseline {name!r} "
                                 f"against {want[1]}")
-        if run_dir.resolve().name in seen:
+        meta = (run_dir / "meta.json").read_bytes()
+        if meta in kept:
             raise BaselineError(f"{run_dir}: already in baseline {name!r}")
-        seen.add(run_dir.resolve().name)
+        kept.add(meta)
+        # two runs started in one second under different --out share a run id
+        place, n = run_dir.resolve().name, 1
+        while place in taken:
+            n += 1
+            place = f"{run_dir.resolve().name}-{n}"
+        taken.add(place)
+        places.append(place)
     base.mkdir(parents=True, exist_ok=True)
     added = []
-    for arg in run_dirs:
+    for arg, place in zip(run_dirs, places, strict=True):
         run_dir = Path(arg).resolve()
-        tmp = base / f".{run_dir.name}.tmp"
+        tmp = base / f".{place}.tmp"
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir()
         for fname in KEPT:
@@ -113,8 +124,8 @@ def add(root: Path, name: str, run_dirs: list[str]) -> list[Path]:
                 shutil.copy2(run_dir / fname, tmp / fname)
         if (run_dir / "histograms").is_dir():
             shutil.copytree(run_dir / "histograms", tmp / "histograms")
-        tmp.replace(base / run_dir.name)
-        added.append(base / run_dir.name)
+        tmp.replace(base / place)
+        added.append(base / place)
     return added
 
 

@@ -42,7 +42,7 @@ class Suite:
 def _xml_text(text: str) -> str:
     """XML 1.0 cannot hold most control characters: a hostile request name must not make
     the file unreadable to the CI server."""
-    return "".join(c if c in "\t\n\r" or (" " <= c and c not in "\ufffe\uffff"
+    return "".join(c if c in "\t\n\r" or (c >= " " and c not in "\ufffe\uffff"
                                         and not "\ud800" <= c <= "\udfff") else "\ufffd"
                    for c in str(text))
 

@@ -62,7 +62,8 @@ def test_same_scenario_is_not_significant(runs):
         r = got[("Aggregated", metric)]
         assert not r["significant"], r
         assert r["n"] == "n=8+8"
-    table = run_harness("compare", runs["a"], runs["b"])
+    table = run_harness("compare", runs["a"], runs["b"], "--all")
+    assert table.stdout.startswith("no change beyond noise")
     assert "~ (p=" in table.stdout
 
 
@@ -85,7 +86,9 @@ def test_gates(runs):
 
 def test_formats(runs):
     md = run_harness("compare", runs["a"], runs["slow"], "--format", "markdown").stdout
-    assert md.startswith("| model | name | metric |")
+    assert md.startswith("**") and md.splitlines()[0].endswith("**")
+    assert "regression" in md.splitlines()[0]
+    assert "\n| model | name | metric |" in md
     rows_csv = list(csv.DictReader(io.StringIO(
         run_harness("compare", runs["a"], runs["slow"], "--format", "csv").stdout)))
     assert {r["metric"] for r in rows_csv} == {"rps", "p50", "p95", "p99", "errors"}
