@@ -237,8 +237,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     """`harness run` and `harness coordinator`: everything checked before anything starts."""
     from harness.scenario import load_scenario
     scenario = load_scenario(args.scenario, args.set, args.unset)
-    if args.target and not args.target.startswith(("http://", "https://")):
-        raise OptionError(f"--target: expected an http:// or https:// URL, got {args.target!r}")
+    if args.target is not None:
+        from harness.scenario.target import target_url
+        args.target, problem = target_url(args.target)
+        if problem:
+            raise OptionError(f"--target: {problem}")
     url = args.target or scenario.target_url
     tls_set = "tls" in scenario.raw.get("target", {})
     if url and url.startswith("http://") and (tls_set or scenario.handshake == "resume"):

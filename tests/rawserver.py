@@ -25,6 +25,7 @@ class RawServer:
     close_after: int | None = None      # responses per connection; the last says close
     http10: bool = False                # answer HTTP/1.0 without keep-alive (then close)
     body: bytes = b"ok"
+    redirect: str | None = None         # answer 301 to this Location (but for itself)
     requests: list[Seen] = field(default_factory=list)
     connections: int = 0
 
@@ -81,6 +82,9 @@ class RawServer:
                                        and answered >= self.close_after)
                 status = "HTTP/1.0 200 OK" if self.http10 else "HTTP/1.1 200 OK"
                 close = "Connection: close\r\n" if last and not self.http10 else ""
+                if self.redirect is not None and target != self.redirect:
+                    status = "HTTP/1.1 301 Moved Permanently"
+                    close += f"Location: {self.redirect}\r\n"
                 conn.sendall(f"{status}\r\nContent-Length: {len(self.body)}\r\n{close}\r\n"
                              .encode() + self.body)
                 if last:

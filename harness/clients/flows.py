@@ -31,7 +31,7 @@ from harness.clients.templates import (
     renderer,
     static_text,
 )
-from harness.clients.wire import length_for
+from harness.clients.wire import length_for, ordered
 
 
 @dataclass
@@ -78,7 +78,6 @@ class Step:
     extracts: list[tuple[str, Callable[[Answer, CookieJar], str | None]]]
     think_s: float
     wants_body: bool
-    fixed_headers: list[tuple[str, str]]    # the base headers this step does not replace
     head: Render             # request line and headers, for the bytes on the wire
     wanted: frozenset[bytes] = frozenset()   # answer headers it reads (lower; Set-Cookie
     # too when the user keeps a jar)
@@ -113,7 +112,8 @@ def compile_flow(raw: dict[str, Any], k: int, first_step_k: int,
     for i, s in enumerate(raw["steps"]):
         headers = [(name, compile_template(v)) for name, v in s["headers"]]
         own = {name.lower() for name, _ in s["headers"]}
-        fixed = [(n, v) for n, v in base if n.lower() not in own]
+        # wire.ordered: a step header replacing a default takes the default's place
+        headers = ordered([(n, [v]) for n, v in base], headers)
         json_body = any(n.lower() == "content-type" and "json" in v.lower()
                         for n, v in s["headers"])
         extracts = [(e["var"], compile_extract(Extract(e["var"], e["kind"], e["expr"])))
@@ -122,9 +122,10 @@ def compile_flow(raw: dict[str, Any], k: int, first_step_k: int,
         named = frozenset(e["expr"].lower().encode("latin-1") for e in s["extract"]
                           if e["kind"] == "header")
         path_c = compile_pieces(path, in_path)
-        headers_c = [(n, compile_pieces(p, in_header)) for n, p in headers]
+        headers_c = [(n, p if n.lower() not in own else compile_pieces(p, in_header))
+                     for n, p in headers]
         body_c = compile_pieces(body, in_json if json_body else as_is)
-        head_c = _head(s["method"], base_path, path_c, fixed, headers_c)
+        head_c = _head(s["method"], base_path, path_c, headers_c)
         body_text = static_text(body_c)
         step = Step(first_step_k + i, s["name"], s["method"], renderer(path_c),
                     [(n, renderer(c)) for n, c in headers_c],
@@ -132,7 +133,7 @@ def compile_flow(raw: dict[str, Any], k: int, first_step_k: int,
                     frozenset(s["expect_status"]) or DEFAULT_ACCEPTED, extracts,
                     float(s["think_time_s"]),
                     wants_body=any(e["kind"] in ("json", "regex") for e in s["extract"]),
-                    fixed_headers=fixed, head=renderer(head_c),
+                    head=renderer(head_c),
                     wanted=named | {b"set-cookie"} if cookies else named,
                     sets_cookie="cookie" in own, is_head=s["method"] == "HEAD",
                     head_text=static_text(head_c),
@@ -154,12 +155,11 @@ def end_of_head(method: str, body: bytes) -> bytes:
     return f"Content-Length: {length}\r\n\r\n".encode("latin-1") + body
 
 
-def _head(method: str, base_path: str, path: Compiled, fixed: list[tuple[str, str]],
+def _head(method: str, base_path: str, path: Compiled,
           headers: list[tuple[str, Compiled]]) -> Compiled:
     """The request line and headers as one compiled template (adjacent text merged), so
     the fast engine renders a step's head in one call."""
-    parts: list[Any] = [f"{method} {base_path}", *path,
-                        " HTTP/1.1\r\n" + "".join(f"{n}: {v}\r\n" for n, v in fixed)]
+    parts: list[Any] = [f"{method} {base_path}", *path, " HTTP/1.1\r\n"]
     for name, pieces in headers:
         parts += [f"{name}: ", *pieces, "\r\n"]
     merged: list[Any] = []
@@ -241,9 +241,12 @@ class Iteration:
         if step is None:
             return None
         body = step.body(self).encode() if step.body is not None else b""
-        headers = step.fixed_headers + [(name, r(self)) for name, r in step.headers]
+        headers = [(name, r(self)) for name, r in step.headers]
         if cookie := self._cookie(step):
             headers.append(("Cookie", cookie))
+        length = length_for(step.method, body)
+        if length is not None:   # last, as on the fast engine's wire (wire.py's order)
+            headers.append(("Content-Length", str(length)))
         path = self.user.base_path + step.path(self)
         return Outgoing(step.k, step.method, path, headers, body, step.wants_body,
                         step.wanted)
@@ -263,7 +266,7 @@ class Iteration:
         tail = step.body_tail
         if tail is None:
             tail = end_of_head(step.method, step.body(self).encode())  # type: ignore[misc]
-        return head.encode("latin-1") + tail
+        return head.encode("ascii") + tail
 
     def answer(self, answer: Answer) -> tuple[str, int] | None:
         """None when the step succeeded, else (error kind, status) -- and the rest of the

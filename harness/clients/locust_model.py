@@ -92,7 +92,8 @@ class LocustModel(LocalModel):
                     think = 0.0
                     with self.client.request(out.method, out.path, headers=dict(out.headers),
                                              data=out.body or None, name=run.it.step.name,
-                                             catch_response=True) as resp:
+                                             catch_response=True,
+                                             allow_redirects=False) as resp:
                         status = resp.status_code or 0
                         if status:
                             # the jar's cookies as Set-Cookie lines: `cookie` extraction
@@ -126,8 +127,11 @@ class LocustModel(LocalModel):
                     return
                 rec.sent[0] += 1  # counted when sent: the server counts it then too
                 spec = specs[k]
+                # redirects are answers, as in our models: a followed hop would be a
+                # request on the wire that requests_sent never counted, its row the last
+                # hop's status
                 kwargs: dict[str, Any] = {"headers": headers[k], "name": spec.name,
-                                          "catch_response": True}
+                                          "catch_response": True, "allow_redirects": False}
                 if spec.body:
                     kwargs["data"] = spec.body
                 if job.model == "locust-http":

@@ -115,9 +115,9 @@ def in_header(value: str) -> str:
         raise StepFailed(TEMPLATE_FAILED, "a value holding CR, LF or NUL cannot go into a "
                                           "header")
     try:
-        value.encode("latin-1")
+        value.encode("ascii")
     except UnicodeEncodeError:
-        raise StepFailed(TEMPLATE_FAILED, "a header value must be latin-1 text") from None
+        raise StepFailed(TEMPLATE_FAILED, "a header value must be ASCII text") from None
     return value
 
 

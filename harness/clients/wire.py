@@ -1,27 +1,34 @@
-"""What every model puts on the wire for a request: one documented header set.
+"""What every model puts on the wire for a request: one documented header set, in one
+documented order, in the same bytes.
 
-Every model sends exactly these headers for the same spec (names and values; the order is
-the library's), so a comparison of models compares models only:
+Every model (Locust's aside: its libraries add what they add) sends exactly these headers
+for the same spec, in this order:
 
     Host: HOST[:PORT]            the port only when it is not the scheme's default
     User-Agent: loadharness/VERSION
     Accept: */*
     Accept-Encoding: identity    no compression unless the scenario sets Accept-Encoding
+    <the scenario's other headers, in the scenario's order>
+    Cookie: ...                  a flow's cookie jar, when it holds cookies
     Content-Length: N            when there is a body, and for POST, PUT and PATCH
                                  (0 when they have none)
 
-A header the scenario sets replaces the default of the same name (case-insensitive).
-No Connection header: HTTP/1.1 keeps connections alive, and every model honours the
-server's `Connection: close`.
+A header the scenario sets replaces the default of the same name (case-insensitive) in
+the default's place. Header values are ASCII (the scenario check refuses anything else:
+http.client would send latin-1 and aiohttp UTF-8 for the same text). No Connection header:
+HTTP/1.1 keeps connections alive, and every model honours the server's `Connection: close`.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from importlib import metadata
+from typing import TypeVar
 
 from harness.scenario import RequestSpec
 
 BODY_METHODS = ("POST", "PUT", "PATCH")
+T = TypeVar("T")
 
 
 def _version() -> str:
@@ -45,15 +52,23 @@ def host_header(host: str, port: int, default_port: int = 80) -> str:
     return name if port == default_port else f"{name}:{port}"
 
 
+def ordered(base: Sequence[tuple[str, T]], own: Sequence[tuple[str, T]]
+            ) -> list[tuple[str, T]]:
+    """`base` with each header `own` names (case-insensitive) in its place, then the rest
+    of `own` in its order: the one header order of every model."""
+    mine = {k.lower(): (k, v) for k, v in own}
+    out = [mine.get(k.lower(), (k, v)) for k, v in base]
+    placed = {k.lower() for k, _ in base}
+    return out + [(k, v) for k, v in own if k.lower() not in placed]
+
+
 def headers_for(spec: RequestSpec, host: str, port: int,
                 default_port: int = 80) -> list[tuple[str, str]]:
-    """The request's headers but Content-Length: Host, the defaults, then the scenario's
-    own (which replace a default of the same name)."""
-    own = {k.lower() for k, _ in spec.headers}
-    out = [] if "host" in own else [("Host", host_header(host, port, default_port))]
-    out += [(k, v) for k, v in DEFAULT_HEADERS if k.lower() not in own]
-    out += list(spec.headers)
-    return out
+    """The request's headers in wire order: Host and the defaults (a scenario header of the
+    same name in its place), the scenario's others, Content-Length when there is one."""
+    out = ordered(base_headers(host, port, default_port), spec.headers)
+    length = content_length(spec)
+    return out if length is None else [*out, ("Content-Length", str(length))]
 
 
 def base_headers(host: str, port: int, default_port: int = 80) -> list[tuple[str, str]]:
@@ -79,7 +94,4 @@ def request_bytes(spec: RequestSpec, host: str, port: int, base_path: str,
     A flow step's is rendered from the same parts (flows.Iteration, `wire`)."""
     lines = [f"{spec.method} {base_path}{spec.path} HTTP/1.1"]
     lines += [f"{k}: {v}" for k, v in headers_for(spec, host, port, default_port)]
-    length = content_length(spec)
-    if length is not None:
-        lines.append(f"Content-Length: {length}")
-    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + spec.body
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("ascii") + spec.body

@@ -83,9 +83,19 @@ class _Ctx:
         return seconds
 
 
+SHOWN_MAX = 60
+
+
 def _show(value: Any) -> str:
+    """A value as an error message quotes it: on one line (control characters, CR and LF
+    escaped, so neither a second line nor a terminal escape sequence gets through), cut to
+    SHOWN_MAX characters (a 1 MB value is not echoed whole)."""
     if isinstance(value, str):
-        return f'"{value}"'
+        cut = value[:SHOWN_MAX]
+        text = "".join(c if c.isprintable() and c != '"' else
+                       '\\"' if c == '"' else c.encode("unicode_escape").decode("ascii")
+                       for c in cut)
+        return f'"{text}"' + ("..." if len(value) > SHOWN_MAX else "")
     if isinstance(value, dict):
         return "a table"
     if isinstance(value, list):

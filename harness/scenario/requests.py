@@ -62,8 +62,9 @@ def _request(ctx: _Ctx, item: dict[str, Any], where: str, names: set[str],
             raise ctx.fail(f"{where}.headers.{k}", "expected a header name (a token)")
         if not isinstance(v, str) or not _HEADER_VALUE.fullmatch(v):
             raise ctx.fail(f"{where}.headers.{k}",
-                           "expected a header value of printable latin-1 text (no CR, "
-                           f"LF or other control characters), got {_show(v)}")
+                           "expected a header value of printable ASCII (no CR, LF or "
+                           "other control characters; the client libraries disagree on "
+                           f"the bytes of anything else: percent-encode it), got {_show(v)}")
     body = item.get("body", "")
     if not isinstance(body, str) or len(body.encode()) > MAX_BODY_BYTES:
         raise ctx.fail(f"{where}.body", f"expected a string of at most "

@@ -31,8 +31,9 @@ _RUN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9 ._-]{0,99}")
 # a path is sent as is: printable ASCII, no space (percent-encode anything else)
 _PATH = re.compile(r"/[\x21-\x7e]{0,8191}")
 _HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]{1,256}")
-# a header value: visible ASCII, space, tab and obs-text (latin-1), never CR, LF or NUL
-_HEADER_VALUE = re.compile(r"[\t\x20-\x7e\x80-\xff]{0,8192}")
+# a header value: visible ASCII, space and tab, never CR, LF or NUL; no obs-text: the
+# client libraries disagree on its bytes (http.client latin-1, aiohttp UTF-8)
+_HEADER_VALUE = re.compile(r"[\t\x20-\x7e]{0,8192}")
 _REQUEST_NAME = re.compile(r"[^\x00-\x1f\x7f]{1,200}")
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}

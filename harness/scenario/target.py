@@ -3,6 +3,7 @@ handshake mode."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,15 +33,9 @@ def _target(ctx: _Ctx, raw: dict[str, Any], base: Path | None) -> _Target:
     ctx.keys(raw, ("url", "mock", "tls", "handshake"), "[target]")
     url = raw.get("url")
     if url is not None:
-        parts = urlsplit(url) if isinstance(url, str) else None
-        if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ctx.fail("[target].url",
-                           f"expected an http:// or https:// URL, got {_show(url)}")
-        try:
-            parts.port  # noqa: B018 - raises on a bad port
-        except ValueError:
-            raise ctx.fail("[target].url", f"expected a valid port, got {_show(url)}") from None
-        url = url.rstrip("/")
+        url, problem = target_url(url)
+        if problem:
+            raise ctx.fail("[target].url", problem)
     mock, mock_tls = None, False
     if "mock" in raw:
         table = dict(ctx.table(raw["mock"], "[target.mock]"))
@@ -74,6 +69,43 @@ def _target(ctx: _Ctx, raw: dict[str, Any], base: Path | None) -> _Target:
     if handshake == "resume" and isinstance(url, str) and url.startswith("http://"):
         raise ctx.fail(where, '"resume" resumes TLS sessions: it needs an https:// URL')
     return _Target(url, mock, mock_tls, tls, handshake)
+
+
+_URL_PATH = re.compile(r"[\x21-\x7e]*")
+_URL_HOST = re.compile(r"(?:[A-Za-z0-9][A-Za-z0-9.-]*|\[[0-9A-Fa-f:.]+\])(?::[0-9]+)?")
+
+
+def target_url(url: object) -> tuple[str, str | None]:
+    """The one rule for a target URL, for [target].url and --target alike, so every model
+    sends the same request line: (the URL normalised, None) or (url, what is wrong).
+
+    http:// or https://, a host, a port 1-65535 if given, a path prefix of printable
+    ASCII joined to each request's path with exactly one slash (trailing slashes dropped).
+    Refused: a query or fragment (models would put them in different places, or drop the
+    path), user:password@ (some libraries turn it into Basic auth, others drop it: set an
+    Authorization header instead)."""
+    shown = _show(url)
+    if not isinstance(url, str) or not url.startswith(("http://", "https://")):
+        return str(url), f"expected an http:// or https:// URL, got {shown}"
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        return url, f"expected a valid host and port (1-65535), got {shown}"
+    if "@" in parts.netloc:   # never echoed: the password stays out of logs
+        return url, ("credentials in the URL (user:password@) are not sent the same way by "
+                     "every model: set an Authorization header instead")
+    if "?" in url or "#" in url:
+        return url, (f"a query or fragment on the target is not joined the same way by "
+                     f"every model: put it in each request's path, got {shown}")
+    if not parts.hostname or not _URL_HOST.fullmatch(parts.netloc):
+        return url, f"expected a host name or address, got {shown}"
+    if port == 0 or (port is None and parts.netloc.endswith(":")):
+        return url, f"expected a port 1-65535, got {shown}"
+    if not _URL_PATH.fullmatch(parts.path):
+        return url, (f"expected a path of printable ASCII without spaces (percent-encode "
+                     f"the rest), got {shown}")
+    return f"{parts.scheme}://{parts.netloc}{parts.path.rstrip('/')}", None
 
 
 def _tls(ctx: _Ctx, table: dict[str, Any], base: Path | None, pinned: bool) -> TlsSpec:

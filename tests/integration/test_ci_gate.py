@@ -312,3 +312,22 @@ def test_same_run_twice_is_refused(runs, tmp_path):
     assert run_harness("baseline", "add", "one", a, "--dir", str(store)).returncode == 0
     again = run_harness("baseline", "add", "one", a, "--dir", str(store))
     assert again.returncode == 2 and "already in baseline 'one'" in again.stderr
+
+
+def test_trend_page_renders_in_chromium(runs, tmp_path):
+    """baseline show --html: one chart per metric, drawn by the report's chart code, no
+    console error, no request off the page."""
+    import asyncio
+
+    from tests.devtools import chromium
+    from tests.integration.test_report import _browse
+    store = tmp_path / "baselines"
+    assert run_harness("baseline", "add", "main", *(runs[t][1] for t in ("a0", "a1", "a2")),
+                       "--dir", str(store)).returncode == 0
+    page = tmp_path / "trend.html"
+    assert run_harness("baseline", "show", "main", "--dir", str(store), "--html",
+                       str(page)).returncode == 0
+    with chromium() as ws_url:
+        _png, errors, requests, drawn = asyncio.run(_browse(page.resolve().as_uri(), ws_url))
+    assert errors == [] and requests == []
+    assert drawn["canvases"] == 5 and drawn["width"] <= 1280   # rps p50 p95 p99 errors

@@ -34,6 +34,11 @@ REQUESTS = ('[[requests]]\nname = "page"\npath = "/page?q=1"\nheaders = { "X-Tes
             '[[requests]]\nname = "form"\nmethod = "POST"\npath = "/form"\n'
             'body = "a=1&b=2"\n'
             'headers = { "Content-Type" = "application/x-www-form-urlencoded" }\n')
+# a POST whose scenario header replaces a default (Accept) and adds two of its own
+ORDERED = ('[[requests]]\nname = "page"\npath = "/page?q=1"\nheaders = { "X-Test" = "yes" }\n'
+           '[[requests]]\nname = "form"\nmethod = "POST"\npath = "/form"\n'
+           'body = "a=1&b=2"\nheaders = { "X-First" = "1", "Accept" = "text/html", '
+           '"Content-Type" = "application/x-www-form-urlencoded" }\n')
 
 
 def every_model_scenario(tmp_path: Path, models: list[tuple[str, str]], per_model: int,
@@ -86,27 +91,80 @@ def header_sets(server: RawServer, meta: dict, labels: list[str]) -> dict[str, d
 
 
 def test_every_model_puts_the_same_request_on_the_wire(tmp_path):
-    """The documented header set (README, wire.py), byte for byte in names and values:
-    a GET with a scenario header and a POST with a body, captured at a raw socket."""
+    """The documented header set (README, wire.py), byte for byte and in one order: a GET
+    with a scenario header and a POST with a body whose scenario header replaces a default
+    in its place, captured at a raw socket."""
     server = RawServer()
     try:
-        _, meta, _ = run_all(tmp_path, server.url, OUR_MODELS, per_model=20)
+        _, meta, _ = run_all(tmp_path, server.url, OUR_MODELS, per_model=20,
+                             requests=ORDERED)
     finally:
         server.stop()
-    sets = header_sets(server, meta, [label for _, label in OUR_MODELS])
     host = f"127.0.0.1:{server.port}"
     expected = {
-        "GET": sorted([("host", host), ("user-agent", USER_AGENT), ("accept", "*/*"),
-                       ("accept-encoding", "identity"), ("x-test", "yes")]),
-        "POST": sorted([("host", host), ("user-agent", USER_AGENT), ("accept", "*/*"),
-                        ("accept-encoding", "identity"), ("content-length", "7"),
-                        ("content-type", "application/x-www-form-urlencoded")]),
+        "GET": [("Host", host), ("User-Agent", USER_AGENT), ("Accept", "*/*"),
+                ("Accept-Encoding", "identity"), ("X-Test", "yes")],
+        "POST": [("Host", host), ("User-Agent", USER_AGENT), ("Accept", "text/html"),
+                 ("Accept-Encoding", "identity"), ("X-First", "1"),
+                 ("Content-Type", "application/x-www-form-urlencoded"),
+                 ("Content-Length", "7")],
     }
-    for label, seen in sets.items():
-        assert seen == expected, label
+    at = 0
+    for label in [label for _, label in OUR_MODELS]:
+        n = meta["models"][label]["requests_sent"]
+        seen = server.requests[at:at + n]
+        at += n
+        heads = {(s.method, tuple(s.headers)) for s in seen}
+        assert heads == {(m, tuple(h)) for m, h in expected.items()}, label
     bodies = {s.body for s in server.requests if s.method == "POST"}
     targets = {s.target for s in server.requests}
     assert bodies == {b"a=1&b=2"} and targets == {"/page?q=1", "/form"}
+
+
+def test_one_url_rule_for_every_model(tmp_path):
+    """A path prefix is joined with exactly one slash in every model, Locust's included,
+    given as [target].url or --target; a query, a fragment or credentials on the target
+    are refused before anything is sent (they were joined differently, or dropped)."""
+    server = RawServer()
+    models = OUR_MODELS + LOCUST_MODELS
+    try:
+        body = '[[requests]]\nname = "items"\npath = "/items?q=1"\n'
+        scenario = every_model_scenario(tmp_path, models, per_model=3, requests=body,
+                                        concurrency=1)
+        text = scenario.read_text()
+        scenario.write_text(f'[target]\nurl = "{server.url}/api/v1/"\n' + text)
+        proc = run_harness("run", str(scenario), "--out", str(tmp_path), "--quiet",
+                           timeout=300)
+        assert proc.returncode == 0, proc.stderr
+        first = len(server.requests)
+        proc = run_harness("run", str(scenario), "--target", f"{server.url}/api/v1//",
+                           "--out", str(tmp_path), "--quiet", timeout=300)
+        assert proc.returncode == 0, proc.stderr
+        assert len(server.requests) == 2 * first == 2 * 3 * len(models)
+        assert {s.target for s in server.requests} == {"/api/v1/items?q=1"}
+        bad = (f"{server.url}?x=1", f"{server.url}/p#frag", f"http://user:pa%40ss@127.0.0.1:"
+               f"{server.port}", f"{server.url}/a b", "", f"http://127.0.0.1:{server.port}0000")
+        for url in bad:
+            for args in (["--target", url], ["--set", f"target.url={url}"]):
+                proc = run_harness("run", str(scenario), *args, "--out", str(tmp_path),
+                                   "--quiet")
+                assert proc.returncode == 2, (url, proc.stderr)
+                assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+                assert "pa%40ss" not in proc.stderr and "Traceback" not in proc.stderr
+        assert len(server.requests) == 2 * first
+    finally:
+        server.stop()
+
+
+def test_non_ascii_header_values_are_refused(tmp_path):
+    """http.client sent `Zo\\xeb`, aiohttp `Zo\\xc3\\xab` for the same value: one byte string
+    for every model means ASCII only, refused at validation with the key named."""
+    path = tmp_path / "s.toml"
+    path.write_text('[run]\nrequests = 1\n[[requests]]\npath = "/"\n'
+                    'headers = { "X-Token" = "tok-Zo\u00eb" }\n[[models]]\nmodel = "thread"\n')
+    proc = run_harness("validate", str(path))
+    assert proc.returncode == 2
+    assert "headers.X-Token" in proc.stderr and "ASCII" in proc.stderr
 
 
 # What Locust's clients add to our header set, as the README says (Locust has no switch).
@@ -141,6 +199,26 @@ def test_locust_sends_our_headers_as_far_as_it_allows(tmp_path):
         if label == "locust":
             post.append(("content-type", "application/octet-stream"))
         assert seen["POST"] == sorted(post), label
+
+
+def test_redirects_are_answers_in_every_model(tmp_path):
+    """A 301 is one exchange in every model, Locust's peers included: requests_sent equals
+    what the server read (Locust used to follow: 4,652 sent vs 5,576 nginx lines) and the
+    row records the 301, not the last hop's 200."""
+    server = RawServer(redirect="/final")
+    models = OUR_MODELS + LOCUST_MODELS
+    body = '[[requests]]\nname = "start"\npath = "/start"\n'
+    try:
+        run_dir, meta, summary = run_all(tmp_path, server.url, models, per_model=5,
+                                         requests=body, concurrency=1)
+    finally:
+        server.stop()
+    assert {s.target for s in server.requests} == {"/start"}
+    assert meta["requests_sent"] == len(server.requests) == 5 * len(models)
+    statuses = pd.read_csv(run_dir / "statuses.csv")
+    assert set(statuses["status"]) == {301}
+    assert statuses.groupby("model")["count"].sum().to_dict() == \
+        {label: 5 for _, label in models}
 
 
 def free_port() -> int:

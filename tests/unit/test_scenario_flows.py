@@ -198,7 +198,7 @@ def test_the_fast_engines_bytes_equal_every_other_models_request(tmp_path, cooki
                                      "\n[[data]]"))
     job = make_job(sc, sc.models[0], "http://127.0.0.1:8080/base", 0, 1)
     flows, user_of = prepare(job, base_headers("127.0.0.1", 8080))
-    answers = [Answer(200, b'{"token": "t\\u00e9k", "empty": ""}', [("Set-Cookie", "sid=s1")])]
+    answers = [Answer(200, b'{"token": "t-k", "empty": ""}', [("Set-Cookie", "sid=s1")])]
     sent = {}
     for user_index in (0, 1):
         a, b = user_of(user_index).start(flows[0]), user_of(user_index).start(flows[0])
@@ -207,15 +207,41 @@ def test_the_fast_engines_bytes_equal_every_other_models_request(tmp_path, cooki
             sent[user_index, i] = data
             expected = [f"{out.method} {out.path} HTTP/1.1",
                         *(f"{k}: {v}" for k, v in out.headers)]
-            if (length := length_for(out.method, out.body)) is not None:
-                expected.append(f"Content-Length: {length}")
-            raw = ("\r\n".join(expected) + "\r\n\r\n").encode("latin-1") + out.body
+            # every model's Outgoing carries Content-Length last, by wire.length_for
+            length = length_for(out.method, out.body)
+            assert (out.headers[-1] == ("Content-Length", str(length))) == (length
+                                                                           is not None)
+            raw = ("\r\n".join(expected) + "\r\n\r\n").encode("ascii") + out.body
             assert data == raw, (i, data, raw)
             answer = answers[0] if i == 0 else Answer(200, b"", [])
             assert a.answer(answer) is None and b.answer(answer) is None
     assert sent[1, 0].endswith(b'{"user": "a, \\"b\\"", "n": 0}')   # JSON-escaped
     assert sent[1, 1].startswith(b"GET /base/auth/me/a%2C%20%22b%22 HTTP/1.1\r\n")
-    assert b"Authorization: Bearer t\xe9k\r\n" in sent[1, 1]   # latin-1 in a header
+    assert b"Authorization: Bearer t-k\r\n" in sent[1, 1]
+    # a step header replacing a default (Accept) takes the default's place
+    assert b"User-Agent: loadharness/" in sent[1, 1]
+    assert sent[1, 1].index(b"Accept: text/plain") < sent[1, 1].index(b"Accept-Encoding")
     assert b"Content-Length: 0\r\n" in sent[1, 2]   # POST without a body
     assert b"Content-Length" not in sent[1, 3]      # GET whose body rendered empty
     assert (b"Cookie: sid=s1" in sent[1, 4]) == cookies
+
+
+def test_a_non_ascii_value_fails_the_step_the_same_way_in_every_model(tmp_path):
+    """An extracted value that is not ASCII cannot go into a header in any model (the
+    libraries would disagree on its bytes): template_failed from both renderings."""
+    from harness.clients.extraction import Answer
+    from harness.clients.flows import prepare
+    from harness.clients.templates import StepFailed
+    from harness.clients.wire import base_headers
+    sc = load(tmp_path, WIRE_FLOW.replace('extract = { token = { json = "$.token" } }',
+                                          'extract = { token = { json = "$.token" }, '
+                                          'token2 = { json = "$.token" } }'))
+    job = make_job(sc, sc.models[0], "http://127.0.0.1:8080", 0, 1)
+    flows, user_of = prepare(job, base_headers("127.0.0.1", 8080))
+    a, b = user_of(0).start(flows[0]), user_of(0).start(flows[0])
+    a.next_wire(), b.next_request()
+    answer = Answer(200, b'{"token": "t\\u00e9k"}', [])
+    assert a.answer(answer) is None and b.answer(answer) is None
+    for render in (a.next_wire, b.next_request):
+        with pytest.raises(StepFailed, match="ASCII"):
+            render()
