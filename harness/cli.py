@@ -281,9 +281,13 @@ def _ended(done: Any, quiet: bool) -> int:
     from harness.run import Ending
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, signal.SIG_IGN)
+    problems = done.problems
     if not quiet:
         for line in done.lines:
-            print(line)
+            if line not in problems:
+                print(line)
+    for line in problems:   # why it failed: on stderr, with --quiet too
+        print(line, file=sys.stderr)
     print(done.run_dir)
     return {Ending.OK: EXIT_OK, Ending.THRESHOLDS: EXIT_CROSSED, Ending.PARTIAL: EXIT_PARTIAL,
             Ending.FAILED: EXIT_FAILED}[done.ending]

@@ -57,6 +57,16 @@ class CompletedRun:
     ending: Ending
     lines: list[str]
 
+    @property
+    def problems(self) -> list[str]:
+        """The lines that say why a run failed or cannot be trusted as it is: printed to
+        stderr always, `--quiet` too (a script's log must say why it got exit 1)."""
+        return [line for line in self.lines if line.startswith(PROBLEM_PREFIXES)]
+
+
+PROBLEM_PREFIXES = ("run failed:", "worker error:", "threshold crossed:", "partial run:",
+                    "warning:")
+
 
 def start_local_workers(endpoint: str, n: int) -> list[subprocess.Popen[bytes]]:
     # New sessions: Ctrl-C reaches the coordinator only, which then ABORTs them cleanly.

@@ -13,6 +13,7 @@ goes into the latency histogram, so a timeout counts against p99 instead of hidi
 from __future__ import annotations
 
 import gc
+import threading
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -193,7 +194,7 @@ class Recorder:
     """
 
     def __init__(self, names: Sequence[str], t_measure_ns: int, interval_s: float = 1.0,
-                 users: int = 1) -> None:
+                 users: int = 1, not_on_wire: frozenset[str] = frozenset()) -> None:
         self.names = list(names)
         self.t_measure_ns = t_measure_ns
         self.interval_ns = int(interval_s * 1e9)
@@ -206,6 +207,11 @@ class Recorder:
         self.sent = [0] * users      # one slot per user: no two threads share a counter
         self.late = [0] * users      # open model: sends later than intended (> 1 ms)
         self.skipped = 0
+        # failures of these kinds never put the request on the wire (a refused connect, a
+        # failed TLS handshake): counted apart, taken off `sent` (the target never saw them)
+        self.not_on_wire = not_on_wire
+        self.unsent = 0
+        self._unsent_lock = threading.Lock()
 
     def ok(self, name: int, t_done_ns: int, latency_ns: int, nbytes: int, status: int) -> None:
         # async_user appends this very tuple itself (hot path): keep the two in step
@@ -217,6 +223,9 @@ class Recorder:
         does not accept), 0 when there was none (refused, reset, timeout...)."""
         self.samples.append((t_done_ns, name, latency_ns // 1000, 0, status))
         self.errors.append((t_done_ns, name, error_key(kind, status)))
+        if kind in self.not_on_wire:
+            with self._unsent_lock:
+                self.unsent += 1
 
     def interval_of(self, t_ns: int) -> int:
         return (t_ns - self.t_measure_ns) // self.interval_ns

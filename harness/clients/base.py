@@ -15,6 +15,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable
 from typing import Any
 
+from harness.clients.failures import NOT_ON_WIRE
 from harness.clients.pacing import Pacer
 from harness.control.job import Job
 from harness.stats import IntervalStats, Recorder
@@ -82,7 +83,8 @@ class LocalModel(ClientModel):
         self.job = job
         self.pacer = Pacer(job, t0)
         self.recorder = Recorder(job.result_names,
-                                 int(self.pacer.t_measure * 1e9), users=job.concurrency)
+                                 int(self.pacer.t_measure * 1e9), users=job.concurrency,
+                                 not_on_wire=NOT_ON_WIRE)
         # imported here, not at the top: a Locust load process must patch ssl for gevent
         # before anything imports it
         from harness.clients.tls import Handshakes
@@ -132,11 +134,15 @@ class LocalModel(ClientModel):
             self.pacer.stopped = True
 
     def sent(self) -> int:
-        return sum(self.recorder.sent) if self.recorder is not None else 0
+        """Requests put on the wire: those that failed before reaching HTTP (a refused
+        connect, a failed TLS handshake) are not sent, as the target never saw them."""
+        rec = self.recorder
+        return sum(rec.sent) - rec.unsent if rec is not None else 0
 
     def totals(self) -> dict[str, Any]:
         rec, pacer = self.recorder, self.pacer
         assert rec is not None and pacer is not None
-        return {"sent": sum(rec.sent), "late": sum(rec.late),
+        return {"sent": sum(rec.sent) - rec.unsent, "not_sent": rec.unsent,
+                "late": sum(rec.late),
                 "skipped": rec.skipped + pacer.skipped(time.perf_counter()),
                 "tls": self.handshakes.totals()}

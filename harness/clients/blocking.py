@@ -14,7 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 from harness.clients.extraction import Answer
-from harness.clients.failures import RequestFailed, classify_stdlib
+from harness.clients.failures import RESET, TLS_HANDSHAKE, RequestFailed, classify_stdlib
 from harness.clients.flows import Outgoing
 from harness.clients.tls import UserContext
 from harness.clients.wire import headers_for
@@ -74,6 +74,8 @@ class BlockingClient:
     def _roundtrip(self, k: int, method: str, target: str, body: bytes,
                    headers: dict[str, str]) -> tuple[int, bytes, list[tuple[str, str]]]:
         conn = self._connection()
+        if conn.sock is None:
+            self._connect(conn)
         try:
             conn.request(method, target, body=body or None, headers=headers)
             resp = conn.getresponse()
@@ -86,6 +88,19 @@ class BlockingClient:
         except Exception as exc:
             self.close()
             raise RequestFailed(classify_stdlib(exc), str(exc)) from None
+
+    def _connect(self, conn: http.client.HTTPConnection) -> None:
+        """Connect (and shake hands) apart from the request, as the fast and aiohttp
+        engines do: a peer hanging up during the TLS handshake is a failed handshake (the
+        request never reached HTTP, so it is not sent), not a reset."""
+        try:
+            conn.connect()
+        except Exception as exc:
+            self.close()
+            kind = classify_stdlib(exc)
+            if kind == RESET and isinstance(conn, TimedHTTPSConnection):
+                kind = TLS_HANDSHAKE
+            raise RequestFailed(kind, str(exc)) from None
 
     def _tls_done(self, k: int, conn: TimedHTTPSConnection) -> None:
         ssl_object = conn.sock if isinstance(conn.sock, ssl.SSLSocket) else None

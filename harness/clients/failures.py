@@ -26,6 +26,8 @@ EXTRACT_FAILED = "extract_failed"  # a flow step's extraction found nothing: the
 TEMPLATE_FAILED = "template_failed"  # a rendered value cannot go where it goes (CR/LF)
 ABORTED = "aborted"                # a flow iteration that did not reach its end
 OTHER = "other"
+# failures before a request reached HTTP: the target never saw it, so it is not `sent`
+NOT_ON_WIRE = frozenset({CONNECT_REFUSED, TLS_VERIFY, TLS_HANDSHAKE})
 
 
 class RequestFailed(Exception):

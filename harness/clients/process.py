@@ -227,11 +227,11 @@ class ProcessModel(ClientModel):
                 proc.kill()
 
     def totals(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"sent": 0, "late": 0, "skipped": 0, "cpu_s": 0.0,
-                               "saturated_s": 0, "sampled_s": 0}
+        out: dict[str, Any] = {"sent": 0, "not_sent": 0, "late": 0, "skipped": 0,
+                               "cpu_s": 0.0, "saturated_s": 0, "sampled_s": 0}
         for totals in self.done:
             for key in out:
-                out[key] += totals[key]
+                out[key] += totals.get(key, 0)
         if any("tls" in t for t in self.done):   # not from Locust: it hides handshakes
             from harness.clients.tls import merge_tls
             out["tls"] = merge_tls([t["tls"] for t in self.done if "tls" in t])

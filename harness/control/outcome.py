@@ -108,8 +108,10 @@ class ModelResult:
     def sent(self) -> int:
         """Requests every worker put on the wire: DONE's count, else the last STATS's."""
         workers = set(self.totals) | set(self.sent_seen)
-        return sum(max(int(self.totals.get(w, {}).get("sent", 0)), self.sent_seen.get(w, 0))
-                   for w in workers)
+        # DONE's count is final: a STATS taken while a connect was still failing counted
+        # it as sent (it was taken off `sent` when it failed before reaching HTTP)
+        return sum(int(self.totals[w].get("sent", 0)) if w in self.totals
+                   else self.sent_seen.get(w, 0) for w in workers)
 
 
 @dataclass

@@ -71,6 +71,7 @@ def read_csv(path: Path, kind: str) -> pd.DataFrame:
 @dataclass
 class ModelTotals:
     sent: int
+    not_sent: int          # refused connects and failed TLS handshakes: never on the wire
     late: int
     skipped: int
     cpu_s: float
@@ -111,6 +112,7 @@ def model_totals(result: ModelResult, scenario: Scenario) -> ModelTotals:
     measured = measured_seconds(result, scenario)
     return ModelTotals(
         sent=result.sent(),
+        not_sent=sum(int(t.get("not_sent", 0)) for t in totals),
         late=sum(int(t.get("late", 0)) for t in totals),
         skipped=sum(int(t.get("skipped", 0)) for t in totals),
         cpu_s=sum(float(t.get("cpu_s", 0.0)) for t in totals),
@@ -209,7 +211,8 @@ def write_run(run_dir: Path, scenario: Scenario, outcome: RunOutcome, summary: p
     for r in outcome.models:
         t = model_totals(r, scenario)
         models_meta[r.label] = {
-            "requests_sent": t.sent, "late": t.late, "skipped": t.skipped,
+            "requests_sent": t.sent, "not_sent": t.not_sent, "late": t.late,
+            "skipped": t.skipped,
             "cpu_s": round(t.cpu_s, 3), "rss_peak_bytes": t.rss_peak,
             "measured_s": round(t.measured_s, 3), "aborted": r.aborted, "errors": r.errors,
             "started": r.started_wall, "ended": r.ended_wall,

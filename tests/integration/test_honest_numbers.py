@@ -28,9 +28,15 @@ def test_a_run_where_nothing_succeeds_fails(tmp_path):
     proc = run_harness("run", str(path), "--target", f"http://127.0.0.1:{dead_port()}",
                        "--out", str(tmp_path))
     assert proc.returncode == 1, proc.stdout + proc.stderr
-    why = [line for line in proc.stdout.splitlines() if line.startswith("run failed:")]
+    why = [line for line in proc.stderr.splitlines() if line.startswith("run failed:")]
     assert len(why) == 1 and "asyncio-fast: no request succeeded" in why[0]
     assert "connect_refused" in why[0]
+    # with --quiet too: the reason is on stderr, the run directory the last stdout line
+    quiet = run_harness("run", str(path), "--target", f"http://127.0.0.1:{dead_port()}",
+                        "--out", str(tmp_path), "--quiet")
+    assert quiet.returncode == 1
+    assert quiet.stderr.startswith("run failed: asyncio-fast: no request succeeded")
+    assert len(quiet.stdout.strip().splitlines()) == 1
     run_dir = Path(proc.stdout.strip().splitlines()[-1])
     summary = pd.read_csv(run_dir / "summary.csv")
     agg = summary[summary["name"] == "Aggregated"].iloc[0]
@@ -97,7 +103,7 @@ def test_a_saturated_client_says_so(tmp_path):
     meta = load_meta(str(run_dir))
     assert meta["models"]["thread"]["client_saturated"] is True, meta["models"]["thread"]
     assert meta["models"]["sync"]["client_saturated"] is False, meta["models"]["sync"]
-    assert "warning: thread saturated its client" in proc.stdout
+    assert "warning: thread saturated its client" in proc.stderr
     assert "sync saturated" not in proc.stdout
     assert "thread measured its own client" in meta["verdict"]
     assert "saturated its client" in (run_dir / "report.html").read_text()

@@ -147,7 +147,7 @@ def test_thresholds_exit_99_after_writing(tmp_path, shared_mock: Mock):
     path = scenario(tmp_path, 'model = "asyncio"', extra='[thresholds]\np99_ms = "< 0.001"\n')
     proc = run_harness("run", str(path), "--target", shared_mock.url, "--out", str(tmp_path))
     assert proc.returncode == 99
-    assert "threshold crossed: asyncio-aiohttp: p99_ms < 0.001" in proc.stdout
+    assert "threshold crossed: asyncio-aiohttp: p99_ms < 0.001" in proc.stderr
     assert (Path(proc.stdout.strip().splitlines()[-1]) / "summary.csv").exists()
 
 

@@ -178,6 +178,9 @@ def test_mutual_tls(tmp_path, pki, client):
         assert meta["requests_sent"] == counted["requests_total"] > 0
     else:
         assert code == 1 and counted["requests_total"] == 0
+        # a request that never reached HTTP is not sent: counted apart
+        assert meta["requests_sent"] == 0, meta["models"]
+        assert all(m["not_sent"] > 0 for m in meta["models"].values()), meta["models"]
         kinds = error_kinds(run_dir)
         assert all(k == {"tls_handshake"} for k in kinds.values()), kinds
         assert set(kinds) == set(meta["models"])
