@@ -13,16 +13,17 @@ from harness.clients import MODELS
 from harness.scenario import Scenario
 
 SLOW_IO_MS = 20.0   # a median at or above this is "slow I/O" for the rule of thumb
-TIE_FRACTION = 0.05  # requests/s this close to the best is a tie: CPU per request decides
+TIE_FRACTION = 0.05
+HEALTHY_ERROR_RATE = 0.01  # a model failing this share of its requests cannot win  # requests/s this close to the best is a tie: CPU per request decides
 
 
 @dataclass(frozen=True)
 class Verdict:
     table: pd.DataFrame
-    winner: str
+    winner: str | None      # None: no model was healthy (every one failed >= 1%)
     workload: str
     expected: str
-    agrees: bool
+    agrees: bool | None     # None: untested (no model of the rule's family ran), or no winner
     reason: str
 
 
@@ -62,8 +63,16 @@ def decide(scenario: Scenario, summary: pd.DataFrame,
         return None
     table = agg[["model", "rps", "p50_ms", "p99_ms", "failures", "error_rate", "cpu_pct",
                  "rss_peak_mb"]].reset_index(drop=True)
-    healthy = table[table["error_rate"] < 0.01]
-    pool = healthy if len(healthy) else table
+    healthy = table[table["error_rate"] < HEALTHY_ERROR_RATE]
+    kind = workload_kind(scenario, summary)
+    if not len(healthy):   # a winner among failing models would be a false verdict
+        table["winner"] = False
+        rates = ", ".join(f"{m} {100 * r:.1f}%" for m, r in zip(table["model"],
+                                                             table["error_rate"], strict=True))
+        return Verdict(table, None, kind, EXPECTED[kind], None,
+                       f"no model was healthy (every one failed at least "
+                       f"{HEALTHY_ERROR_RATE:.0%} of its requests: {rates})")
+    pool = healthy
     best, tied = _best(pool)
     winner = str(best["model"])
     known = families(scenario)
@@ -76,9 +85,8 @@ def decide(scenario: Scenario, summary: pd.DataFrame,
         names = [n for n in MODELS if label == n or label.startswith(f"{n}-")]
         return MODELS[max(names, key=len)].family if names else label
 
-    kind = workload_kind(scenario, summary)
     expected = EXPECTED[kind]
-    agrees = family(winner) == expected
+    agrees: bool | None = family(winner) == expected
     ran = {family(m) for m in table["model"]}
     basis = (f"tied within {TIE_FRACTION:.0%} on requests/s with "
              f"{', '.join(tied)}, it spends the least client CPU per request; "
@@ -87,6 +95,7 @@ def decide(scenario: Scenario, summary: pd.DataFrame,
         reason = (f"{basis}{winner} won {_article(kind)} workload, as the rule says "
                   f"({expected})")
     elif expected not in ran:
+        agrees = None
         reason = f"no {expected} model ran, so the rule could not be tested"
     else:
         rival = pool[[family(m) == expected for m in pool["model"]]]
@@ -142,6 +151,10 @@ def format_verdict(v: Verdict) -> str:
         mark = " *" if row.winner else ""
         lines.append(f"{row.model:<20}{row.rps:>10.0f}{row.p50_ms:>11.2f}{row.p99_ms:>10.2f}"
                      f"{row.failures:>8d}{row.cpu_pct:>7.0f}{row.rss_peak_mb:>9.1f}{mark}")
+    if v.winner is None:
+        lines.append(f"verdict: no winner: {v.reason}")
+        return "\n".join(lines)
+    said = "untested" if v.agrees is None else "agrees" if v.agrees else "disagrees"
     lines.append(f"verdict: {v.winner} for this {v.workload} workload; lesson's rule: "
-                 f"{v.expected} -> {'agrees' if v.agrees else 'disagrees'} ({v.reason})")
+                 f"{v.expected} -> {said} ({v.reason})")
     return "\n".join(lines)

@@ -97,3 +97,28 @@ def test_a_handshake_per_request_over_tls_is_its_own_workload():
     assert v.workload == "tls-handshakes" and v.expected == "threads" and v.agrees
     raw["target"] = {"handshake": "per-request", "url": "http://127.0.0.1:8080"}
     assert decide(parse_scenario(raw, "t.toml"), s).workload == "io-fast"
+
+
+def test_an_untested_rule_is_untested_not_disagreement():
+    """No threads model ran on an io-fast workload: the rule could not be tested, so the
+    verdict says "untested" and agrees is None (meta.json: verdict_agrees null)."""
+    raw = {"run": {"duration": "2s"}, "load": {"concurrency": 8},
+           "requests": [{"name": "a", "path": "/"}],
+           "models": [{"model": "asyncio"}, {"model": "sync"}]}
+    s = summary([("asyncio-aiohttp", "Aggregated", 5000, 1.4, 3.5, 0, 0.0, 80, 45),
+                 ("sync", "Aggregated", 400, 1.3, 3.0, 0, 0.0, 20, 30)])
+    v = decide(parse_scenario(raw, "t.toml"), s)
+    assert v.agrees is None and v.winner == "asyncio-aiohttp"
+    line = format_verdict(v).splitlines()[-1]
+    assert "threads -> untested (no threads model ran" in line and "disagrees" not in line
+
+
+def test_no_healthy_model_crowns_no_winner():
+    """Every model failed 20% of its requests: no winner, and the verdict says so."""
+    s = summary([("thread", "Aggregated", 5000, 1.2, 3.0, 1000, 0.2, 90, 40),
+                 ("asyncio-aiohttp", "Aggregated", 6000, 1.4, 3.5, 1200, 0.2, 95, 45)])
+    v = decide(scenario(), s)
+    assert v.winner is None and v.agrees is None and not v.table["winner"].any()
+    line = format_verdict(v).splitlines()[-1]
+    assert line.startswith("verdict: no winner: no model was healthy")
+    assert "thread 20.0%" in line and " * " not in format_verdict(v)
