@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from harness import assets
-from harness.errors import ReportError
+from harness.errors import HarnessError, ReportError
 from harness.reports.results import (
     AGGREGATED,
     SUMMARY_HISTOGRAMS,
@@ -86,9 +86,56 @@ def _errors(errors: pd.DataFrame) -> dict[str, Any]:
     return {"x": [int(s) for s in seconds], "series": series}
 
 
+_COUNTS = ("requests", "failures", "sent", "late", "skipped", "bytes_in", "count",
+           "tls_handshakes", "status", "second")
+
+
 def _table(frame: pd.DataFrame) -> str:
+    """One way to write a number in every table: counts with separators, rates and times
+    with two decimals and separators, error rates as percentages."""
+    formatters = {c: (lambda v: f"{int(v):,}") for c in frame.columns if c in _COUNTS}
+    if "error_rate" in frame.columns:
+        formatters["error_rate"] = lambda v: f"{100 * float(v):.2f}%"
     return frame.to_html(index=False, float_format=lambda v: f"{v:,.2f}", border=0,
-                         classes="grid", na_rep="")
+                         classes="grid", na_rep="", formatters=formatters)
+
+
+def _plain(value: Any) -> str:
+    """A metadata value as a person reads it: no Python literals."""
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, int):
+        return f"{value:,}"
+    return str(value)
+
+
+def _thresholds(run_dir: Path, meta: dict[str, Any], summary: pd.DataFrame) -> list[str]:
+    """The gates first: every threshold with each model's measured value and the limit,
+    crossed ones marked (what made the run exit 99)."""
+    raw = (meta.get("scenario") or {}).get("raw") or {}
+    if not raw.get("thresholds"):
+        return []
+    from harness.reports.thresholds import judge
+    from harness.scenario import parse_scenario
+    try:
+        scenario = parse_scenario(raw, meta["scenario"].get("source") or str(run_dir))
+    except HarnessError:   # a run of an older version: its crossed lines are all we have
+        crossed = meta.get("thresholds_crossed") or []
+        return ([f'<h2 class="warn">Thresholds crossed: {len(crossed)}</h2>', "<ul>"]
+                + [f"<li>{html.escape(str(c))}</li>" for c in crossed] + ["</ul>"])
+    judged = judge(scenario, summary)
+    bad = [j for j in judged if j.crossed]
+    head = (f'<h2 class="warn" id="thresholds">Thresholds: {len(bad)} of {len(judged)} '
+            "crossed (the run exited 99)</h2>" if bad else
+            f'<h2 id="thresholds">Thresholds: all {len(judged)} held</h2>')
+    frame = pd.DataFrame([{"model": j.model, "threshold": str(j.threshold),
+                           "measured": "n/a" if j.actual != j.actual else f"{j.actual:,.4g}",
+                           "limit": j.limit,
+                           "result": "no such row" if j.row_missing else
+                           "CROSSED" if j.crossed else "held"} for j in judged])
+    return [head, _table(frame)]
 
 
 def _script_json(data: Any) -> str:
@@ -150,6 +197,7 @@ def build_report(run_dir: str | Path) -> Path:
         parts.append('<p class="warn">Partial run'
                      + (f": lost workers {html.escape(', '.join(lost))}" if lost else "")
                      + (" (interrupted)" if meta.get("interrupted") else "") + "</p>")
+    parts += _thresholds(run_dir, meta, summary)
     for label, m in meta.get("models", {}).items():
         if m.get("client_saturated"):
             parts.append(f'<p class="warn">{html.escape(label)} saturated its client (load '
@@ -189,7 +237,7 @@ def build_report(run_dir: str | Path) -> Path:
         "dropped messages": meta.get("dropped_messages"),
     }
     parts += ["<h2>Run</h2>", "<table class='grid'>" + "".join(
-        f"<tr><th>{html.escape(k)}</th><td>{html.escape(str(v))}</td></tr>"
+        f"<tr><th>{html.escape(k)}</th><td>{html.escape(_plain(v))}</td></tr>"
         for k, v in info.items()) + "</table>"]
     page = f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>{html.escape(meta['scenario']['name'])}

@@ -22,6 +22,7 @@ from typing import Any
 import pandas as pd
 
 from harness.reports.intervals import AGGREGATED
+from harness.reports.thresholds import judge
 
 
 @dataclass
@@ -87,20 +88,19 @@ def _value(v: float) -> str:
 def run_suites(scenario: Any, summary: pd.DataFrame, invalid: dict[str, str]) -> list[Suite]:
     """One suite per model. `invalid`: model -> why its numbers are the generator's."""
     suites = []
+    judged = judge(scenario, summary)
     for model in dict.fromkeys(summary["model"]):
         rows = summary[summary["model"] == model]
         cls = f"{scenario.name}.{model}"
         suite = Suite(str(model), properties={"scenario": scenario.name})
-        for th in scenario.thresholds:
-            row = rows[rows["name"] == (th.request or AGGREGATED)]
+        for j in (j for j in judged if j.model == str(model)):
+            th = j.threshold
             case = Case(f"threshold {th}", cls)
-            if row.empty:
-                case.skipped = f"no row {th.request!r} for {model}"
-            else:
-                actual = float(row.iloc[0][th.metric])
-                if math.isnan(actual) or not th.holds(actual):
-                    case.failure = (f"{model}: {th.metric} measured {_value(actual)}, limit "
-                                    f"{th.op} {th.value:g}")
+            if j.row_missing:
+                case.skipped = f"no row {th.request!r} for {model}"  # type: ignore[attr-defined]
+            elif j.crossed:
+                case.failure = (f"{model}: {th.metric} measured {_value(j.actual)}, "  # type: ignore[attr-defined]
+                                f"limit {j.limit}")
             suite.cases.append(case)
         agg = rows[rows["name"] == AGGREGATED]
         ok = int(agg.iloc[0]["requests"] - agg.iloc[0]["failures"]) if not agg.empty else 0

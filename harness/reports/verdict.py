@@ -13,8 +13,8 @@ from harness.clients import MODELS
 from harness.scenario import Scenario
 
 SLOW_IO_MS = 20.0   # a median at or above this is "slow I/O" for the rule of thumb
-TIE_FRACTION = 0.05
-HEALTHY_ERROR_RATE = 0.01  # a model failing this share of its requests cannot win  # requests/s this close to the best is a tie: CPU per request decides
+TIE_FRACTION = 0.05  # requests/s this close to the best is a tie: CPU per request decides
+HEALTHY_ERROR_RATE = 0.01  # a model failing this share of its requests cannot win
 
 
 @dataclass(frozen=True)

@@ -143,3 +143,29 @@ def test_summary_histograms_equal_the_seconds_merged(run_dir: Path):
         assert (counts_of(hist) == counts_of(seconds)).all()
         agg = summary[(summary["model"] == model) & (summary["name"] == "Aggregated")].iloc[0]
         assert summarize(hist, (99.0,))["99.0"] / 1000 == agg["p99_ms"]
+
+
+def test_report_leads_with_the_thresholds_and_writes_numbers_one_way(tmp_path: Path):
+    """A run that exits 99: report.html says so first, each threshold with its measured
+    value and limit; no Python literal (None, True, False) in the page's tables; error
+    rates in percent; counts with separators."""
+    path = tmp_path / "gate.toml"
+    path.write_text('[run]\nrequests = 1500\n[load]\nconcurrency = 4\n'
+                    '[[requests]]\nname = "home"\npath = "/"\n[[models]]\nmodel = "thread"\n'
+                    '[thresholds]\np50_ms = "< 0.001"\nerror_rate = "< 0.5"\n')
+    proc = run_harness("run", str(path), "--out", str(tmp_path), "--quiet")
+    assert proc.returncode == 99, proc.stderr
+    run_dir = Path(proc.stdout.strip().splitlines()[-1])
+    page = (run_dir / "report.html").read_text()
+    body = page.split("<body>")[1].split("<script")[0]
+    first = body.index('id="thresholds"')
+    assert first < body.index("<h2>Summary</h2>")
+    assert "Thresholds: 1 of 2 crossed (the run exited 99)" in body
+    table = body[first:body.index("<h2>Summary</h2>")]
+    assert "p50_ms &lt; 0.001" in table and "CROSSED" in table and "held" in table
+    assert re.search(r"<td>&lt; 0.001</td>", table)        # the limit, beside ...
+    assert re.search(r"<td>\d[\d,.]*</td>", table)          # ... the measured value
+    cells = re.findall(r"<td>(.*?)</td>", body)
+    assert not {"None", "True", "False", "nan"} & set(cells), cells
+    assert "1,500" in cells                                 # requests with a separator
+    assert "0.00%" in cells                                 # the error rate in percent
