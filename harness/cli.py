@@ -295,10 +295,13 @@ def _ended(done: Any, quiet: bool) -> int:
 
 def cmd_import_har(args: argparse.Namespace) -> int:
     from harness.reports.har import import_har, write_scenario
+    notes: list[str] = []
     tables = import_har(Path(args.recording), include_static=args.include_static,
-                        keep_auth=args.keep_auth)
+                        keep_auth=args.keep_auth, notes=notes)
     out = Path(args.output) if args.output else None
     text = write_scenario(tables, out)
+    for line in notes:
+        print(line, file=sys.stderr)
     if out is None:
         print(text, end="")
     else:

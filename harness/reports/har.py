@@ -38,9 +38,13 @@ class HarError(UsageError):
     """A file that is not a usable HAR recording: names the file and what is wrong."""
 
 
-def import_har(path: Path, *, include_static: bool = False, keep_auth: bool = False
-               ) -> dict[str, Any]:
-    """The scenario (as TOML tables) a recording makes; raises HarError."""
+FIRST_TRY = "10s"   # an imported journey's first run: short, it is a first try
+
+
+def import_har(path: Path, *, include_static: bool = False, keep_auth: bool = False,
+               notes: list[str] | None = None) -> dict[str, Any]:
+    """The scenario (as TOML tables) a recording makes; raises HarError. What a user must
+    know about what was left out (a credential, above all) is appended to `notes`."""
     try:
         if path.stat().st_size > MAX_HAR_BYTES:
             raise HarError(f"{path}: expected a HAR file of at most 256 MiB")
@@ -57,6 +61,7 @@ def import_har(path: Path, *, include_static: bool = False, keep_auth: bool = Fa
     origin = _main_origin(parsed)
     steps: list[dict[str, Any]] = []
     names: set[str] = set()
+    stripped: list[tuple[str, str]] = []   # (step name, header) of credentials left out
     last_end: float | None = None
     for e in sorted((e for e in parsed if e["origin"] == origin), key=lambda e: e["start"]):
         if not include_static and e["static"]:
@@ -66,12 +71,20 @@ def import_har(path: Path, *, include_static: bool = False, keep_auth: bool = Fa
             if gap > 0.01:
                 steps[-1]["think_time"] = f"{min(gap, MAX_THINK_S) * 1000:.0f}ms"
         last_end = e["start"] + e["time_s"]
-        steps.append(_step(e, len(steps), names, keep_auth))
+        steps.append(_step(e, len(steps), names, keep_auth, stripped))
+    if stripped and notes is not None:
+        notes.append(f"note: {len(stripped)} step(s) lost a credential header ("
+                     f"{', '.join(sorted({h for _, h in stripped}))}): "
+                     + "; ".join(f"{n}" for n, _ in stripped[:5])
+                     + (f" and {len(stripped) - 5} more" if len(stripped) > 5 else "")
+                     + ". A journey that needs it will fail (401/403): give --keep-auth to "
+                       "keep recorded credentials, or set the header from an extracted "
+                       "token")
     if not steps:
         raise HarError(f"{path}: no request to {origin} left to replay (static assets are "
                        "left out unless --include-static)")
     return {
-        "run": {"name": _run_name(path), "duration": "60s"},
+        "run": {"name": _run_name(path), "duration": FIRST_TRY},
         "target": {"url": origin},
         "load": {"concurrency": 1},
         "flows": [{"name": "recording", "steps": steps}],
@@ -113,7 +126,8 @@ def _main_origin(entries: list[dict[str, Any]]) -> str:
     return max(counts, key=lambda o: counts[o])
 
 
-def _step(e: dict[str, Any], i: int, names: set[str], keep_auth: bool) -> dict[str, Any]:
+def _step(e: dict[str, Any], i: int, names: set[str], keep_auth: bool,
+          stripped: list[tuple[str, str]]) -> dict[str, Any]:
     # a recorded path is sent as recorded: anything outside printable ASCII (and a `{`,
     # which our templates would read) is percent-encoded
     safe = "/:@!$&'()*+,;=-._~%?"
@@ -126,8 +140,10 @@ def _step(e: dict[str, Any], i: int, names: set[str], keep_auth: bool) -> dict[s
     headers = {}
     for key, value in e["headers"]:
         low = key.lower()
-        if key.startswith(":") or low in DROP or low.startswith("sec-") or \
-                (low in AUTH and not keep_auth):
+        if low in AUTH and not keep_auth:
+            stripped.append((name, key))
+            continue
+        if key.startswith(":") or low in DROP or low.startswith("sec-"):
             continue
         if "{{" in value or "\r" in value or "\n" in value:
             continue

@@ -63,6 +63,25 @@ def test_recording_becomes_a_scenario_that_runs(tmp_path, mock: Mock):
     assert meta["requests_sent"] == mock.stats()["requests_total"] > 0
 
 
+def test_a_stripped_credential_is_said(tmp_path, mock: Mock):
+    """Authorization is left out by default: stderr names the step that lost it and how to
+    keep it; the scenario's first run is short."""
+    path = tmp_path / "rec.har"
+    path.write_text(json.dumps(har(mock.url)))
+    proc = run_harness("import-har", str(path))
+    assert proc.returncode == 0, proc.stderr
+    tables = tomllib.loads(proc.stdout)
+    assert tables["run"]["duration"] == "10s"
+    auth_step = [s["name"] for s in tables["flows"][0]["steps"]
+                 if s["name"].endswith("POST /auth/login")]
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("note: 1 step(s) lost a credential "
+                                                   "header (Authorization)")
+    assert "--keep-auth" in lines[0] and auth_step and auth_step[0] in lines[0]
+    kept = run_harness("import-har", str(path), "--keep-auth")
+    assert kept.returncode == 0 and kept.stderr == ""
+
+
 def test_static_and_auth_are_kept_on_request(tmp_path, mock: Mock):
     path = tmp_path / "rec.har"
     path.write_text(json.dumps(har(mock.url)))
