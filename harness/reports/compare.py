@@ -50,6 +50,7 @@ class Source:
     rows: dict[tuple[str | None, str], Row]
     locust: bool = False
     target: str | None = None   # meta.json's target_url, where there is one
+    no_history: list[str] = field(default_factory=list)   # Locust names without history
 
 
 def _target_of(summary_path: Path) -> str | None:
@@ -114,6 +115,7 @@ def _locust(stats_path: Path) -> Source:
                                                                 "_stats_history.csv"))
     history = pd.read_csv(history_path) if history_path.exists() else None
     rows = {}
+    no_history = []
     for _, r in stats.iterrows():
         name = str(r["Name"])
         count = _num(r["Request Count"])
@@ -122,6 +124,8 @@ def _locust(stats_path: Path) -> Source:
                    "errors": _num(r["Failure Count"]) / count if count else 0.0})
         if history is not None:
             sel = history[(history["Name"] == name) & (history["Total Request Count"] > 0)]
+            if sel.empty and not (history["Name"] == name).any():
+                no_history.append(name)
             sel = sel[sel["Requests/s"] > 0]
             rps = sel["Requests/s"].astype(float)
             row.samples = {
@@ -131,7 +135,7 @@ def _locust(stats_path: Path) -> Source:
                 "p99": pd.to_numeric(sel["99%"], errors="coerce").dropna().tolist(),
                 "errors": (sel["Failures/s"].astype(float) / rps).tolist()}
         rows[(None, name)] = row
-    return Source(str(stats_path), rows, locust=True)
+    return Source(str(stats_path), rows, locust=True, no_history=no_history)
 
 
 def load_source(arg: str) -> Source:
@@ -383,6 +387,15 @@ def run_compare(inputs: list[str], fmt: str, fail_on: str, show_all: bool = Fals
     rows = [r for new in sources[1:] for r in compare_sources(sources[0], new)]
     correct(rows, min_change)
     notes = _notes(sources)
+    for src in sources:
+        if src.no_history:
+            # Locust writes one history row per second per request name only when asked
+            why = (f"{src.label}: Locust wrote no per-second history for "
+                   f"{', '.join(src.no_history[:5])}: run Locust with --csv-full-history "
+                   "(without it, its _stats_history.csv holds the Aggregated row only)")
+            if gates:
+                raise CompareError(f"--fail-on: {why}")
+            notes.append(f"note: {why}")
     few = _too_few(rows, gates or [(m, 0.0, "") for m in METRICS])
     if few and gates:
         raise CompareError(f"--fail-on: too few per-second samples for any gate to fire "

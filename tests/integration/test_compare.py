@@ -135,6 +135,20 @@ def test_against_locust(runs, tmp_path, shared_mock: Mock):
     # Locust's per-second history gives the samples on its side.
     assert all(r["n"].startswith("n=8+") and not r["n"].endswith("+0") for r in got)
 
+    # Without --csv-full-history Locust writes history for its Aggregated row only: compare
+    # says that, not "run each side for at least 4 s" of a 6-s run
+    short = tmp_path / "nohist"
+    proc = subprocess.run([str(locust), "-f", str(FIXTURES / "locustfile.py"), "--headless",
+                           "-u", "2", "-r", "2", "-t", "6s", "--host", shared_mock.url,
+                           "--csv", str(short), "--only-summary", "--loglevel", "WARNING"],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    gated = run_harness("compare", runs["a"], f"{short}_stats.csv", "--fail-on", "p50:+10%")
+    assert gated.returncode == 2 and "--csv-full-history" in gated.stderr, gated.stderr
+    assert "at least 4 s" not in gated.stderr
+    plain = run_harness("compare", runs["a"], f"{short}_stats.csv")
+    assert plain.returncode == 0 and "--csv-full-history" in plain.stderr
+
 
 SHORT = """
 [run]
