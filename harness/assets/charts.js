@@ -13,6 +13,14 @@
     return Number(v).toLocaleString("en-US", {maximumFractionDigits: digits === undefined ? 2 : digits});
   }
 
+  /* One way per column: counts as integers with separators (fixed = 0), rates and times
+     with exactly `fixed` decimals; a missing value is a dash, never "undefined". */
+  function num(v, fixed) {
+    if (v === null || v === undefined || Number.isNaN(v)) return "-";
+    return Number(v).toLocaleString("en-US", {minimumFractionDigits: fixed,
+                                              maximumFractionDigits: fixed});
+  }
+
   /* A line chart. opts: title, x (array), series [{label, values, dash?, color?}], yLabel,
      xLabel, logX, logY, width, height, xTicks ([[value, text]]). Returns the uPlot. */
   function lineChart(el, opts) {
@@ -86,11 +94,13 @@
     var body = t.createTBody();
     rows.forEach(function (r) {
       var tr = body.insertRow();
-      r.forEach(function (v) { cell(tr, typeof v === "number" ? fmt(v) : (v === null ? "-" : String(v))); });
+      r.forEach(function (v) {
+        cell(tr, typeof v === "number" ? fmt(v) : (v === null || v === undefined ? "-" : String(v)));
+      });
     });
     return t;
   }
 
   global.LH = {lineChart: lineChart, throughput: throughput, latency: latency,
-               update: update, table: table, fmt: fmt, color: color};
+               update: update, table: table, fmt: fmt, num: num, color: color};
 })(window);

@@ -9,6 +9,7 @@
   var stop = document.getElementById("stop");
   var models = {};     // label -> {points, section, charts}
   var sections = {};   // fixed parts of the page, made once
+  var live = false;    // an event has arrived
 
   function part(id, heading) {
     if (!sections[id]) {
@@ -32,14 +33,26 @@
   function seconds(v) { return v === null || v === undefined ? "-" : LH.fmt(v, 1) + " s"; }
 
   function summary(state) {
+    var crossed = state.crossed_by || {};
     var rows = state.models.map(function (m) {
       var t = m.totals || {};
-      return [m.label, m.state, t.requests === undefined ? 0 : t.requests,
-              t.failures === undefined ? 0 : t.failures, t.rps === undefined ? null : t.rps,
-              t.p50_ms, t.p95_ms, t.p99_ms, t.max_ms, m.sent];
+      var mine = crossed[m.label] || [];
+      // strings, formatted one way per column: counts 0 decimals, rates and ms 2
+      return [m.label, m.state, LH.num(t.requests, 0), LH.num(t.failures, 0),
+              LH.num(t.rps, 2), LH.num(t.p50_ms, 2), LH.num(t.p95_ms, 2),
+              LH.num(t.p99_ms, 2), LH.num(t.max_ms, 2), LH.num(m.sent, 0),
+              mine.length ? "crossed: " + mine.length : "-"];
     });
-    fill(part("models", "Models"), LH.table(["model", "state", "requests", "failures",
-      "req/s", "p50 ms", "p95 ms", "p99 ms", "max ms", "sent"], rows));
+    var table = LH.table(["model", "state", "requests", "failures", "req/s", "p50 ms",
+      "p95 ms", "p99 ms", "max ms", "sent", "thresholds"], rows);
+    Array.prototype.forEach.call(table.tBodies[0].rows, function (tr, i) {
+      var mine = crossed[state.models[i].label] || [];
+      if (mine.length) {     // the row a crossed threshold concerns is marked
+        tr.className = "crossed";
+        tr.title = mine.join("\n");
+      }
+    });
+    fill(part("models", "Models"), table);
   }
 
   function charts(state) {
@@ -79,7 +92,9 @@
   function errors(state) {
     var rows = [];
     state.models.forEach(function (m) {
-      Object.keys(m.errors).sort().forEach(function (k) { rows.push([m.label, k, m.errors[k]]); });
+      (m.errors || []).forEach(function (e) {   // [kind, status, count]
+        rows.push([m.label, e[0], e[1] ? String(e[1]) : "-", LH.num(e[2], 0)]);
+      });
     });
     var el = part("errors", "Errors by kind");
     if (!rows.length) {
@@ -87,7 +102,7 @@
       p.textContent = "No errors so far.";
       fill(el, p);
     } else {
-      fill(el, LH.table(["model", "kind", "count"], rows));
+      fill(el, LH.table(["model", "kind", "status", "count"], rows));
     }
   }
 
@@ -162,8 +177,14 @@
     fetch("/api/stop" + q, {method: "POST"});
   });
 
+  // draw the page at once from the state, not blank until the first event
+  fetch("/api/state" + q).then(function (r) { return r.ok ? r.json() : null; })
+    .then(function (state) { if (state && !live) draw(state); })
+    .catch(function () {});
+
   var events = new EventSource("/api/events" + q);
   events.onmessage = function (e) {
+    live = true;   // the events now carry the page: a late /api/state answer is stale
     var state = JSON.parse(e.data);
     draw(state);
     if (state.state === "done") events.close();

@@ -120,7 +120,7 @@ class LiveBoard:
         for name, cell in cells.items():
             below, sum_us = cumulative_at(cell.hist, _BUCKETS_US)
             updates[name] = (cell.hist.get_total_count(), below, sum_us / 1e6,
-                             [(error_kind(k)[0], v) for k, v in cell.errors.items()])
+                             list(cell.errors.items()))   # kind:status keys, kept
         seconds = max(second + span, 1e-9)
         totals = self._totals(view.whole[AGGREGATED], seconds)
         judged = {}
@@ -189,18 +189,24 @@ class LiveBoard:
                      "stop_requested": self.stop_requested.is_set()}
             done = [v.result for v in self.models if v.result is not None]
             judged = {v.label: dict(v.name_totals) for v in self.models}
-        state["thresholds"] = self._thresholds(models, judged)
+        crossed = self._thresholds(models, judged)
+        state["thresholds"] = [line for _, line in crossed]
+        state["crossed_by"] = {}   # model -> its crossed thresholds: marked on its row
+        for label, line in crossed:
+            state["crossed_by"].setdefault(label, []).append(line)
         state["verdict"] = self._verdict_of(done)
         return state
 
     @staticmethod
-    def _errors(view: ModelView) -> dict[str, int]:
-        kinds: dict[str, int] = {}
+    def _errors(view: ModelView) -> list[list[Any]]:
+        """[kind, status, count] rows (status 0 for kinds without an answer), as
+        errors.csv has them: an unexpected_status names its status."""
+        keys: dict[str, int] = {}
         for name, counts in view.names.items():
             if not is_flow(name):
-                for kind, n in counts.errors.items():
-                    kinds[kind] = kinds.get(kind, 0) + n
-        return kinds
+                for key, n in counts.errors.items():
+                    keys[key] = keys.get(key, 0) + n
+        return [[*error_kind(k), n] for k, n in sorted(keys.items())]
 
     def _remaining(self, view: ModelView) -> float | None:
         if view.state != "running" or not self.scenario.run_seconds:
@@ -209,7 +215,7 @@ class LiveBoard:
         return round(max(planned - view.elapsed_s, 0.0), 1)
 
     def _thresholds(self, models: list[dict[str, Any]],
-                    judged: dict[str, dict[str, dict[str, Any]]]) -> list[str]:
+                    judged: dict[str, dict[str, dict[str, Any]]]) -> list[tuple[str, str]]:
         """Thresholds crossed so far, on the Aggregated row or the request they name, as
         the end of the run words them (reports/thresholds.py)."""
         crossed = []
@@ -220,7 +226,8 @@ class LiveBoard:
                 actual = row.get(th.metric)
                 if actual is not None and row.get("requests") and \
                         not th.holds(float(actual)):
-                    crossed.append(f"{m['label']}: {th} (was {float(actual):.4g})")
+                    crossed.append((m["label"],
+                                    f"{m['label']}: {th} (was {float(actual):.4g})"))
         return crossed
 
     def _verdict_of(self, done: list[ModelResult]) -> dict[str, Any] | None:

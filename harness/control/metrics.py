@@ -22,6 +22,7 @@ from prometheus_client.core import (
 from prometheus_client.registry import Collector
 
 from harness.control.live import BUCKETS_S, LiveBoard
+from harness.stats import error_kind
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 RUN_STATES = ("waiting", "running", "writing", "done")
@@ -56,7 +57,10 @@ class BoardCollector(Collector):
             running.add_metric([label], 1 if state == "running" else 0)
             for name, c in sorted(names.items()):
                 requests.add_metric([label, name], c.requests)
-                for kind, n in sorted(c.errors.items()):
+                kinds: dict[str, int] = {}
+                for key, n in c.errors.items():   # kind:status keys -> kind labels
+                    kinds[error_kind(key)[0]] = kinds.get(error_kind(key)[0], 0) + n
+                for kind, n in sorted(kinds.items()):
                     failures.add_metric([label, name, kind], n)
                 buckets = [(f"{b:g}", n) for b, n in zip(BUCKETS_S, c.buckets, strict=True)]
                 latency.add_metric([label, name], [*buckets, ("+Inf", c.requests)],

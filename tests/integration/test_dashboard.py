@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import subprocess
 import time
 import urllib.error
@@ -94,7 +95,8 @@ def wait_for(check, timeout: float = 30.0) -> None:
 
 
 def test_dashboard_metrics_and_stop(tmp_path: Path):
-    scenario = write_scenario(tmp_path / "web.toml", SCENARIO)
+    scenario = write_scenario(tmp_path / "web.toml",
+                              SCENARIO + '[thresholds]\nerror_rate = "< 0.01"\n')
     proc, base = start_run(scenario, tmp_path, "127.0.0.1:0")
     origin = "{0.scheme}://{0.netloc}".format(urlsplit(base))
     looked: dict[str, object] = {}
@@ -122,6 +124,11 @@ def test_dashboard_metrics_and_stop(tmp_path: Path):
         await until("#models", "running")
         await until(".model[data-model='thread'] .chart", "requests/s")
         first = await text("#models")
+        looked["cells"] = (await call("Runtime.evaluate", sid, returnByValue=True, expression=(
+            "Array.from(document.querySelectorAll('#models tbody tr')).map(function (tr) {"
+            " return {cls: tr.className, cells: Array.from(tr.cells).map(function (td) {"
+            " return td.textContent; })}; })")))["result"]["value"]
+        looked["errors"] = await until("#errors", "503")
         scraped = [await asyncio.to_thread(scrape, base)]
         await asyncio.sleep(1.5)
         second = await text("#models")
@@ -157,6 +164,24 @@ def test_dashboard_metrics_and_stop(tmp_path: Path):
     for label in ("thread", "uvloop-fast"):
         assert label in looked["first"] and label in looked["second"]
     assert looked["first"] != looked["second"]
+    # no "undefined" (a pending model shows dashes); one number format per column: counts
+    # with separators and no decimals, req/s and ms with exactly two decimals
+    rows = looked["cells"]
+    assert "undefined" not in looked["first"] and "undefined" not in str(rows)
+    assert [r["cells"][1] for r in rows] == ["running", "pending"]
+    count, fixed2 = re.compile(r"\d{1,3}(,\d{3})*|-"), re.compile(r"\d{1,3}(,\d{3})*\.\d\d|-")
+    for r in rows:
+        cells = r["cells"]
+        assert all(count.fullmatch(c) for c in (cells[2], cells[3], cells[9])), cells
+        assert all(fixed2.fullmatch(c) for c in cells[4:9]), cells
+    assert rows[1]["cells"][4:9] == ["-"] * 5
+    # the crossed threshold (3% errors against < 1%) is marked on the row it concerns
+    assert rows[0]["cls"] == "crossed" and rows[0]["cells"][10].startswith("crossed")
+    assert rows[1]["cls"] == ""
+    # errors by kind name the status
+    assert "unexpected_status" in looked["errors"] and "503" in looked["errors"]
+    # the page drew itself from /api/state at once, not blank until the first event
+    assert any(u.startswith(base + "api/state") for u in watch.requests), watch.requests
     assert looked["charts"] >= 4 and looked["width"] <= 1280   # nothing off the edge
     assert "local-0" in looked["workers"] and "alive" in looked["workers"]
     assert "partial" in looked["final"] and str(run_dir) in looked["final"]

@@ -48,7 +48,8 @@ def test_board_points_totals_thresholds_and_metrics():
     assert [p[0] for p in thread["points"]] == [0, 1, 2]
     assert thread["points"][0][1:3] == [100.0, 3.0]             # req/s, failures/s
     assert thread["totals"]["requests"] == 300 and thread["totals"]["failures"] == 9
-    assert thread["errors"] == {"unexpected_status": 9}
+    assert thread["errors"] == [["unexpected_status", 503, 9]]   # the status named
+    assert snap["crossed_by"] == {"thread": snap["thresholds"]}   # marked on its row
     slow = cell([5000] * 20 + [25000] * 10).hist.get_value_at_percentile(99) / 1000
     assert snap["thresholds"] == [f"thread: [slow] p99_ms < 20 (was {slow:.4g})"]
     assert snap["workers"][0]["name"] == "w"
