@@ -256,14 +256,13 @@ def _finish(scenario: Scenario, run_dir: Path, outcome: RunOutcome, url: str, em
                       mock_stats=mock_stats, extra=extra)
     if verdict is not None:
         verdict.table.to_csv(run_dir / "verdict.csv", index=False)
-    write_run_junit(run_dir, scenario, summary, {
-        label: f"{label} saturated its client (load process CPU >= 90% in {t.saturated_s} "
-               f"of {t.sampled_s} measured seconds)" for label, t in saturated.items()})
+    said = {label: results.saturation_text(label, t.saturated_s, t.sampled_s,
+                                           t.saturated_by)
+            for label, t in saturated.items()}
+    write_run_junit(run_dir, scenario, summary, said)
     build_report(run_dir)
-    for label, t in saturated.items():
-        lines.append(f"warning: {label} saturated its client (load process CPU >= 90% in "
-                     f"{t.saturated_s} of {t.sampled_s} measured seconds): its latencies "
-                     "include its own queueing and its requests/s is its own limit")
+    for line in said.values():
+        lines.append(f"warning: {line}")
     for line in crossed:
         lines.append(f"threshold crossed: {line}")
     if outcome.partial:

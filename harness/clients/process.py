@@ -45,25 +45,56 @@ def cpu_s() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
+def run_queue_wait_s() -> float | None:
+    """Seconds this process's threads have spent runnable but waiting for a CPU (Linux
+    schedstat, summed over its threads); None where the kernel does not say."""
+    total = 0
+    try:
+        for tid in os.listdir("/proc/self/task"):
+            try:
+                with open(f"/proc/self/task/{tid}/schedstat", "rb") as f:
+                    total += int(f.read().split()[1])
+            except (OSError, IndexError, ValueError):
+                continue   # a thread that ended between the listing and the read
+    except OSError:
+        return None
+    return total / 1e9
+
+
 class CpuSampler:
-    """Counts this load process's measured seconds and those it spent at >= SATURATED_CPU
-    of a core (Locust warns at 90% too): a saturated client measures its own queueing."""
+    """Counts this load process's measured seconds and those in which it was its own
+    bottleneck, by either signal (named in `signals`):
+
+    - `cpu`: it used >= SATURATED_CPU of a core (Locust warns at 90% too);
+    - `starved`: its CPU plus the time its threads waited runnable for a CPU reached
+      SATURATED_CPU of a core: it wanted a core and did not get one (another job on its
+      host, a sibling on its core). Its own CPU stays under 90%, yet it could not send
+      on time -- a busy machine measured, not the target.
+    """
 
     def __init__(self, t_measure: float) -> None:
         self.t_measure = t_measure
-        self.t, self.cpu = time.perf_counter(), cpu_s()
+        self.t, self.cpu, self.wait = time.perf_counter(), cpu_s(), run_queue_wait_s()
         self.saturated = self.sampled = 0
+        self.signals: dict[str, int] = {}
 
     def sample(self) -> None:
         now = time.perf_counter()
         if now - self.t < 1.0:
             return
-        cpu = cpu_s()
+        cpu, wait = cpu_s(), run_queue_wait_s()
         if self.t >= self.t_measure:  # warm-up seconds are not judged
             self.sampled += 1
-            if (cpu - self.cpu) / (now - self.t) >= SATURATED_CPU:
+            span = now - self.t
+            used = (cpu - self.cpu) / span
+            waited = max(0.0, wait - self.wait) / span \
+                if wait is not None and self.wait is not None else 0.0
+            signal = "cpu" if used >= SATURATED_CPU else \
+                "starved" if used + waited >= SATURATED_CPU else None
+            if signal:
                 self.saturated += 1
-        self.t, self.cpu = now, cpu
+                self.signals[signal] = self.signals.get(signal, 0) + 1
+        self.t, self.cpu, self.wait = now, cpu, wait
 
 
 def _child(index: int, job_wire: dict[str, Any], model_name: str, conn: Any) -> None:
@@ -113,7 +144,8 @@ def _child(index: int, job_wire: dict[str, Any], model_name: str, conn: Any) -> 
     conn.send(("stats", _wire(model.drain()), index, model.sent()))
     error = repr(model.error) if model.error is not None else ""
     conn.send(("done", {**model.totals(), "cpu_s": cpu_s() - cpu_at_start,
-                        "saturated_s": sampler.saturated, "sampled_s": sampler.sampled},
+                        "saturated_s": sampler.saturated, "sampled_s": sampler.sampled,
+                        "saturated_by": sampler.signals},
                error))
 
 
@@ -229,9 +261,13 @@ class ProcessModel(ClientModel):
     def totals(self) -> dict[str, Any]:
         out: dict[str, Any] = {"sent": 0, "not_sent": 0, "late": 0, "skipped": 0,
                                "cpu_s": 0.0, "saturated_s": 0, "sampled_s": 0}
+        by: dict[str, int] = {}
         for totals in self.done:
             for key in out:
                 out[key] += totals.get(key, 0)
+            for signal, n in totals.get("saturated_by", {}).items():
+                by[signal] = by.get(signal, 0) + n
+        out["saturated_by"] = by
         if any("tls" in t for t in self.done):   # not from Locust: it hides handshakes
             from harness.clients.tls import merge_tls
             out["tls"] = merge_tls([t["tls"] for t in self.done if "tls" in t])

@@ -26,6 +26,7 @@ from harness.reports.results import (
     SUMMARY_HISTOGRAMS,
     read_csv,
     read_histograms,
+    saturation_text,
 )
 from harness.stats import merge
 
@@ -200,10 +201,10 @@ def build_report(run_dir: str | Path) -> Path:
     parts += _thresholds(run_dir, meta, summary)
     for label, m in meta.get("models", {}).items():
         if m.get("client_saturated"):
-            parts.append(f'<p class="warn">{html.escape(label)} saturated its client (load '
-                         f'process CPU &ge; 90% in {m.get("client_saturated_s")} of '
-                         f'{m.get("client_sampled_s")} measured seconds): its latencies '
-                         "include its own queueing and its requests/s is its own limit</p>")
+            parts.append('<p class="warn">' + html.escape(saturation_text(
+                label, int(m.get("client_saturated_s") or 0),
+                int(m.get("client_sampled_s") or 0),
+                m.get("client_saturated_by") or {})) + "</p>")
     lead = summary[summary["name"] == AGGREGATED][LEAD_COLUMNS]
     parts += ["<h2>Summary</h2>", _table(lead),
               "<details><summary>Every column, every request name</summary>",

@@ -79,6 +79,7 @@ class ModelTotals:
     measured_s: float
     saturated_s: int       # load-process seconds at >= SATURATED_CPU of a core ...
     sampled_s: int         # ... of this many measured load-process seconds
+    saturated_by: dict[str, int]   # ... by signal: cpu (its own), starved (run-queue wait)
 
     @property
     def client_saturated(self) -> bool:
@@ -120,7 +121,32 @@ def model_totals(result: ModelResult, scenario: Scenario) -> ModelTotals:
         measured_s=measured,
         saturated_s=sum(int(t.get("saturated_s", 0)) for t in totals),
         sampled_s=sum(int(t.get("sampled_s", 0)) for t in totals),
+        saturated_by=_summed(t.get("saturated_by") or {} for t in totals),
     )
+
+
+def _summed(dicts: Any) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for d in dicts:
+        for k, v in d.items():
+            out[str(k)] = out.get(str(k), 0) + int(v)
+    return out
+
+
+SIGNALS = {"cpu": "its load process used >= 90% of a core",
+           "starved": "its load process wanted a core and waited for one (CPU plus "
+                      "run-queue wait >= 90% of a core: another job on its host)"}
+
+
+def saturation_text(label: str, saturated_s: int, sampled_s: int,
+                    by: dict[str, int]) -> str:
+    """The one sentence that says a model measured its own client, and which signal said
+    so: printed after the run, in junit.xml and in report.html."""
+    why = "; ".join(f"{SIGNALS.get(k, k)} in {n} s" for k, n in sorted(by.items())) or \
+        "its load process used >= 90% of a core"
+    return (f"{label} saturated its client in {saturated_s} of {sampled_s} measured seconds "
+            f"({why}): its latencies include its own queueing and its requests/s is its "
+            "own limit")
 
 
 def summary_frame(outcome: RunOutcome, scenario: Scenario) -> pd.DataFrame:
@@ -222,6 +248,7 @@ def write_run(run_dir: Path, scenario: Scenario, outcome: RunOutcome, summary: p
             "start_offset_ms": start_offsets(r),
             "client_saturated": t.client_saturated,
             "client_saturated_s": t.saturated_s, "client_sampled_s": t.sampled_s,
+            "client_saturated_by": t.saturated_by,
         }
         if url.startswith("https://"):
             models_meta[r.label]["tls"] = tls_meta(r)

@@ -107,7 +107,7 @@ def decide(scenario: Scenario, summary: pd.DataFrame,
     mine = [m for m in table["model"] if m in saturated]
     if mine:  # its numbers are its client's limit, not the target's or the model's
         reason += (f"; {', '.join(mine)} measured {'its' if len(mine) == 1 else 'their'} "
-                   "own client (load process CPU >= 90%)")
+                   "own client (its load process was its bottleneck)")
     table["winner"] = table["model"] == winner
     return Verdict(table, winner, kind, expected, agrees, reason)
 

@@ -3,12 +3,16 @@ kept, a saturated client says so. Against the embedded mockserver and a dead por
 
 from __future__ import annotations
 
+import os
 import socket
+import subprocess
+import sys
 from pathlib import Path
 
 import pandas as pd
+import pytest
 
-from tests.conftest import load_meta, run_harness
+from tests.conftest import HARNESS, load_meta, run_harness
 
 
 def dead_port() -> int:
@@ -107,6 +111,38 @@ def test_a_saturated_client_says_so(tmp_path):
     assert "sync saturated" not in proc.stdout
     assert "thread measured its own client" in meta["verdict"]
     assert "saturated its client" in (run_dir / "report.html").read_text()
+
+
+def test_a_starved_client_is_client_bound_though_its_cpu_stays_low(tmp_path):
+    """The whole run pinned to one core beside a CPU-bound process pinned there too: the
+    thread model's load process never reaches 90% of a core (it gets about half), yet it
+    wanted a core and waited for it -- client-bound by the `starved` signal, named."""
+    import shutil
+    if shutil.which("taskset") is None or len(os.sched_getaffinity(0)) < 1:
+        pytest.skip("taskset is not installed")
+    core = str(sorted(os.sched_getaffinity(0))[-1])
+    hog = subprocess.Popen(["taskset", "-c", core, sys.executable, "-c",
+                            "import time\nend = time.time() + 60\nwhile time.time() < end: pass"])
+    try:
+        path = tmp_path / "starved.toml"
+        path.write_text('[run]\nduration = "3s"\nworkers = 1\n'
+                        '[target.mock]\nlatency = { dist = "fixed", ms = 5 }\n'
+                        '[load]\nconcurrency = 2\n[[requests]]\nname = "r"\npath = "/"\n'
+                        '[[models]]\nmodel = "thread"\ncpu_work = 3000000\n')
+        proc = subprocess.run(["taskset", "-c", core, HARNESS, "run", str(path), "--out",
+                               str(tmp_path), "--quiet"], capture_output=True, text=True,
+                              timeout=120)
+    finally:
+        hog.kill()
+        hog.wait()
+    assert proc.returncode == 0, proc.stderr
+    meta = load_meta(proc.stdout.strip().splitlines()[-1])
+    thread = meta["models"]["thread"]
+    cpu_share = thread["cpu_s"] / (thread["measured_s"] + 0.5)
+    assert cpu_share < 0.9, thread          # its own CPU alone would not have said so
+    assert thread["client_saturated"] is True, thread
+    assert thread["client_saturated_by"].get("starved", 0) > 0, thread
+    assert "waited for one" in proc.stderr
 
 
 def test_progress_prints_no_nan_before_the_first_second(tmp_path):
