@@ -322,8 +322,8 @@ def test_trend_page_renders_in_chromium(runs, tmp_path):
     from tests.devtools import chromium
     from tests.integration.test_report import _browse
     store = tmp_path / "baselines"
-    assert run_harness("baseline", "add", "main", *(runs[t][1] for t in ("a0", "a1", "a2")),
-                       "--dir", str(store)).returncode == 0
+    base = [runs[t][1] for t in ("base1", "base2", "base3")]
+    assert run_harness("baseline", "add", "main", *base, "--dir", str(store)).returncode == 0
     page = tmp_path / "trend.html"
     assert run_harness("baseline", "show", "main", "--dir", str(store), "--html",
                        str(page)).returncode == 0
