@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test bench lint clean
+.PHONY: run test bench lint clean constraints
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -24,6 +24,12 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m bench $(BENCH_ARGS)
+
+# the versions the suite passed with, for the Docker image (pip install -c constraints.txt)
+constraints: $(STAMP)
+	{ echo "# The versions the test suite passed with (make constraints): the image installs with these"; \
+	  echo "# pins (pip install -c), so a rebuild months later runs what was tested."; \
+	  $(BIN)/python -m pip freeze --exclude-editable | grep -v '^loadharness'; } > constraints.txt
 
 lint: $(STAMP)
 	$(BIN)/ruff check harness mockserver tests bench

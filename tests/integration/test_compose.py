@@ -86,3 +86,42 @@ def test_image_is_built_once_small_and_not_root():
     assert [name for name, s in svc.items() if "build" in s] == ["mockserver"]
     assert {s["image"] for s in svc.values()} == {"loadharness:local"}
     assert {s["user"] for s in svc.values()} == {"${HARNESS_UID:-10001}:${HARNESS_GID:-10001}"}
+
+
+def test_image_is_reproducible_and_says_what_it_serves():
+    """The base image by a full version tag (not a moving `3.11-slim`), dependencies
+    installed from constraints.txt whose pins satisfy pyproject's lower bounds and cover
+    every runtime dependency, a default CMD and the ports it serves."""
+    import re
+    import tomllib
+
+    from packaging.requirements import Requirement
+    from packaging.version import Version
+    lines = (ROOT / "Dockerfile").read_text().splitlines()
+    base = [line.split()[1] for line in lines if line.startswith("FROM ")]
+    assert len(base) == 1 and (re.fullmatch(r"python:\d+\.\d+\.\d+-slim-\w+", base[0])
+                               or "@sha256:" in base[0]), base
+    assert any("pip install" in line and "-c constraints.txt" in line for line in lines)
+    assert 'CMD ["harness", "--help"]' in lines
+    exposed = {p for line in lines if line.startswith("EXPOSE ") for p in line.split()[1:]}
+    assert exposed == {"8080", "5555", "8089"}
+    pins = {}
+    for line in (ROOT / "constraints.txt").read_text().splitlines():
+        if line and not line.startswith("#"):
+            name, _, version = line.partition("==")
+            pins[name.lower().replace("_", "-")] = Version(version)
+    deps = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    for dep in map(Requirement, deps):
+        name = dep.name.lower().replace("_", "-")
+        assert name in pins, f"constraints.txt does not pin {name}"
+        assert dep.specifier.contains(pins[name]), (name, pins[name], dep.specifier)
+
+
+def test_compose_and_readme_agree():
+    """No obsolete top-level `version` (docker compose v2 warns about it), and every
+    `docker compose up` in the README passes HARNESS_UID/GID (without them the
+    containers cannot write ./results)."""
+    assert "version" not in yaml.safe_load(COMPOSE.read_text())
+    readme = (ROOT / "README.md").read_text()
+    ups = [line for line in readme.splitlines() if "docker compose up" in line]
+    assert ups and all("HARNESS_UID=$(id -u) HARNESS_GID=$(id -g)" in u for u in ups), ups
