@@ -18,13 +18,51 @@ from typing import Any
 from harness.errors import HarnessError, OptionError, RunError, UsageError
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_PARTIAL, EXIT_CROSSED = 0, 1, 2, 3, 99
+MAX_LOCAL_WORKERS = 64   # as the scenario's run.workers: local worker processes
 
 
 class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # argparse exits 2 too; keep its message short
-        self.print_usage(sys.stderr)
-        print(f"{self.prog}: error: {message}", file=sys.stderr)
+    def error(self, message: str) -> None:  # argparse exits 2 too; one line, no usage
+        print(f"{self.prog}: error: {message} (see {self.prog} --help)", file=sys.stderr)
         raise SystemExit(EXIT_USAGE)
+
+
+def _shown(text: str) -> str:
+    """An option's value as a message quotes it: escaped, on one line, cut."""
+    from harness.scenario.ctx import _show
+    return _show(text)
+
+
+def _number(kind: type, lo: float, hi: float, unit: str = "") -> Callable[[str], Any]:
+    """An argparse type: a finite number in [lo, hi] (nan, inf and 1e9 workers refused)."""
+    def parse(text: str) -> Any:
+        try:
+            value = kind(text)
+        except (ValueError, OverflowError):
+            value = None
+        if value is None or value != value or not lo <= value <= hi:
+            raise argparse.ArgumentTypeError(
+                f"expected {'an integer' if kind is int else 'a number'} {lo:g}..{hi:g}"
+                f"{unit}, got {_shown(text)}")
+        return value
+    return parse
+
+
+def _path(text: str) -> str:
+    """An argparse type for a file or directory to write: not empty (that would be the
+    working directory), no control character (the run directory is printed as the last
+    line of stdout: a newline in it would split that line)."""
+    if not text.strip() or not text.isprintable():
+        raise argparse.ArgumentTypeError(f"expected a path, got {_shown(text)}")
+    return text
+
+
+def _name(text: str) -> str:
+    """A worker's name: printable, at most 256 characters (it goes into logs and files)."""
+    if not text or len(text) > 256 or not text.isprintable():
+        raise argparse.ArgumentTypeError(f"expected 1-256 printable characters, got "
+                                         f"{_shown(text)}")
+    return text
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -33,7 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     def scenario_args(cmd: argparse.ArgumentParser) -> None:
         cmd.add_argument("scenario")
-        cmd.add_argument("--out", default="results", help="results directory")
+        cmd.add_argument("--out", default="results", type=_path, help="results directory")
         cmd.add_argument("--target", help="target base URL (else the scenario's or embedded)")
         overrides(cmd)
         cmd.add_argument("--quiet", action="store_true")
@@ -50,27 +88,31 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="run a scenario with local workers")
     scenario_args(run)
-    run.add_argument("--workers", type=int, help="local worker processes")
+    run.add_argument("--workers", type=_number(int, 1, MAX_LOCAL_WORKERS),
+                     help="local worker processes")
 
     coord = sub.add_parser("coordinator", help="run a scenario with remote workers")
     scenario_args(coord)
     coord.add_argument("--bind", default="tcp://127.0.0.1:5555")
-    coord.add_argument("--expect-workers", type=int, required=True)
-    coord.add_argument("--wait-workers", type=float, default=60.0, metavar="SECONDS",
+    coord.add_argument("--expect-workers", type=_number(int, 1, 100_000), required=True)
+    coord.add_argument("--wait-workers", type=_number(float, 0.1, 86400.0, " s"),
+                       default=60.0, metavar="SECONDS",
                        help="how long to wait for the workers to join")
     coord.add_argument("--curve-dir", help="CURVE keys (harness keys DIR): encrypt and "
                                            "authenticate workers")
     coord.add_argument("--insecure", action="store_true",
                        help="allow a non-loopback bind without CURVE")
-    coord.add_argument("--lost-after", type=float, default=None, metavar="SECONDS",
+    coord.add_argument("--lost-after", type=_number(float, 0.5, 3600.0, " s"), default=None,
+                       metavar="SECONDS",
                        help="silence after which a worker is marked lost (default 4; one "
                             "that comes back is re-admitted)")
 
     worker = sub.add_parser("worker", help="join a coordinator")
     worker.add_argument("--connect", required=True)
-    worker.add_argument("--name")
+    worker.add_argument("--name", type=_name)
     worker.add_argument("--curve-dir", help="CURVE keys: worker.key_secret, coordinator.key")
-    worker.add_argument("--connect-timeout", type=float, default=30.0, metavar="SECONDS")
+    worker.add_argument("--connect-timeout", type=_number(float, 0.1, 86400.0, " s"),
+                        default=30.0, metavar="SECONDS")
 
     rep = sub.add_parser("report", help="build report.html for a run directory")
     rep.add_argument("run_dir")
@@ -95,8 +137,9 @@ def build_parser() -> argparse.ArgumentParser:
                            "of it in percentage points)")
     cmp_.add_argument("--baseline", metavar="NAME",
                       help="compare one run against every run of baselines/NAME")
-    cmp_.add_argument("--baseline-dir", default="baselines", metavar="DIR")
-    cmp_.add_argument("--junit", metavar="FILE", help="write the gates as JUnit XML")
+    cmp_.add_argument("--baseline-dir", default="baselines", type=_path, metavar="DIR")
+    cmp_.add_argument("--junit", metavar="FILE", type=_path,
+                      help="write the gates as JUnit XML")
 
     base = sub.add_parser("baseline", help="keep runs as a baseline: add, show")
     base_sub = base.add_subparsers(dest="action", required=True, parser_class=_Parser)
@@ -106,12 +149,13 @@ def build_parser() -> argparse.ArgumentParser:
     base_show = base_sub.add_parser("show", help="list a baseline's runs and its noise")
     base_show.add_argument("name")
     for cmd in (base_add, base_show):
-        cmd.add_argument("--dir", default="baselines", help="where baselines live")
-    base_show.add_argument("--html", metavar="FILE",
+        cmd.add_argument("--dir", default="baselines", type=_path,
+                         help="where baselines live")
+    base_show.add_argument("--html", metavar="FILE", type=_path,
                            help="also write a trend chart of each metric over the runs")
 
     keys = sub.add_parser("keys", help="make CURVE key pairs for coordinator and workers")
-    keys.add_argument("dir")
+    keys.add_argument("dir", type=_path)
 
     val = sub.add_parser("validate", help="check a scenario without running it")
     val.add_argument("scenario")
@@ -119,7 +163,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     har = sub.add_parser("import-har", help="turn a browser recording into a scenario")
     har.add_argument("recording", help="a HAR file (browser devtools: Save all as HAR)")
-    har.add_argument("-o", "--output", help="scenario file to write (default: stdout)")
+    har.add_argument("-o", "--output", type=_path,
+                     help="scenario file to write (default: stdout)")
     har.add_argument("--include-static", action="store_true",
                      help="keep images, scripts, styles and fonts")
     har.add_argument("--keep-auth", action="store_true",
@@ -256,8 +301,6 @@ def cmd_run(args: argparse.Namespace) -> int:
     if problem := out_dir_problem(Path(args.out)):
         raise OptionError(f"--out {args.out}: {problem}")
     workers = getattr(args, "workers", None)
-    if workers is not None and workers < 1:
-        raise OptionError(f"--workers: expected >= 1, got {workers}")
 
     from harness.run import execute
     if args.command == "run":
@@ -265,9 +308,6 @@ def cmd_run(args: argparse.Namespace) -> int:
                        quiet=args.quiet, web=web)
     else:
         lost_after = {} if args.lost_after is None else {"lost_after_s": args.lost_after}
-        if args.lost_after is not None and not 0.5 <= args.lost_after <= 3600:
-            raise OptionError(f"--lost-after: expected 0.5..3600 seconds, got "
-                              f"{args.lost_after:g}")
         done = execute(scenario, Path(args.out), target=args.target,
                        workers=args.expect_workers, bind=args.bind, local_workers=False,
                        quiet=args.quiet, coordinator_kwargs=_coordinator_security(args),
@@ -382,8 +422,6 @@ def _curve_option(load: Callable[[str], Any], directory: str) -> Any:
 def _coordinator_security(args: argparse.Namespace) -> dict[str, Any]:
     """CURVE when asked; without it, only a loopback bind unless --insecure."""
     from harness.control.endpoints import endpoint_problem, is_loopback_endpoint
-    if args.expect_workers < 1:
-        raise OptionError("--expect-workers: expected >= 1")
     if problem := endpoint_problem(args.bind, bind=True):
         raise OptionError(f"--bind {args.bind}: {problem}")
     if args.curve_dir:
