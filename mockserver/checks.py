@@ -62,11 +62,11 @@ def depth_problem(doc: Any) -> str | None:
     return None
 
 
-def parse_document(text: str, kind: str) -> Any:
+def parse_document(text: str, kind: str, limit: int = MAX_DOCUMENT_BYTES) -> Any:
     """TOML or JSON text -> a document, or ValueError with a one-line reason: invalid,
     too large, nested too deep (checked before the parser could take long or recurse)."""
-    if len(text) > MAX_DOCUMENT_BYTES:
-        raise ValueError(f"larger than {MAX_DOCUMENT_BYTES >> 20} MiB")
+    if len(text) > limit:
+        raise ValueError(f"larger than {limit >> 20} MiB")
     if kind == "TOML" and (m := _DEEP_KEY.search(text)):
         line = text.count("\n", 0, m.start()) + 1
         raise ValueError(f"nested deeper than {MAX_DEPTH} levels (a dotted key on line "
@@ -82,16 +82,20 @@ def parse_document(text: str, kind: str) -> Any:
     return doc
 
 
-def read_document(path: Path, kind: str) -> Any:
+def read_document(path: Path, kind: str, limit: int = MAX_DOCUMENT_BYTES) -> Any:
     """A TOML or JSON file -> a document; ValueError naming what is wrong with it (cannot
-    be read, not UTF-8 -- with the byte --, invalid, too large, too deep)."""
+    be read, not UTF-8 -- with the byte --, invalid, too large, too deep). At most
+    `limit` + 1 bytes are read: /dev/zero or a FIFO never fills the memory."""
     try:
-        data = path.read_bytes()
+        with open(path, "rb") as f:
+            data = f.read(limit + 1)
     except OSError as exc:
         raise ValueError(f"cannot read: {exc.strerror}") from None
+    if len(data) > limit:
+        raise ValueError(f"larger than {limit >> 20} MiB")
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise ValueError(f"not UTF-8 text (byte {exc.start}: {data[exc.start]:#04x})") \
             from None
-    return parse_document(text, kind)
+    return parse_document(text, kind, limit)

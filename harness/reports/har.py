@@ -19,6 +19,7 @@ from typing import Any
 from urllib.parse import quote, urlsplit
 
 from harness.errors import UsageError
+from harness.scenario.ctx import _show
 from mockserver import checks
 
 MAX_HAR_BYTES = 256 << 20
@@ -46,9 +47,7 @@ def import_har(path: Path, *, include_static: bool = False, keep_auth: bool = Fa
     """The scenario (as TOML tables) a recording makes; raises HarError. What a user must
     know about what was left out (a credential, above all) is appended to `notes`."""
     try:
-        if path.stat().st_size > MAX_HAR_BYTES:
-            raise HarError(f"{path}: expected a HAR file of at most 256 MiB")
-        doc = checks.read_document(path, "JSON")
+        doc = checks.read_document(path, "JSON", MAX_HAR_BYTES)
     except OSError as exc:
         raise HarError(f"{path}: cannot read: {exc.strerror or exc}") from None
     except ValueError as exc:
@@ -57,7 +56,16 @@ def import_har(path: Path, *, include_static: bool = False, keep_auth: bool = Fa
         isinstance(doc.get("log"), dict) else None
     if not isinstance(entries, list) or not entries:
         raise HarError(f"{path}: log.entries: expected a list of recorded requests")
-    parsed = [_entry(path, i, e) for i, e in enumerate(entries)]
+    parsed = []
+    for i, raw_entry in enumerate(entries):   # import what can be, say what could not
+        try:
+            parsed.append(_entry(path, i, raw_entry))
+        except HarError as exc:
+            if notes is None or len(entries) == 1:
+                raise
+            notes.append(f"note: left out: {exc}")
+    if not parsed:
+        raise HarError(f"{path}: log.entries: no entry could be imported")
     origin = _main_origin(parsed)
     steps: list[dict[str, Any]] = []
     names: set[str] = set()
@@ -105,10 +113,21 @@ def _entry(path: Path, i: int, raw: Any) -> dict[str, Any]:
         took = float(raw.get("time") or 0) / 1000.0
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise HarError(f"{where}: expected request.url, request.method and startedDateTime "
-                       f"({type(exc).__name__}: {exc})") from None
+                       f"({type(exc).__name__}: {str(exc)[:80]})") from None
+    shown = _show(str(req["url"]))
+    try:
+        port = f":{url.port}" if url.port else ""
+    except ValueError:
+        raise HarError(f"{where}.request.url: expected a port 1-65535, got {shown}") from None
     if url.scheme not in ("http", "https") or not url.hostname:
-        raise HarError(f"{where}.request.url: expected an http(s) URL, got {req['url']!r:.80}")
-    port = f":{url.port}" if url.port else ""
+        raise HarError(f"{where}.request.url: expected an http(s) URL, got {shown}")
+    for what, text in (("request.url", str(req["url"])), ("postData.text", str(body)),
+                       *((f"header {k}", f"{k}{v}") for k, v in headers)):
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:   # a lone surrogate: JSON allows it, TOML cannot hold it
+            raise HarError(f"{where}: {what}: not valid Unicode text (a lone surrogate)") \
+                from None
     return {"origin": f"{url.scheme}://{url.hostname}{port}", "method": method,
             "target": url.path or "/", "query": url.query, "headers": headers,
             "body": str(body), "mime": mime, "start": start.timestamp(), "time_s": took,

@@ -35,7 +35,10 @@ class _Ctx:
     def entries(self, raw: list[Any], key: str, allowed: tuple[str, ...]
                 ) -> Iterator[tuple[int, str, dict[str, Any]]]:
         """An array of tables, each checked to be a table of `allowed` keys: (index, its
-        name for messages like `[[requests]][2]`, the table)."""
+        name for messages like `[[requests]][2]`, the table). Not a list (`--set
+        load.stages=5`): one line saying what was expected."""
+        if not isinstance(raw, list):
+            raise self.fail(key, f"expected an array of tables, got {_show(raw)}")
         for i, item in enumerate(raw):
             where = f"{key}[{i}]"
             table = self.table(item, where)

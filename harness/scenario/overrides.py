@@ -21,7 +21,7 @@ def apply_set(raw: dict[str, Any], assignment: str, source: str) -> None:
         raise ScenarioError(source, f"--set {assignment}", "expected KEY.PATH=VALUE")
     try:
         value = tomllib.loads(f"v = {text}")["v"]
-    except tomllib.TOMLDecodeError:
+    except ValueError:   # TOMLDecodeError, and an integer of more than 4,300 digits
         value = text
     parts = path.strip().split(".")
     node: Any = raw

@@ -111,9 +111,8 @@ def parse_scenario(raw: dict[str, Any], source: str, base: Path | None = None) -
     total = ctx.integer(run["requests"], "[run].requests", 1, MAX_REQUESTS) \
         if "requests" in run else None
     stages = []
-    for i, st in enumerate(load.get("stages", [])):
-        st = ctx.table(st, f"[load].stages[{i}]")
-        ctx.keys(st, ("duration", "target"), f"[load].stages[{i}]")
+    for i, _, st in ctx.entries(load.get("stages", []), "[load].stages",
+                                ("duration", "target")):
         stages.append(Stage(ctx.duration(st.get("duration"), f"[load].stages[{i}].duration"),
                             ctx.number(st.get("target"), f"[load].stages[{i}].target",
                                        positive=False)))

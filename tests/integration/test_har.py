@@ -99,6 +99,14 @@ def test_static_and_auth_are_kept_on_request(tmp_path, mock: Mock):
     (b'{"log": {"entries": [{"startedDateTime": "2026-01-01T00:00:00Z", "request": '
      b'{"method": "GET", "url": "ftp://x/"}}]}}', "expected an http(s) URL"),
     (b'\xff\xfe', "not UTF-8"),
+    # the hostile HARs that gave tracebacks: a port out of range, not a number, a lone
+    # surrogate (JSON allows it, TOML cannot hold it)
+    (b'{"log": {"entries": [{"startedDateTime": "2026-01-01T00:00:00Z", "request": '
+     b'{"method": "GET", "url": "http://h:99999/"}}]}}', "expected a port 1-65535"),
+    (b'{"log": {"entries": [{"startedDateTime": "2026-01-01T00:00:00Z", "request": '
+     b'{"method": "GET", "url": "http://h:abc/"}}]}}', "expected a port 1-65535"),
+    (b'{"log": {"entries": [{"startedDateTime": "2026-01-01T00:00:00Z", "request": '
+     b'{"method": "GET", "url": "http://h:1/\\ud800"}}]}}', "not valid Unicode"),
 ])
 def test_bad_recordings_exit_2(tmp_path, content, message):
     path = tmp_path / "bad.har"
@@ -204,3 +212,30 @@ def _as_har(events: list[dict]) -> dict:
         entries.append(entry)
     return {"log": {"version": "1.2", "creator": {"name": "chromium devtools"},
                     "entries": entries}}
+
+
+def test_devices_are_refused_without_reading_them_whole(tmp_path):
+    """/dev/zero used to be read whole before the size check (all the machine's memory):
+    at most the limit is read, then a one-line refusal."""
+    for args in (["import-har", "/dev/zero"], ["validate", "/dev/zero"],
+                 ["validate", "/dev/urandom"]):
+        proc = run_harness(*args, timeout=60)
+        assert proc.returncode == 2, (args, proc.stderr)
+        assert "larger than" in proc.stderr or "not UTF-8" in proc.stderr, proc.stderr
+        assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr
+
+
+def test_one_bad_entry_is_left_out_with_a_line(tmp_path, mock: Mock):
+    """Import what can be imported: an entry with a bad port is left out, named by its
+    index on stderr; the rest makes a scenario."""
+    doc = har(mock.url)
+    doc["log"]["entries"].append({"startedDateTime": "2026-01-01T00:00:09Z", "request": {
+        "method": "GET", "url": "http://h:99999/x", "headers": []}})
+    path = tmp_path / "rec.har"
+    path.write_text(json.dumps(doc))
+    proc = run_harness("import-har", str(path))
+    assert proc.returncode == 0, proc.stderr
+    n = len(doc["log"]["entries"]) - 1
+    assert f"note: left out: {path}: log.entries[{n}].request.url: expected a port" \
+        in proc.stderr
+    assert tomllib.loads(proc.stdout)["flows"][0]["steps"]

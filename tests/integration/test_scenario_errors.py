@@ -93,6 +93,15 @@ def test_bad_set_and_missing_file(tmp_path, target: Mock):
     assert proc.returncode == 2 and "missing.toml" in proc.stderr
     proc = run_harness("validate", str(path))
     assert proc.returncode == 0 and "ok" in proc.stdout
+    # a --set of the wrong shape was a TypeError traceback; a 100 kB value or one with CR/LF
+    # and a terminal escape is quoted escaped, on one line, cut
+    for assignment, key in (("load.stages=5", "[load].stages"),
+                            ("run.duration=" + "9" * 100_000, "[run].duration"),
+                            ("run.duration=1\r\nx\x1b[31m", "[run].duration")):
+        proc = run_harness("validate", str(path), "--set", assignment)
+        assert proc.returncode == 2 and key in proc.stderr, proc.stderr
+        assert proc.stderr.count("\n") == 1 and len(proc.stderr) < 400, proc.stderr[:500]
+        assert "Traceback" not in proc.stderr and "\x1b" not in proc.stderr
     assert target.stats()["requests_total"] == 0
 
 
