@@ -54,20 +54,37 @@ Pieces = tuple[str | Ref, ...]
 
 
 def compile_template(text: str) -> Pieces:
-    """'Bearer {{token}}' -> ('Bearer ', Ref('var', 'token')); raises TemplateError."""
+    """'Bearer {{token}}' -> ('Bearer ', Ref('var', 'token')); raises TemplateError.
+    `{{ "text" }}` is literal text: `{{ "{{" }}` sends a `{{`."""
     pieces: list[str | Ref] = []
     pos = 0
+    # adjacent literal pieces are merged below, so an escaped `{{` costs nothing at run time
     for m in _TEMPLATE.finditer(text):
         if m.start() > pos:
             pieces.append(text[pos:m.start()])
-        pieces.append(_ref(m.group(1).strip()))
+        inner = m.group(1).strip()
+        if len(inner) >= 2 and inner[0] == inner[-1] == '"' and '"' not in inner[1:-1]:
+            pieces.append(inner[1:-1])   # {{ "{{" }}: literal text, how a `{{` is written
+        else:
+            pieces.append(_ref(inner))
         pos = m.end()
     rest = text[pos:]
     if "{{" in rest:
         raise TemplateError(f"an unclosed {{{{ in {text!r:.60}")
     if rest:
         pieces.append(rest)
-    return tuple(pieces)
+    merged: list[str | Ref] = []
+    for p in pieces:
+        if isinstance(p, str) and merged and isinstance(merged[-1], str):
+            merged[-1] += p
+        elif p != "":
+            merged.append(p)
+    return tuple(merged)
+
+
+def literal(text: str) -> str:
+    """`text` as a template that renders to exactly `text` (every `{{` escaped)."""
+    return text.replace("{{", '{{ "{{" }}')
 
 
 def _ref(inner: str) -> Ref:

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlsplit
 
+from harness.clients.templates import literal
 from harness.errors import UsageError
 from harness.scenario.ctx import _show
 from mockserver import checks
@@ -70,6 +71,7 @@ def import_har(path: Path, *, include_static: bool = False, keep_auth: bool = Fa
     steps: list[dict[str, Any]] = []
     names: set[str] = set()
     stripped: list[tuple[str, str]] = []   # (step name, header) of credentials left out
+    escaped: list[str] = []                 # where recorded text held `${` or `{{`
     last_end: float | None = None
     for e in sorted((e for e in parsed if e["origin"] == origin), key=lambda e: e["start"]):
         if not include_static and e["static"]:
@@ -79,7 +81,7 @@ def import_har(path: Path, *, include_static: bool = False, keep_auth: bool = Fa
             if gap > 0.01:
                 steps[-1]["think_time"] = f"{min(gap, MAX_THINK_S) * 1000:.0f}ms"
         last_end = e["start"] + e["time_s"]
-        steps.append(_step(e, len(steps), names, keep_auth, stripped))
+        steps.append(_step(e, len(steps), names, keep_auth, stripped, escaped))
     if stripped and notes is not None:
         notes.append(f"note: {len(stripped)} step(s) lost a credential header ("
                      f"{', '.join(sorted({h for _, h in stripped}))}): "
@@ -88,6 +90,11 @@ def import_har(path: Path, *, include_static: bool = False, keep_auth: bool = Fa
                      + ". A journey that needs it will fail (401/403): give --keep-auth to "
                        "keep recorded credentials, or set the header from an extracted "
                        "token")
+    if escaped and notes is not None:
+        notes.append("note: recorded text kept literal (a `${` escaped as `$${`, a `{{` "
+                     "as `{{ \"{{\" }}`, so nothing is filled from your environment or "
+                     "read as a template): " + "; ".join(escaped[:5])
+                     + (f" and {len(escaped) - 5} more" if len(escaped) > 5 else ""))
     if not steps:
         raise HarError(f"{path}: no request to {origin} left to replay (static assets are "
                        "left out unless --include-static)")
@@ -146,13 +153,14 @@ def _main_origin(entries: list[dict[str, Any]]) -> str:
 
 
 def _step(e: dict[str, Any], i: int, names: set[str], keep_auth: bool,
-          stripped: list[tuple[str, str]]) -> dict[str, Any]:
+          stripped: list[tuple[str, str]], escaped: list[str]) -> dict[str, Any]:
     # a recorded path is sent as recorded: anything outside printable ASCII (and a `{`,
     # which our templates would read) is percent-encoded
     safe = "/:@!$&'()*+,;=-._~%?"
     path = quote(e["target"], safe=safe) + (f"?{quote(e['query'], safe=safe)}"
                                             if e["query"] else "")
-    name = f"{i + 1:02d} {e['method']} {e['target']}"[:200]
+    # a name is no template, but the loader fills `${...}` in every string
+    name = f"{i + 1:02d} {e['method']} {e['target']}".replace("${", "$${")[:200]
     while name in names:
         name += "'"
     names.add(name)
@@ -164,15 +172,26 @@ def _step(e: dict[str, Any], i: int, names: set[str], keep_auth: bool,
             continue
         if key.startswith(":") or low in DROP or low.startswith("sec-"):
             continue
-        if "{{" in value or "\r" in value or "\n" in value:
+        if "\r" in value or "\n" in value:
             continue
-        headers[key] = value
-    step: dict[str, Any] = {"name": name, "method": e["method"], "path": path}
+        headers[key] = _kept(value, f"{name}: header {key}", escaped)
+    step: dict[str, Any] = {"name": name, "method": e["method"],
+                            "path": _kept(path, f"{name}: path", escaped)}
     if headers:
         step["headers"] = headers
-    if e["body"] and "{{" not in e["body"]:
-        step["body"] = e["body"]
+    if e["body"]:
+        step["body"] = _kept(e["body"], f"{name}: body", escaped)
     return step
+
+
+def _kept(text: str, where: str, escaped: list[str]) -> str:
+    """Recorded text kept literal: a `${` would be filled from the replaying user's
+    environment (a recorded `${SECRET_TOKEN}` sent to the recorded host), a `{{` read as a
+    template. Both are escaped (`$${`, `{{ "{{" }}`) and `where` is noted."""
+    if "${" not in text and "{{" not in text:
+        return text
+    escaped.append(where)
+    return literal(text.replace("${", "$${"))
 
 
 def _run_name(path: Path) -> str:

@@ -75,14 +75,20 @@ def _key(parts: tuple[str | int, ...]) -> str:
     return out
 
 
+_ENV_OR_ESCAPE = re.compile(r"\$\$\{|" + _ENV.pattern)
+
+
 def interpolate(value: Any, source: str, parts: tuple[str | int, ...] = ()) -> Any:
-    """Replace ${VAR} and ${VAR:-default} in every string; a missing VAR is an error."""
+    """Replace ${VAR} and ${VAR:-default} in every string; a missing VAR is an error.
+    `$${` is a literal `${` (as in docker compose): how recorded text keeps one."""
     if isinstance(value, dict):
         return {k: interpolate(v, source, (*parts, k)) for k, v in value.items()}
     if isinstance(value, list):
         return [interpolate(v, source, (*parts, i)) for i, v in enumerate(value)]
     if isinstance(value, str) and "${" in value:
         def sub(m: re.Match[str]) -> str:
+            if m.group(0) == "$${":
+                return "${"
             env = os.environ.get(m.group(1))
             if env is None:
                 if m.group(2) is None:
@@ -91,7 +97,7 @@ def interpolate(value: Any, source: str, parts: tuple[str | int, ...] = ()) -> A
                                         "(use ${VAR:-default})")
                 return m.group(2)
             return env
-        return _ENV.sub(sub, value)
+        return _ENV_OR_ESCAPE.sub(sub, value)
     return value
 
 

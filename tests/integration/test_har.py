@@ -239,3 +239,41 @@ def test_one_bad_entry_is_left_out_with_a_line(tmp_path, mock: Mock):
     assert f"note: left out: {path}: log.entries[{n}].request.url: expected a port" \
         in proc.stderr
     assert tomllib.loads(proc.stdout)["flows"][0]["steps"]
+
+
+def test_recorded_text_stays_literal_and_no_secret_leaves(tmp_path):
+    """A recording whose header holds `${SECRET_TOKEN}` and whose body holds `{{x}}`:
+    replayed with SECRET_TOKEN set, the target sees the recorded text, never the secret
+    (the loader filled `${...}` from the environment; a body with `{{` was dropped)."""
+    import os
+
+    from tests.rawserver import RawServer
+    server = RawServer()
+    try:
+        doc = {"log": {"entries": [{
+            "startedDateTime": "2026-01-01T00:00:00Z", "time": 5,
+            "request": {"method": "POST", "url": f"{server.url}/api/${{X}}",
+                        "headers": [{"name": "X-Trace", "value": "${SECRET_TOKEN}"},
+                                    {"name": "Content-Type", "value": "application/json"}],
+                        "postData": {"text": '{"a": "{{x}}", "b": "${SECRET_TOKEN}"}'}},
+            "response": {"content": {"mimeType": "text/html"}}}]}}
+        path = tmp_path / "rec.har"
+        path.write_text(json.dumps(doc))
+        out = tmp_path / "rec.toml"
+        proc = run_harness("import-har", str(path), "-o", str(out))
+        assert proc.returncode == 0, proc.stderr
+        assert "note: recorded text kept literal" in proc.stderr
+        assert "header X-Trace" in proc.stderr and "body" in proc.stderr
+        env = {**os.environ, "SECRET_TOKEN": "hunter2"}
+        run = run_harness("run", str(out), "--set", "run.duration=1s", "--set",
+                          "flows.0.steps.0.think_time=0s", "--out", str(tmp_path), "--quiet",
+                          env=env)
+        assert run.returncode == 0, run.stderr
+    finally:
+        server.stop()
+    assert server.requests
+    for seen in server.requests:
+        assert seen.target == "/api/$%7BX%7D" or seen.target == "/api/${X}"
+        assert ("X-Trace", "${SECRET_TOKEN}") in seen.headers
+        assert seen.body == b'{"a": "{{x}}", "b": "${SECRET_TOKEN}"}'
+        assert b"hunter2" not in seen.body and all("hunter2" not in v for _, v in seen.headers)
