@@ -67,9 +67,12 @@ def runs(tmp_path_factory) -> dict[str, tuple[int, str]]:
         jobs[f"a{i}"] = (20, dict(seed=i, requests=800, thresholds=th))
         jobs[f"b{i}"] = (20, dict(seed=i, requests=800, thresholds=th))
         jobs[f"s{i}"] = (26, dict(seed=i, requests=800, thresholds=th))
+    # the baseline's runs seeded alike: what moves between them is the machine, the
+    # noise the model is for (on a busy machine unseeded draws and load together made
+    # the spread of three runs wider than the 20% to be found)
     for tag in ("base1", "base2", "base3", "same"):
-        jobs[tag] = (40, dict(seed=None, requests=1000))
-    jobs["slower"] = (48, dict(seed=None, requests=1000))
+        jobs[tag] = (40, dict(seed=7, requests=1000))
+    jobs["slower"] = (48, dict(seed=7, requests=1000))
     with ThreadPoolExecutor(8) as pool:
         futures = {tag: pool.submit(_run, tmp, tag, median, **kw)
                    for tag, (median, kw) in jobs.items()}
@@ -186,7 +189,9 @@ def test_junit_of_every_run_validates(runs):
     assert suite["@name"] == "uvloop-fast" and suite["@failures"] == "1"
     cases = {c["@name"]: c for c in suite["testcase"]}
     fail = cases["threshold p50_ms < 23"]["failure"][0]
-    assert re.fullmatch(r"uvloop-fast: p50_ms measured 2\d\.\d+, limit < 23", fail["@message"])
+    got = re.fullmatch(r"uvloop-fast: p50_ms measured (\d+(?:\.\d+)?), limit < 23",
+                       fail["@message"])
+    assert got and float(got.group(1)) >= 23, fail["@message"]
     assert "failure" not in cases["some request succeeded"]
     assert "measured the target, not the generator" in cases
     ok = Path(runs["a0"][1]) / "junit.xml"
@@ -291,7 +296,7 @@ def test_action_steps_in_order(runs, tmp_path):
     again.mkdir()
     scenario2 = again / "gate.toml"
     # the baseline's own scenario, so the compare is like for like
-    scenario2.write_text(SCENARIO.format(requests=1000, median=40, p99=120, seed="",
+    scenario2.write_text(SCENARIO.format(requests=1000, median=40, p99=120, seed="seed = 7",
                                          thresholds=""))
     outputs, summary, ran = _run_action(again, {"scenario": str(scenario2),
                                                 "out": str(again / "r"), "baseline": "main",

@@ -237,23 +237,34 @@ def test_bad_endpoints_and_key_dirs_are_usage_errors(tmp_path, args, message):
     assert message in proc.stderr and "Traceback" not in proc.stderr
 
 
-def _mockservers() -> set[int]:
-    return {p.pid for p in psutil.process_iter(["cmdline"])
-            if any("mockserver" in part for part in (p.info["cmdline"] or []))}
+def _tagged(tag: str) -> set[int]:
+    """Processes that inherited this test's tag in their environment: what the command
+    started, and only that (another run on the machine is not ours to count)."""
+    out = set()
+    for p in psutil.process_iter():
+        try:
+            if p.environ().get("LH_TEST_TAG") == tag:
+                out.add(p.pid)
+        except (psutil.Error, OSError):
+            continue
+    return out
 
 
 def test_coordinator_port_in_use_is_a_clear_failure(tmp_path):
-    before = _mockservers()
+    import os
+    import uuid
+    tag = uuid.uuid4().hex
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
         busy.listen()
         endpoint = f"tcp://127.0.0.1:{busy.getsockname()[1]}"
         path = write(tmp_path, SCENARIO.format(duration="1s", rate=10))
         proc = run_harness("coordinator", str(path), "--bind", endpoint, "--expect-workers",
-                           "1", "--wait-workers", "2", "--out", str(tmp_path), timeout=30)
+                           "1", "--wait-workers", "2", "--out", str(tmp_path), timeout=30,
+                           env={**os.environ, "LH_TEST_TAG": tag})
     assert proc.returncode == 1 and "Traceback" not in proc.stderr
     assert f"cannot bind {endpoint}: Address already in use" in proc.stderr
-    assert _mockservers() <= before  # the embedded mockserver it started is gone too
+    assert _tagged(tag) == set()  # the embedded mockserver it started is gone too
 
 
 def test_extra_worker_waits_as_spare_and_none_leaves_before_the_results(tmp_path,
