@@ -138,14 +138,32 @@ class WebServer:
 
     # -- handlers (the web thread) ----------------------------------------------------------
 
+    def _host_ok(self, host: str) -> bool:
+        """On a loopback bind, the Host a browser sent must name this machine: a page of
+        another site whose name was rebound to 127.0.0.1 (DNS rebinding) sends its own
+        name, and would otherwise read the run and stop it without any token."""
+        if not is_loopback(self.host):
+            return True   # off loopback a token is required: it guards every path
+        try:
+            name = urlsplit(f"//{host}").hostname or ""
+        except ValueError:
+            return False
+        return name in ("localhost", self.host.strip("[]")) or is_loopback(name)
+
     @web.middleware
     async def _auth(self, request: web.Request, handler: Any) -> web.StreamResponse:
+        if not self._host_ok(request.headers.get("Host", "")):
+            return web.json_response({"error": "Host must name this machine (127.0.0.1, "
+                                               "localhost, ::1)"}, status=403)
         if self.token is not None:
             given = request.headers.get("Authorization", "")
             bearer = given[7:] if given.startswith("Bearer ") else ""
             query = request.query.get("token", "")
-            if not (hmac.compare_digest(bearer.encode(), self.token.encode())
-                    or hmac.compare_digest(query.encode(), self.token.encode())):
+            # a raw non-UTF-8 header arrives with surrogates: compared as the same bytes,
+            # never a 500 (and a traceback in the run's output)
+            mine = self.token.encode()
+            if not (hmac.compare_digest(bearer.encode("utf-8", "surrogateescape"), mine)
+                    or hmac.compare_digest(query.encode("utf-8", "surrogateescape"), mine)):
                 return web.json_response(
                     {"error": "the dashboard needs Authorization: Bearer <token> or "
                               "?token=<token>"}, status=401)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import socket
 import subprocess
 import time
 import urllib.error
@@ -264,3 +265,54 @@ def test_off_loopback_without_token_is_refused(tmp_path: Path):
                        "--web", "0.0.0.0:0")
     assert proc.returncode == 2 and "--web-token" in proc.stderr
     assert not (tmp_path / "out").exists()
+
+
+def _raw(base: str, head: bytes) -> bytes:
+    """One request written byte for byte (a Host or header no HTTP library would send)."""
+    parts = urlsplit(base)
+    with socket.create_connection((parts.hostname, parts.port), timeout=5) as sock:
+        sock.sendall(head)
+        data = b""
+        while chunk := sock.recv(65536):
+            data += chunk
+    return data
+
+
+def test_dns_rebinding_and_raw_headers_are_refused(tmp_path: Path):
+    """A page whose name was rebound to 127.0.0.1 sends its own Host (and a matching
+    Origin): it may neither read the run nor stop it (403). A raw non-UTF-8 Authorization
+    is a 401 (it was a 500 with a traceback in the run's output)."""
+    scenario = write_scenario(tmp_path / "s.toml", SCENARIO.replace('"3s"', '"2s"'))
+    proc, base = start_run(scenario, tmp_path / "a", "127.0.0.1:0")
+    try:
+        wait_for(lambda: fetch(base + "api/state")[0] == 200)
+        port = urlsplit(base).port
+        evil = f"rebind.evil.example:{port}".encode()
+        got = _raw(base, b"GET /api/state HTTP/1.1\r\nHost: " + evil +
+                   b"\r\nConnection: close\r\n\r\n")
+        assert got.startswith(b"HTTP/1.1 403"), got[:200]
+        got = _raw(base, b"POST /api/stop HTTP/1.1\r\nHost: " + evil + b"\r\nOrigin: http://"
+                   + evil + b"\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+        assert got.startswith(b"HTTP/1.1 403"), got[:200]
+        assert state(base)["stop_requested"] is False
+        for host in (f"127.0.0.1:{port}", f"localhost:{port}"):
+            got = _raw(base, f"GET /api/state HTTP/1.1\r\nHost: {host}\r\n"
+                       "Connection: close\r\n\r\n".encode())
+            assert got.startswith(b"HTTP/1.1 200"), (host, got[:200])
+        assert proc.wait(60) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    proc, base = start_run(scenario, tmp_path / "b", "127.0.0.1:0", "--web-token", "s3cret")
+    try:
+        wait_for(lambda: fetch(base + "api/state", "s3cret")[0] == 200)
+        host = urlsplit(base).netloc.encode()
+        got = _raw(base, b"GET /api/state HTTP/1.1\r\nHost: " + host +
+                   b"\r\nAuthorization: Bearer \xff\xfe\xc3(\r\nConnection: close\r\n\r\n")
+        assert got.startswith(b"HTTP/1.1 401"), got[:200]
+        assert proc.wait(60) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    err = proc.stderr.read()
+    assert "Traceback" not in err and "Error handling request" not in err, err
