@@ -66,9 +66,16 @@ def _read_csv(ctx: _Ctx, key: str, path: Path) -> tuple[tuple[str, ...],
     if not table:
         raise ctx.fail(key, f"expected a header row and at least one row: {path} is empty")
     header = tuple(c.strip() for c in table[0])
-    if not all(_NAME_RE.fullmatch(c) for c in header) or len(set(header)) != len(header):
-        raise ctx.fail(key, f"expected a header row of unique column names (letters, digits, "
-                            f"_ or -): {path} has {list(header)!r:.100}")
+    # a file that is not a CSV of names (/proc/self/environ, a .env, a shadow file) is
+    # named, never echoed: at most the first SHOWN_COLUMN characters of the bad column
+    for i, c in enumerate(header):
+        if not _NAME_RE.fullmatch(c):
+            cut = _show(c[:SHOWN_COLUMN]) + ("..." if len(c) > SHOWN_COLUMN else "")
+            raise ctx.fail(key, f"expected a header row of column names (letters, digits, "
+                                f"_ or -): {path} column {i + 1} is {cut}")
+        if c in header[:i]:
+            raise ctx.fail(key, f"expected unique column names: {path} has "
+                                f"{_show(c)} twice")
     rows = table[1:]
     if not rows:
         raise ctx.fail(key, f"expected at least one row under the header: {path}")
@@ -77,6 +84,9 @@ def _read_csv(ctx: _Ctx, key: str, path: Path) -> tuple[tuple[str, ...],
             raise ctx.fail(key, f"{path} line {n}: expected {len(header)} fields, got "
                                 f"{len(row)}")
     return header, tuple(tuple(r) for r in rows)
+
+
+SHOWN_COLUMN = 16
 
 
 def _flows(ctx: _Ctx, raw: Any, tables: tuple[DataTable, ...], names: set[str],

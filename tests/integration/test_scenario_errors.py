@@ -148,3 +148,23 @@ def test_mock_settings_ignored_with_a_target_say_so(tmp_path, target: Mock):
     assert proc.returncode == 0, proc.stderr
     notes = [line for line in proc.stderr.splitlines() if "[target.mock]" in line]
     assert len(notes) == 1 and "--target is set" in notes[0] and "ignored" in notes[0]
+
+
+@pytest.mark.parametrize("content", [
+    b"SECRET_KEY=s3cr3t-v4lue-that-must-not-be-echoed-anywhere\nOTHER=1\n",
+    b"root:$6$saltsalt$h4shh4shh4shh4shh4sh:19000:0:99999:7:::\n",
+    b"A=1\x00PATH=/usr/bin\x00TOKEN=s3cr3t-v4lue-that-must-not-be-echoed-anywhere\x00"])
+def test_a_data_file_that_is_no_csv_is_named_not_echoed(tmp_path, content):
+    """A [[data]] file pointing at a .env, a shadow-style file or /proc/self/environ: the
+    error names the file and the column, never more than its first 16 characters (it
+    quoted ~100 characters of the file's first line)."""
+    data = tmp_path / "users.csv"
+    data.write_bytes(content)
+    path = tmp_path / "d.toml"
+    path.write_text('[run]\nrequests = 1\n[[data]]\nname = "users"\nfile = "users.csv"\n'
+                    '[[flows]]\nname = "f"\n[[flows.steps]]\npath = "/{{users.name}}"\n'
+                    '[[models]]\nmodel = "thread"\n')
+    proc = run_harness("validate", str(path))
+    assert proc.returncode == 2 and "users.csv column 1 is" in proc.stderr, proc.stderr
+    assert "must-not-be-echoed" not in proc.stderr and "h4sh" not in proc.stderr
+    assert proc.stderr.count("\n") == 1
