@@ -25,7 +25,7 @@ from harness.control.messages import LOST_AFTER_S
 from harness.control.outcome import ModelResult, RunOutcome
 from harness.control.progress import Progress
 from harness.embedded import EmbeddedMock
-from harness.errors import RunError
+from harness.errors import CoordinatorError, RunError
 from harness.reports import results, thresholds
 from harness.reports.html import build_report
 from harness.reports.intervals import IntervalSink, is_flow
@@ -162,7 +162,19 @@ def _execute(scenario: Scenario, out: Path, target: str | None, n: int, bind: st
                 elif not quiet:
                     print(f"coordinator at {coordinator.endpoint}: waiting for {n} workers",
                           flush=True)
-                outcome = coordinator.run(wait_workers)
+                try:
+                    outcome = coordinator.run(wait_workers)
+                except CoordinatorError as exc:
+                    # the run never started: meta.json says so, with what the coordinator
+                    # counted of the peers that did come (dropped, refused)
+                    reason = str(exc)
+                    _made(lambda: results.write_meta(
+                        run_dir, scenario, url=url, embedded=mock is not None,
+                        state="failed", reason=reason,
+                        dropped_messages=coordinator.dropped,     # type: ignore[union-attr]
+                        refused_workers=coordinator.refused       # type: ignore[union-attr]
+                        + coordinator.handshakes_refused), run_dir)  # type: ignore[union-attr]
+                    raise
             finally:
                 terminal.close()
             if board is not None:

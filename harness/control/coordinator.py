@@ -55,6 +55,7 @@ class Coordinator:
         self.ctx = zmq.Context.instance()
         self.sock = self.ctx.socket(zmq.ROUTER)
         self.sock.setsockopt(zmq.LINGER, 1000)
+        self.sock.setsockopt(zmq.MAXMSGSIZE, messages.MAX_FRAME)  # a hostile peer: cut off
         self.sock.setsockopt(zmq.ROUTER_MANDATORY, 0)
         if curve_secret is not None:
             self.sock.curve_server = True

@@ -50,6 +50,11 @@ class VersionMismatch(Malformed):
         self.version = version
 
 
+BOUNDED_TEXT = ("name", "host")   # HELLO's: printable, at most MAX_TEXT characters
+MAX_TEXT = 256
+MAX_FRAME = 64 << 20     # the coordinator's socket drops a peer that sends a larger frame
+
+
 def encode(kind: str, **fields: Any) -> bytes:
     assert kind in SCHEMA, kind
     return msgpack.packb({"v": VERSION, "t": kind, **fields}, use_bin_type=True)
@@ -71,6 +76,10 @@ def decode(frame: bytes) -> dict[str, Any]:
         value = msg.get(name)
         if not isinstance(value, types) or isinstance(value, bool):
             raise Malformed(f"{kind}.{name}: expected {types[0].__name__}, got {value!r:.40}")
+        if name in BOUNDED_TEXT and not (0 < len(value) <= MAX_TEXT and value.isprintable()):
+            # a worker's name and host go into the journal, meta.json and stderr lines:
+            # a 100 MB name filled a disk in a few HELLOs
+            raise Malformed(f"{kind}.{name}: expected 1-{MAX_TEXT} printable characters")
     return msg
 
 

@@ -284,10 +284,11 @@ def _base_meta(run_dir: Path, scenario: Scenario, url: str, embedded: bool
 
 
 def write_meta(run_dir: Path, scenario: Scenario, *, url: str, embedded: bool,
-               state: str) -> None:
-    """The first meta.json, at the start: what runs, against what, `state` (running)."""
+               state: str, **extra: Any) -> None:
+    """The first meta.json, at the start: what runs, against what, `state` (running); or
+    the last of a run that never started (`failed`, with why and what was counted)."""
     _write_json(run_dir / "meta.json", {**_base_meta(run_dir, scenario, url, embedded),
-                                        "state": state})
+                                        "state": state, **extra})
 
 
 def _write_json(path: Path, data: dict[str, Any]) -> None:

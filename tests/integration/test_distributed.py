@@ -327,3 +327,43 @@ def test_repeated_hello_gets_a_valid_welcome(tmp_path, mock: Mock):
     coord.wait(10)
     assert [w["t"] for w in welcomes] == ["WELCOME", "WELCOME"]
     assert welcomes[0]["index"] == welcomes[1]["index"] == 0
+
+
+def test_a_hostile_hello_is_dropped_and_a_run_that_never_starts_says_so(tmp_path):
+    """A HELLO with a 1 MB worker name (a 100 MB one made a 105 MB journal and stderr
+    line) is dropped and counted; when no worker came, meta.json says the run failed and
+    keeps dropped_messages (it stayed `running` without them)."""
+    import zmq
+
+    from harness.control.messages import VERSION
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    path = write(tmp_path, SCENARIO.format(duration="1s", rate=10))
+    proc = subprocess.Popen([HARNESS, "coordinator", str(path), "--bind",
+                             f"tcp://127.0.0.1:{port}", "--expect-workers", "1",
+                             "--wait-workers", "4", "--out", str(tmp_path / "out")],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    ctx = zmq.Context()
+    try:
+        dealer = ctx.socket(zmq.DEALER)
+        dealer.setsockopt(zmq.LINGER, 0)
+        dealer.connect(f"tcp://127.0.0.1:{port}")
+        hello = msgpack.packb({"v": VERSION, "t": "HELLO", "name": "w" * (1 << 20),
+                               "pid": 1, "host": "h"}, use_bin_type=True)
+        for _ in range(3):
+            dealer.send(hello)
+            time.sleep(0.2)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        ctx.destroy(linger=0)
+    assert proc.returncode == 1 and "came within" in err, err[-500:]
+    assert len(err) < 2000
+    run_dir = next((tmp_path / "out").iterdir())
+    meta = json.loads((run_dir / "meta.json").read_text())
+    assert meta["state"] == "failed" and "came within" in meta["reason"]
+    assert meta["dropped_messages"] >= 1 and meta["refused_workers"] == 0
+    journal = sum(f.stat().st_size for f in (run_dir / "journal").iterdir())
+    assert journal < 100_000
