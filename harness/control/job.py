@@ -7,14 +7,34 @@ it again across its load processes.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
-from typing import Any
+from dataclasses import MISSING, asdict, dataclass, field, fields
+from types import UnionType
+from typing import Any, Union, get_args, get_origin, get_type_hints
 from urllib.parse import urlsplit
 
 from harness.clients.templates import FLOW_PREFIX
 from harness.scenario import ModelSpec, RequestSpec, Scenario
 
 MAX_COUNT_RUN_S = 600.0      # a count-bounded run without a duration stops after this
+
+
+class JobError(ValueError):
+    """A Job from the wire that does not fit the Job: the worker refuses it in one line."""
+
+
+def _hints() -> dict[str, tuple[type, ...]]:
+    """Each Job field's accepted runtime types, from its annotation."""
+    out: dict[str, tuple[type, ...]] = {}
+    for name, hint in get_type_hints(Job).items():
+        origin = get_origin(hint)
+        if origin in (UnionType, Union):
+            types = tuple(get_origin(a) or a for a in get_args(hint))
+        else:
+            types = (origin or hint,)
+        if float in types:
+            types = (*types, int)   # msgpack sends 2.0 as 2
+        out[name] = tuple(type(None) if t is None else t for t in types)
+    return out
 
 
 @dataclass(frozen=True)
@@ -55,6 +75,28 @@ class Job:
 
     @classmethod
     def from_wire(cls, data: dict[str, Any]) -> Job:
+        """A Job from the coordinator's map, checked against the dataclass's own fields
+        (names and basic types): a crafted or garbled Job is a JobError of one line, never
+        a TypeError deep in a load process."""
+        if not isinstance(data, dict):
+            raise JobError(f"expected a map, got {type(data).__name__}")
+        known = {f.name: f for f in fields(cls)}
+        for name in data:
+            if name not in known:
+                raise JobError(f"unknown field {str(name)[:40]!r}")
+        hints = _hints()
+        for name, f in known.items():
+            if name not in data:
+                if f.default is MISSING and f.default_factory is MISSING:
+                    raise JobError(f"missing field {name!r}")
+                continue
+            allowed = hints[name]
+            value = data[name]
+            if isinstance(value, bool) and bool not in allowed:
+                raise JobError(f"{name}: expected {allowed[0].__name__}, got a bool")
+            if not isinstance(value, allowed):
+                raise JobError(f"{name}: expected {allowed[0].__name__}, got "
+                               f"{type(value).__name__}")
         return cls(**data)
 
     @property

@@ -18,10 +18,11 @@ import psutil
 import zmq
 from zmq.utils.monitor import recv_monitor_message
 
+from harness.clients import MODELS
 from harness.clients.base import ClientModel
 from harness.clients.process import ProcessModel
 from harness.control import messages
-from harness.control.job import Job
+from harness.control.job import Job, JobError
 from harness.control.messages import HEARTBEAT_S, LOST_AFTER_S, PATIENCE_FACTOR, Malformed
 from harness.errors import CoordinatorLost, WorkerError
 from harness.stats import collect_cycles
@@ -140,8 +141,14 @@ class Worker:
             if kind == "PREPARE":
                 try:
                     job = Job.from_wire(msg["job"])
-                except TypeError:
+                    if job.model not in MODELS or (job.sub_model and
+                                                   job.sub_model not in MODELS):
+                        raise JobError(f"model: expected one of {', '.join(MODELS)}, got "
+                                       f"{job.model[:40]!r}")
+                except (JobError, TypeError) as exc:
                     self.dropped += 1
+                    print(f"worker: refused a job from the coordinator: {exc}",
+                          file=sys.stderr, flush=True)
                     continue
                 jobs[msg["model"]] = (job, ProcessModel(job))  # spawns its load processes
                 preparing.add(msg["model"])

@@ -367,3 +367,44 @@ def test_a_hostile_hello_is_dropped_and_a_run_that_never_starts_says_so(tmp_path
     assert meta["dropped_messages"] >= 1 and meta["refused_workers"] == 0
     journal = sum(f.stat().st_size for f in (run_dir / "journal").iterdir())
     assert journal < 100_000
+
+
+@pytest.mark.parametrize("mutate", [{"model": "os.system"}, {"concurrency": "many"},
+                                    {"requests": 5}, {"evil": 1}])
+def test_a_crafted_job_is_refused_in_one_line(tmp_path, mutate):
+    """A coordinator's Job with an unknown model or a wrong type (KeyError: 'os.system',
+    TypeError tracebacks in the worker): the worker checks it and refuses in one line."""
+    import zmq
+
+    from harness.control.job import make_job
+    from harness.control.messages import VERSION
+    from harness.scenario import load_scenario
+    path = write(tmp_path, SCENARIO.format(duration="1s", rate=10))
+    scenario = load_scenario(path)
+    job = {**make_job(scenario, scenario.models[0], "http://127.0.0.1:9", 0, 1).to_wire(),
+           **mutate}
+    ctx = zmq.Context()
+    router = ctx.socket(zmq.ROUTER)
+    router.setsockopt(zmq.LINGER, 0)
+    port = router.bind_to_random_port("tcp://127.0.0.1")
+    proc = subprocess.Popen([HARNESS, "worker", "--connect", f"tcp://127.0.0.1:{port}"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert router.poll(20_000), "the worker never said HELLO"
+        identity, _ = router.recv_multipart()
+
+        def send(kind: str, **fields) -> None:
+            router.send_multipart([identity, msgpack.packb({"v": VERSION, "t": kind,
+                                                            **fields}, use_bin_type=True)])
+        send("WELCOME", index=0, lost_after=30.0)
+        send("PREPARE", model=0, job=job)
+        time.sleep(1.5)
+        send("BYE")
+        out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        ctx.destroy(linger=0)
+    assert "Traceback" not in err, err
+    refused = [line for line in err.splitlines() if "refused a job" in line]
+    assert len(refused) == 1, err
