@@ -98,6 +98,16 @@ class CpuSampler:
 
 
 def _child(index: int, job_wire: dict[str, Any], model_name: str, conn: Any) -> None:
+    """A load process. Orphaned (its worker was killed with -9), its pipe is broken: it
+    stops its load and exits quietly, never a traceback on the run's stderr."""
+    try:
+        _load_process(index, job_wire, model_name, conn)
+    except (BrokenPipeError, ConnectionResetError, EOFError):
+        os._exit(0)   # the worker is gone: nobody is left to tell, nothing to flush
+
+
+def _load_process(index: int, job_wire: dict[str, Any], model_name: str,
+                  conn: Any) -> None:
     if MODELS[model_name].gevent:
         from gevent import monkey  # Locust needs gevent's patches, and first
 
