@@ -125,7 +125,8 @@ class IntervalSink:
         if upto > result.closed:
             for k, cells in result.take(upto).items():
                 self._write(result, k, cells, 1.0)
-            collect_cycles()
+            self._flush()   # each closed second reaches the disk: tail -f shows it, and a
+            collect_cycles()  # kill -9 leaves it written (it sat in an 8 KiB buffer)
 
     def finish(self, result: ModelResult) -> None:
         """The model ended: close what is left (the last second takes the stragglers)."""
@@ -134,7 +135,15 @@ class IntervalSink:
             else None
         for k, cells in result.take(None, fold_from=last).items():
             self._write(result, k, cells, min(1.0, max(measured_s - k, 1e-3)))
-        self._each(lambda a: a.file.flush())
+        self._flush()
+
+    def _flush(self) -> None:
+        if self.error is not None:
+            return
+        try:
+            self._each(lambda a: a.file.flush())
+        except OSError as exc:
+            self.error = exc
 
     def _write(self, result: ModelResult, k: int, cells: dict[str, IntervalStats],
                span: float) -> None:

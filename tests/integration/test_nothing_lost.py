@@ -251,3 +251,39 @@ def test_signals_while_results_are_written_do_not_interrupt_them(tmp_path, mock:
     assert meta["state"] == "done" and meta["partial"]
     for name in ("summary.csv", "timeseries.csv", "report.html"):
         assert (run_dir / name).exists(), name
+
+
+def test_per_second_files_grow_while_the_run_goes_on(tmp_path):
+    """timeseries.csv, errors.csv and statuses.csv grow as seconds close (they stayed 0
+    bytes for a whole model: an 8 KiB buffer flushed at its end), so `tail -f` shows the
+    run and a kill -9 leaves every closed second on disk."""
+    import subprocess
+    import time
+
+    from tests.conftest import HARNESS
+    path = tmp_path / "grow.toml"
+    path.write_text('[run]\nduration = "6s"\nworkers = 1\n[target.mock]\n'
+                    'faults = { error = { p = 0.2, status = 503 } }\n[load]\nconcurrency = 2\n'
+                    'think_time = "50ms"\n[[requests]]\nname = "r"\npath = "/"\n'
+                    '[[models]]\nmodel = "thread"\n')
+    proc = subprocess.Popen([HARNESS, "run", str(path), "--out", str(tmp_path / "out")],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        first = proc.stdout.readline()
+        assert first.startswith("run directory: "), first
+        run_dir = Path(first.split(": ", 1)[1].strip())
+        deadline = time.monotonic() + 30
+        grown = {}
+        while proc.poll() is None and time.monotonic() < deadline:
+            grown = {name: (run_dir / name).read_text().count("\n")
+                     for name in ("timeseries.csv", "errors.csv", "statuses.csv")
+                     if (run_dir / name).exists()}
+            if len(grown) == 3 and all(n >= 2 for n in grown.values()):
+                break
+            time.sleep(0.2)
+        running = proc.poll() is None
+    finally:
+        proc.kill() if proc.poll() is None else None
+        proc.wait(30)
+    assert running, "the run ended before its per-second files showed a row"
+    assert all(n >= 2 for n in grown.values()) and len(grown) == 3, grown
