@@ -27,6 +27,7 @@ from harness.clients.templates import (
     in_header,
     in_json,
     in_path,
+    merge_text,
     refs,
     renderer,
     static_text,
@@ -162,13 +163,7 @@ def _head(method: str, base_path: str, path: Compiled,
     parts: list[Any] = [f"{method} {base_path}", *path, " HTTP/1.1\r\n"]
     for name, pieces in headers:
         parts += [f"{name}: ", *pieces, "\r\n"]
-    merged: list[Any] = []
-    for part in parts:
-        if isinstance(part, str) and merged and isinstance(merged[-1], str):
-            merged[-1] += part
-        elif part != "":
-            merged.append(part)
-    return tuple(merged)
+    return merge_text(parts)
 
 
 @dataclass

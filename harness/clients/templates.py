@@ -10,9 +10,9 @@ from __future__ import annotations
 import json
 import re
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import quote
 
 from harness.clients.failures import TEMPLATE_FAILED
@@ -73,12 +73,21 @@ def compile_template(text: str) -> Pieces:
         raise TemplateError(f"an unclosed {{{{ in {text!r:.60}")
     if rest:
         pieces.append(rest)
-    merged: list[str | Ref] = []
-    for p in pieces:
-        if isinstance(p, str) and merged and isinstance(merged[-1], str):
-            merged[-1] += p
-        elif p != "":
-            merged.append(p)
+    return merge_text(pieces)
+
+
+T = TypeVar("T")
+
+
+def merge_text(parts: Iterable[T]) -> tuple[T, ...]:
+    """Adjacent literal text joined into one piece, empty text dropped: a template (or a
+    compiled step head) renders in as few pieces as it can."""
+    merged: list[Any] = []
+    for part in parts:
+        if isinstance(part, str) and merged and isinstance(merged[-1], str):
+            merged[-1] += part
+        elif part != "":
+            merged.append(part)
     return tuple(merged)
 
 
