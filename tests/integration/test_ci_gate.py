@@ -186,8 +186,11 @@ def test_junit_of_every_run_validates(runs):
     schema.validate(str(crossed))
     doc = schema.to_dict(str(crossed))
     suite = doc["testsuite"][0]
-    assert suite["@name"] == "uvloop-fast" and suite["@failures"] == "1"
     cases = {c["@name"]: c for c in suite["testcase"]}
+    # on a busy machine the load process may have waited for a CPU (the `starved` signal):
+    # then "measured the target, not the generator" fails too, and says why
+    starved = "failure" in cases["measured the target, not the generator"]
+    assert suite["@name"] == "uvloop-fast" and suite["@failures"] == str(1 + starved)
     fail = cases["threshold p50_ms < 23"]["failure"][0]
     got = re.fullmatch(r"uvloop-fast: p50_ms measured (\d+(?:\.\d+)?), limit < 23",
                        fail["@message"])
@@ -196,7 +199,11 @@ def test_junit_of_every_run_validates(runs):
     assert "measured the target, not the generator" in cases
     ok = Path(runs["a0"][1]) / "junit.xml"
     schema.validate(str(ok))
-    assert schema.to_dict(str(ok))["testsuite"][0]["@failures"] == "0"
+    ok_suite = schema.to_dict(str(ok))["testsuite"][0]
+    ok_cases = {c["@name"]: c for c in ok_suite["testcase"]}
+    assert ok_suite["@failures"] == str(int("failure" in ok_cases[
+        "measured the target, not the generator"]))
+    assert "failure" not in ok_cases["threshold p50_ms < 23"]
     bare = Path(runs["base1"][1]) / "junit.xml"
     schema.validate(str(bare))
     names = [c["@name"] for c in schema.to_dict(str(bare))["testsuite"][0]["testcase"]]

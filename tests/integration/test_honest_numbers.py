@@ -39,7 +39,8 @@ def test_a_run_where_nothing_succeeds_fails(tmp_path):
     quiet = run_harness("run", str(path), "--target", f"http://127.0.0.1:{dead_port()}",
                         "--out", str(tmp_path), "--quiet")
     assert quiet.returncode == 1
-    assert quiet.stderr.startswith("run failed: asyncio-fast: no request succeeded")
+    assert any(line.startswith("run failed: asyncio-fast: no request succeeded")
+               for line in quiet.stderr.splitlines()), quiet.stderr
     assert len(quiet.stdout.strip().splitlines()) == 1
     run_dir = Path(proc.stdout.strip().splitlines()[-1])
     summary = pd.read_csv(run_dir / "summary.csv")
