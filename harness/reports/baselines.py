@@ -31,13 +31,13 @@ from harness.reports.compare import (
     MIN_CHANGE,
     Comparison,
     Source,
-    _significance,
     correct,
     crossed_gates,
     headline,
     load_source,
     parse_gates,
     render,
+    significance,
 )
 
 MIN_RUNS = 3                  # below this the spread between runs is not known
@@ -257,7 +257,7 @@ def compare_baseline(root: Path, name: str, run_dir: str, fmt: str, fail_on: str
                 ((now - old) / old * 100 if old else math.nan)
             pooled = [x for r in have for x in r.samples.get(metric, [])]
             fresh = nrow.samples.get(metric, [])
-            p, n = _significance(pooled, fresh)
+            p, n = significance(pooled, fresh)
             ci = _bootstrap([r.samples.get(metric, []) for r in have], fresh, errors, rng)
             outside = len(spread.values) >= MIN_RUNS and not (lo <= now <= hi)
             rows.append({"model": str(key[0]), "name": key[1], "metric": metric,

@@ -31,6 +31,15 @@ def _cell(text: object) -> str:
     return str(text).replace("|", "\\|").replace("\n", " ").replace("\r", " ")
 
 
+def table(columns: list[str], rows: list[list[object]], align: str = "") -> list[str]:
+    """The one Markdown table writer (the run summary's and compare's): every cell escaped,
+    a column right-aligned where `align` has an "r" at its position."""
+    marks = ["---:" if align[i:i + 1] == "r" else "---" for i in range(len(columns))]
+    return ["| " + " | ".join(_cell(c) for c in columns) + " |",
+            "|" + "|".join(marks) + "|",
+            *("| " + " | ".join(_cell(v) for v in row) + " |" for row in rows)]
+
+
 def markdown(run_dir: Path) -> str:
     meta, summary = _read(run_dir)
     crossed = meta.get("thresholds_crossed") or []
@@ -38,12 +47,11 @@ def markdown(run_dir: Path) -> str:
     state = "thresholds crossed" if crossed else "partial" if meta.get("partial") else "passed"
     lines = [f"### loadharness: {_cell(name)} — {state}", "",
              f"run `{_cell(meta.get('run_id', run_dir.name))}` against "
-             f"`{_cell(meta.get('target_url'))}`", "",
-             "| model | requests | failures | req/s | p50 ms | p95 ms | p99 ms |",
-             "|---|---:|---:|---:|---:|---:|---:|"]
-    for r in summary[summary["name"] == AGGREGATED].itertuples():
-        lines.append(f"| {_cell(r.model)} | {r.requests:,} | {r.failures:,} | {r.rps:,.1f} | "
-                     f"{_ms(r.p50_ms)} | {_ms(r.p95_ms)} | {_ms(r.p99_ms)} |")
+             f"`{_cell(meta.get('target_url'))}`", ""]
+    lines += table(["model", "requests", "failures", "req/s", "p50 ms", "p95 ms", "p99 ms"],
+                   [[r.model, f"{r.requests:,}", f"{r.failures:,}", f"{r.rps:,.1f}",
+                     _ms(r.p50_ms), _ms(r.p95_ms), _ms(r.p99_ms)]
+                    for r in summary[summary["name"] == AGGREGATED].itertuples()], "_rrrrrr")
     if crossed:
         lines += ["", "**Thresholds crossed:**", *(f"- {_cell(c)}" for c in crossed)]
     if meta.get("verdict"):

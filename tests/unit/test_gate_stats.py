@@ -11,10 +11,11 @@ import pytest
 import xmlschema
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from scipy.stats import PermutationMethod, mannwhitneyu
 
 from harness.errors import BaselineError
 from harness.reports.baselines import Spread, baseline_dir
-from harness.reports.compare import correct, headline, holm
+from harness.reports.compare import correct, exact_rank_sum_p, headline, holm, significance
 from harness.reports.junit import Case, Suite, render
 
 JUNIT_XSD = Path(__file__).resolve().parents[1] / "fixtures" / "junit-10.xsd"
@@ -34,6 +35,36 @@ def test_holm_never_smaller_than_raw_and_monotone(ps):
     assert all(a >= p - 1e-12 and a <= 1.0 for a, p in zip(adj, ps, strict=True))
     order = sorted(range(len(ps)), key=lambda i: ps[i])
     assert all(adj[order[i]] <= adj[order[i + 1]] + 1e-12 for i in range(len(ps) - 1))
+
+
+def test_small_samples_with_ties_get_the_exact_p_value():
+    """Per-second percentiles come from histogram cells, so ties are the rule: eight
+    seconds a side fully apart is p = 2/C(16,8) exactly, not the normal approximation's
+    0.00093 -- which Holm over 10 rows turned into 0.0093 and one more swapped second
+    into a 30% slower run passed as noise."""
+    a = [22.511, 20.495, 22.511, 22.095, 20.527, 22.431, 20.159, 21.711]
+    b = [29.167, 27.199, 27.679, 28.783, 26.959, 28.863, 26.751, 29.359]
+    p, n = significance(a, b)
+    assert n == "n=8+8"
+    assert p == pytest.approx(2 / math.comb(16, 8))
+    # one second of a above one of b (U = 1): 4 of the 12870 splits are as extreme
+    p_swap, _ = significance(a[:-1] + [26.8], b)
+    assert p_swap == pytest.approx(4 / math.comb(16, 8))
+    # large samples keep the normal approximation
+    big, _ = significance([float(i % 7) for i in range(400)], [i % 7 + 0.5 for i in range(400)])
+    assert 0 < big < 0.05
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.integers(0, 6), min_size=4, max_size=8),
+       st.lists(st.integers(0, 6), min_size=4, max_size=8))
+def test_exact_p_value_is_scipys_permutation_test(a, b):
+    """scipy's own exact permutation test is the oracle for the fast enumeration."""
+    a, b = [float(x) for x in a], [float(x) for x in b]
+    splits = math.comb(len(a) + len(b), len(a))
+    oracle = mannwhitneyu(a, b, alternative="two-sided",
+                          method=PermutationMethod(n_resamples=splits + 1)).pvalue
+    assert exact_rank_sum_p(a, b) == pytest.approx(oracle, abs=1e-9)
 
 
 def _row(metric: str, delta: float, p: float | None) -> dict:
@@ -81,3 +112,13 @@ def test_junit_of_any_names_validates(name, message):
     doc = render([Suite(name, [Case(name, name, failure=message), Case("ok", name)],
                         {"scenario": name})], name)
     schema.validate(doc.decode("utf-8"))
+
+
+def test_compare_markdown_cells_are_escaped():
+    """compare's Markdown and the run summary share one table writer: a pipe or newline in
+    a request name cannot break a row."""
+    import pandas as pd
+
+    from harness.reports.compare import table_text
+    text = table_text(pd.DataFrame([{"name": "a|b\nc", "delta": "+1%"}]), "markdown")
+    assert text.splitlines() == ["| name | delta |", "|---|---|", "| a\\|b c | +1% |"]
