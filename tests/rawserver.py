@@ -7,9 +7,25 @@ see (http.server normalises nothing, but its handler hides the raw header order)
 
 from __future__ import annotations
 
+import functools
 import socket
+import struct
 import threading
+import zlib
 from dataclasses import dataclass, field
+
+# A hostile target's answers after the head of a request (`fault`); each ends by the
+# client's hanging up (the server sends until its write fails) or as said.
+FAULTS = ("endless", "huge_length", "gzip_bomb", "reset_mid_body", "close_mid_body")
+BOMB_MIB = 512
+
+
+@functools.cache
+def gzip_bomb() -> bytes:
+    """BOMB_MIB MiB of zeros gzipped (about 0.5 MiB on the wire)."""
+    comp = zlib.compressobj(1, zlib.DEFLATED, 31)
+    zeros = bytes(1 << 20)
+    return b"".join([*(comp.compress(zeros) for _ in range(BOMB_MIB)), comp.flush()])
 
 
 @dataclass
@@ -26,10 +42,13 @@ class RawServer:
     http10: bool = False                # answer HTTP/1.0 without keep-alive (then close)
     body: bytes = b"ok"
     redirect: str | None = None         # answer 301 to this Location (but for itself)
+    fault: str | None = None            # one of FAULTS: a hostile answer to every request
     requests: list[Seen] = field(default_factory=list)
     connections: int = 0
 
     def __post_init__(self) -> None:
+        if self.fault == "gzip_bomb":
+            gzip_bomb()   # made before the first request waits for it
         self.sock = socket.socket()
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.sock.bind(("127.0.0.1", 0))
@@ -78,6 +97,14 @@ class RawServer:
                 with self.lock:
                     self.requests.append(Seen(method, target, headers, body))
                 answered += 1
+                if self.fault == "gzip_bomb":   # compressed though we asked for identity
+                    bomb = gzip_bomb()
+                    conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\n"
+                                 b"Content-Length: %d\r\n\r\n" % len(bomb) + bomb)
+                    continue
+                if self.fault is not None:
+                    self._hostile(conn)
+                    return
                 last = self.http10 or (self.close_after is not None
                                        and answered >= self.close_after)
                 status = "HTTP/1.0 200 OK" if self.http10 else "HTTP/1.1 200 OK"
@@ -93,6 +120,22 @@ class RawServer:
             return
         finally:
             conn.close()
+
+    def _hostile(self, conn: socket.socket) -> None:
+        """The fault's answer; sendall fails once the client has hung up."""
+        block = b"x" * (1 << 16)
+        if self.fault == "endless":   # chunks for ever
+            conn.sendall(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
+            while not self.stopped:
+                conn.sendall(b"10000\r\n" + block + b"\r\n")
+        elif self.fault == "huge_length":   # says 1 TiB and keeps sending
+            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % (1 << 40))
+            while not self.stopped:
+                conn.sendall(block)
+        else:   # a tenth of the body said, then a reset (RST) or a close (FIN)
+            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n" + block[:10000])
+            if self.fault == "reset_mid_body":
+                conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
 
     def stop(self) -> None:
         self.stopped = True

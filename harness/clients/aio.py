@@ -14,12 +14,12 @@ from yarl import URL
 
 from harness.clients.base import LocalModel
 from harness.clients.extraction import Answer
-from harness.clients.failures import TIMEOUT, RequestFailed, classify_aiohttp
+from harness.clients.failures import BODY_TOO_LARGE, TIMEOUT, RequestFailed, classify_aiohttp
 from harness.clients.fast import FastClient
 from harness.clients.flows import Outgoing, prepare
 from harness.clients.loops import Journeys, async_user
 from harness.clients.tls import UserContext, user_contexts
-from harness.clients.wire import base_headers, headers_for, request_bytes
+from harness.clients.wire import READ_CHUNK, base_headers, headers_for, request_bytes
 
 
 class AsyncioModel(LocalModel):
@@ -61,7 +61,8 @@ class AsyncioModel(LocalModel):
         contexts = user_contexts(job, job.concurrency)
         note = self.handshake_note()
         clients = [FastClient(host, port, job.timeout_s, contexts[i], note,
-                              job.fresh_connections) for i in range(job.concurrency)]
+                              job.fresh_connections, job.max_body)
+                   for i in range(job.concurrency)]
 
         timeout = job.timeout_s
         fresh = job.fresh_connections
@@ -125,6 +126,7 @@ class AsyncioModel(LocalModel):
         for ctx in {id(c): c for c in contexts if c is not None}.values():
             ctx.track()
         note = self.handshake_note()
+        max_body = job.max_body
         origin = job.url.removesuffix(job.base_path) if job.base_path else job.url
         flows, flow_user = prepare(job, base_headers(host, port, job.default_port))
         # our own cookie jar (flows.CookieJar) is the only one, as in every other model
@@ -141,9 +143,12 @@ class AsyncioModel(LocalModel):
             if hasattr(session, "_retry_connection"):
                 session._retry_connection = False
             async def roundtrip(ctx: UserContext | None, k: int, method: str, url: Any,
-                                headers: Any, body: bytes) -> tuple[int, bytes, Any]:
-                """One request, for a fixed request and a flow step alike: (status,
-                body, headers); a TLS connection it opened is noted for tls_ms."""
+                                headers: Any, body: bytes, keep: bool = False
+                                ) -> tuple[int, int, bytes, Any]:
+                """One request, for a fixed request and a flow step alike: (status, body
+                size, the body when `keep`, headers); a TLS connection it opened is noted
+                for tls_ms. The body comes in bounded chunks, dropped or kept up to
+                max_body: never buffered whole (resp.read() held GBs of an endless one)."""
                 timing: dict[str, Any] | None = {} if ctx is not None else None
                 try:
                     # redirects are answers, as in every other model: following them
@@ -157,7 +162,15 @@ class AsyncioModel(LocalModel):
                             ssl_object = ctx.take_completed()  # type: ignore[union-attr]
                             note(k, timing["connect_ns"], ssl_object)
                             ctx.keep_session(ssl_object)  # type: ignore[union-attr]
-                        return resp.status, await resp.read(), resp.headers
+                        size, kept = 0, []
+                        async for chunk in resp.content.iter_chunked(READ_CHUNK):
+                            size += len(chunk)
+                            if keep:
+                                if size > max_body:
+                                    raise RequestFailed(BODY_TOO_LARGE, "answer body over "
+                                                        f"max_body ({max_body} bytes)")
+                                kept.append(chunk)
+                        return resp.status, size, b"".join(kept), resp.headers
                 except aiohttp.ClientError as exc:
                     raise RequestFailed(classify_aiohttp(exc), str(exc)) from None
                 except TimeoutError:
@@ -166,9 +179,10 @@ class AsyncioModel(LocalModel):
             def sender(ctx: UserContext | None) -> Callable[[int], Awaitable[tuple[int, int]]]:
                 async def send(k: int) -> tuple[int, int]:
                     spec = specs[k]
-                    status, body, _ = await roundtrip(ctx, k, spec.method, base + spec.path,
-                                                      headers[k], spec.body)
-                    return status, len(body)
+                    status, size, _, _ = await roundtrip(ctx, k, spec.method,
+                                                         base + spec.path, headers[k],
+                                                         spec.body)
+                    return status, size
                 return send
 
             def journeys(i: int) -> Journeys | None:
@@ -177,10 +191,10 @@ class AsyncioModel(LocalModel):
                 ctx = contexts[i]
 
                 async def exchange(out: Outgoing) -> Answer:
-                    status, body, got = await roundtrip(
+                    status, size, body, got = await roundtrip(
                         ctx, out.k, out.method, URL(origin + out.path, encoded=True),
-                        out.headers, out.body)
-                    return Answer(status, body, list(got.items()))
+                        out.headers, out.body, out.wants_body)
+                    return Answer(status, body, list(got.items()), size)
                 return Journeys(flows, flow_user(i), exchange)
             await asyncio.gather(*(async_user(i, job, pacer, rec, sender(contexts[i]),
                                               journeys(i))

@@ -20,7 +20,9 @@ import httptools
 from harness.clients.extraction import Answer
 from harness.clients.failures import (
     BODY_LENGTH,
+    BODY_TOO_LARGE,
     CONNECT_REFUSED,
+    DEFAULT_MAX_BODY,
     MALFORMED,
     OTHER,
     RESET,
@@ -35,7 +37,7 @@ from harness.clients.tls import UserContext
 class FastConnection(asyncio.Protocol):
     __slots__ = ("loop", "transport", "parser", "waiter", "status", "nbytes", "length",
                  "chunked", "headers_done", "head", "deadline", "keep_alive", "capture",
-                 "got_headers", "chunks", "wanted", "wanted_sizes")
+                 "got_headers", "chunks", "wanted", "wanted_sizes", "max_body")
 
     def __init__(self) -> None:
         self.loop = asyncio.get_running_loop()
@@ -55,6 +57,7 @@ class FastConnection(asyncio.Protocol):
         self.chunks: list[bytes] = []
         self.wanted: frozenset[bytes] = frozenset()   # header names a flow step keeps
         self.wanted_sizes: frozenset[int] = frozenset()
+        self.max_body = DEFAULT_MAX_BODY   # a captured body beyond it: body_too_large
 
     # -- protocol ---------------------------------------------------------------------------
 
@@ -104,6 +107,10 @@ class FastConnection(asyncio.Protocol):
     def on_body(self, body: bytes) -> None:
         self.nbytes += len(body)
         if self.capture == 2:
+            if self.nbytes > self.max_body:   # held for extraction: never without bound
+                self._finish_error(RequestFailed(
+                    BODY_TOO_LARGE, f"answer body over max_body ({self.max_body} bytes)"))
+                return
             self.chunks.append(body)
 
     def on_message_complete(self) -> None:
@@ -173,8 +180,9 @@ class FastClient:
 
     def __init__(self, host: str, port: int, timeout: float, ctx: UserContext | None = None,
                  on_handshake: Callable[[int, int, Any], None] | None = None,
-                 fresh: bool = False) -> None:
+                 fresh: bool = False, max_body: int = DEFAULT_MAX_BODY) -> None:
         self.host, self.port, self.timeout = host, port, timeout
+        self.max_body = max_body
         self.ctx, self.on_handshake, self.fresh = ctx, on_handshake, fresh
         self.conn: FastConnection | None = None
 
@@ -199,6 +207,7 @@ class FastClient:
                 raise RequestFailed(TIMEOUT, "connect timed out") from None
             except OSError as exc:
                 raise RequestFailed(OTHER, str(exc)) from None
+            conn.max_body = self.max_body
             if self.ctx is not None:
                 handshake = await self._start_tls(loop, transport, conn)
             self.conn = conn

@@ -17,6 +17,7 @@ import gc
 import multiprocessing
 import os
 import resource
+import signal
 import time
 from importlib import import_module
 from multiprocessing import connection
@@ -37,6 +38,8 @@ def create_local(model: str) -> LocalModel:
 
 SATURATED_CPU = 0.9   # a second at >= 90% of a core: the load process is its own bottleneck
 WORKER_SILENT_S = 3 * HEARTBEAT_S   # no beat from the worker this long: stop the load
+SHIP_AND_EXIT = signal.SIGUSR1   # kill(): ship what was measured, then exit
+SHIP_GRACE_S = 1.0
 
 
 def cpu_s() -> float:
@@ -146,17 +149,31 @@ def _load_process(index: int, job_wire: dict[str, Any], model_name: str,
 
     cpu_at_start = cpu_s()  # imports and setup are not the load's cost
     model.prepare(job, msg[1])
+
+    def finish() -> None:
+        conn.send(("stats", _wire(model.drain()), index, model.sent()))
+        error = repr(model.error) if model.error is not None else ""
+        conn.send(("done", {**model.totals(), "cpu_s": cpu_s() - cpu_at_start,
+                            "saturated_s": sampler.saturated, "sampled_s": sampler.sampled,
+                            "saturated_by": sampler.signals},
+                   error, index))
+
+    def ship_and_exit(signum: int, frame: Any) -> None:
+        """SHIP_AND_EXIT from the worker (the memory watchdog): a load stuck in a client
+        that never yields (Locust's, reading an endless body) cannot hear "stop" on its
+        pipe, but a signal handler runs between two bytecodes of any thread: what was
+        measured and the sent count go out, then the process ends."""
+        finish()
+        os._exit(0)
+
+    signal.signal(SHIP_AND_EXIT, ship_and_exit)
     # what imports and setup made lives as long as the process: out of the collector's
     # way, so its passes (automatic, and collect_cycles' each second) scan the load's
     # own objects only
     gc.freeze()
     model.run_foreground(tick, 0.25)
-    conn.send(("stats", _wire(model.drain()), index, model.sent()))
-    error = repr(model.error) if model.error is not None else ""
-    conn.send(("done", {**model.totals(), "cpu_s": cpu_s() - cpu_at_start,
-                        "saturated_s": sampler.saturated, "sampled_s": sampler.sampled,
-                        "saturated_by": sampler.signals},
-               error))
+    signal.signal(SHIP_AND_EXIT, signal.SIG_IGN)   # finishing anyway: once only
+    finish()
 
 
 def _wire(cells: dict[tuple[int, str], IntervalStats]) -> list[Any]:
@@ -187,6 +204,7 @@ class ProcessModel(ClientModel):
         self.sent_by: dict[int, int] = {}   # requests sent so far, by load process
         self.pending: dict[tuple[int, str], IntervalStats] = {}
         self.done: list[dict[str, Any]] = []
+        self.done_by: set[int] = set()   # the load processes that said DONE
         self.error: str | None = None
 
     def ready(self) -> bool:
@@ -222,6 +240,7 @@ class ProcessModel(ClientModel):
                 add_cell(self.pending, (k, name), IntervalStats.from_wire(cell))
         else:
             self.done.append(msg[1])
+            self.done_by.add(msg[3])
             if msg[2]:
                 self.error = msg[2]
 
@@ -263,7 +282,18 @@ class ProcessModel(ClientModel):
         self._tell_all("beat")
 
     def kill(self) -> None:
-        """End the load processes now."""
+        """End the load processes now: each is asked to ship what it measured and exit
+        (SHIP_AND_EXIT), and killed if it has not within a second."""
+        alive = [p for p in self.procs if p.is_alive() and p.pid is not None]
+        for proc in alive:
+            try:
+                os.kill(proc.pid, SHIP_AND_EXIT)   # type: ignore[arg-type]
+            except ProcessLookupError:
+                pass
+        deadline = time.monotonic() + SHIP_GRACE_S
+        while any(p.is_alive() for p in alive) and time.monotonic() < deadline:
+            self._pump(0.05)
+        self._pump(0)
         for proc in self.procs:
             if proc.is_alive():
                 proc.kill()
@@ -275,8 +305,11 @@ class ProcessModel(ClientModel):
         for totals in self.done:
             for key in out:
                 out[key] += totals.get(key, 0)
-            for signal, n in totals.get("saturated_by", {}).items():
-                by[signal] = by.get(signal, 0) + n
+            for cause, n in totals.get("saturated_by", {}).items():
+                by[cause] = by.get(cause, 0) + n
+        # a load process killed before its DONE (the memory watchdog): what it last said
+        # it had sent, so the count still reconciles with the target's as far as it can
+        out["sent"] += sum(n for i, n in self.sent_by.items() if i not in self.done_by)
         out["saturated_by"] = by
         if any("tls" in t for t in self.done):   # not from Locust: it hides handshakes
             from harness.clients.tls import merge_tls

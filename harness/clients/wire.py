@@ -28,6 +28,7 @@ from typing import TypeVar
 from harness.scenario import RequestSpec
 
 BODY_METHODS = ("POST", "PUT", "PATCH")
+READ_CHUNK = 1 << 16   # an answer's body is read (and dropped, or kept to max_body) in these
 T = TypeVar("T")
 
 

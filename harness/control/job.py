@@ -7,11 +7,13 @@ it again across its load processes.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import MISSING, asdict, dataclass, field, fields
 from types import UnionType
 from typing import Any, Union, get_args, get_origin, get_type_hints
 from urllib.parse import urlsplit
 
+from harness.clients.failures import DEFAULT_MAX_BODY
 from harness.clients.templates import FLOW_PREFIX
 from harness.scenario import ModelSpec, RequestSpec, Scenario
 
@@ -22,8 +24,10 @@ class JobError(ValueError):
     """A Job from the wire that does not fit the Job: the worker refuses it in one line."""
 
 
+@functools.cache
 def _hints() -> dict[str, tuple[type, ...]]:
-    """Each Job field's accepted runtime types, from its annotation."""
+    """Each Job field's accepted runtime types, from its annotation (computed once: every
+    Job from the wire is checked against it)."""
     out: dict[str, tuple[type, ...]] = {}
     for name, hint in get_type_hints(Job).items():
         origin = get_origin(hint)
@@ -66,6 +70,8 @@ class Job:
     flows: list[dict[str, Any]] = field(default_factory=list)
     data: list[dict[str, Any]] = field(default_factory=list)
     cookies: bool = True
+    max_body: int = DEFAULT_MAX_BODY   # bytes a flow step may capture; beyond: body_too_large
+    max_memory: int = 0       # a load process's RSS ceiling in bytes (0: the default)
     user_offset: int = 0      # global index of this slice's first user (per-user data)
     stream_index: int = 0     # this load process among all of them (sequential data)
     stream_count: int = 1
@@ -199,7 +205,8 @@ def make_job(scenario: Scenario, model: ModelSpec, url: str, index: int, workers
              "think_time_s": st.think_time_s} for st in f.steps]} for f in scenario.flows],
         data=[{"name": t.name, "order": t.order, "columns": list(t.columns),
                "rows": [list(r) for r in t.rows]} for t in scenario.data],
-        cookies=scenario.cookies, user_offset=users_before(concurrency, index, workers),
+        cookies=scenario.cookies, max_body=scenario.max_body,
+        max_memory=scenario.max_memory, user_offset=users_before(concurrency, index, workers),
         stream_index=index, stream_count=workers,
         **share_fields(concurrency, scenario.rate, stages, scenario.total_requests, index,
                        workers, scenario.mode),

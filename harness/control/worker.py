@@ -25,10 +25,12 @@ from harness.control import messages
 from harness.control.job import Job, JobError
 from harness.control.messages import HEARTBEAT_S, LOST_AFTER_S, PATIENCE_FACTOR, Malformed
 from harness.errors import CoordinatorLost, WorkerError
+from harness.scenario.spec import default_max_memory
 from harness.stats import collect_cycles
 from mockserver.fdlimit import raise_nofile
 
 CONNECT_TIMEOUT_S = 30.0
+STOP_GRACE_S = 3.0      # over the memory ceiling: how long a model may take to stop
 WRAPUP_WAIT_S = 600.0   # after the load: how long to wait for the coordinator's BYE
 
 
@@ -185,10 +187,17 @@ class Worker:
         model.start(job, t0)
         peak_rss = self._rss(model)
         aborted = False
+        ceiling = job.max_memory or default_max_memory()
+        over = ""
         try:
             while not model.wait(0.2):
                 self._flush(index, model)
-                peak_rss = max(peak_rss, self._rss(model))
+                rss = self._rss(model)
+                peak_rss = max(peak_rss, rss)
+                if rss > ceiling and not over:
+                    over = self._over_ceiling(job.label, model, rss, ceiling)
+                    peak_rss = max(peak_rss, self._rss(model))
+                    break
                 msg = self.recv(0)
                 while msg is not None:
                     if msg["t"] == "ABORT":
@@ -212,9 +221,27 @@ class Worker:
             "elapsed_s": round(time.perf_counter() - t0, 4),
             "started_wall": t0_wall,
         })
-        error = model.error
+        error = over or model.error
         self.send("DONE", model=index, totals=totals,
                   error=(error if isinstance(error, str) else repr(error)) if error else "")
+
+    def _over_ceiling(self, label: str, model: ClientModel, rss: int, ceiling: int) -> str:
+        """The memory watchdog: the load processes passed [run].max_memory (a hostile
+        target's endless or inflating body in a client that buffers it). Stop them --
+        they ship what they measured as they stop -- and kill any that keeps growing or
+        does not stop within a few seconds: the machine, the worker and every interval
+        already measured are kept."""
+        model.stop()
+        deadline = time.monotonic() + STOP_GRACE_S
+        while not model.wait(0.1):
+            if time.monotonic() > deadline or self._rss(model) > 2 * ceiling:
+                model.kill()
+                model.wait(2)
+                break
+        mib = 1 << 20
+        return (f"{label}: memory ceiling: its load processes held {rss / mib:.0f} MiB, over "
+                f"[run].max_memory ({ceiling / mib:.0f} MiB); stopped, what it measured "
+                "before is kept")
 
     def _flush(self, index: int, model: ClientModel) -> None:
         model.beat()  # the load processes stop when their worker stops beating (SIGSTOP)

@@ -15,6 +15,7 @@ from harness.scenario.spec import (
     MAX_DURATION_S,
     MAX_RATE,
     MAX_USERS,
+    size_bytes,
 )
 from mockserver import checks
 from mockserver.errors import ConfigError
@@ -71,6 +72,13 @@ class _Ctx:
         if not isinstance(raw, str) or not raw or (pattern and not pattern.fullmatch(raw)):
             raise self.fail(key, f"expected {expected}, got {_show(raw)}")
         return raw
+
+    def size(self, raw: Any, key: str, minimum: int, maximum: int) -> int:
+        value = size_bytes(raw)
+        if value is None or not minimum <= value <= maximum:
+            raise self.fail(key, f'expected a size like "1MiB", "512KiB" or a number of '
+                                 f"bytes, from {minimum} to {maximum}, got {_show(raw)}")
+        return value
 
     def duration(self, raw: Any, key: str, *, allow_zero: bool = False,
                  maximum: float = MAX_DURATION_S) -> float:

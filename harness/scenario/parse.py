@@ -17,8 +17,10 @@ from harness.scenario.requests import _requests
 from harness.scenario.spec import (
     _RUN_NAME,
     _THRESHOLD,
+    DEFAULT_MAX_BODY,
     ENGINES,
     MAX_CPU_WORK,
+    MAX_MAX_BODY,
     MAX_PROCESSES,
     MAX_REQUESTS,
     MAX_SEED,
@@ -101,8 +103,8 @@ def parse_scenario(raw: dict[str, Any], source: str, base: Path | None = None) -
     ctx.keys(raw, ("run", "target", "load", "requests", "models", "thresholds", "data",
                    "flows"), "scenario")
     run = ctx.table(raw.get("run", {}), "[run]")
-    ctx.keys(run, ("name", "duration", "requests", "warmup", "seed", "workers", "timeout"),
-             "[run]")
+    ctx.keys(run, ("name", "duration", "requests", "warmup", "seed", "workers", "timeout",
+                   "max_body", "max_memory"), "[run]")
     load = ctx.table(raw.get("load", {}), "[load]")
     ctx.keys(load, ("mode", "concurrency", "rate", "stages", "think_time", "cookies"),
              "[load]")
@@ -187,6 +189,10 @@ def parse_scenario(raw: dict[str, Any], source: str, base: Path | None = None) -
         data=data,
         flows=flows,
         cookies=cookies,
+        max_body=ctx.size(run.get("max_body", DEFAULT_MAX_BODY), "[run].max_body", 1,
+                          MAX_MAX_BODY),
+        max_memory=ctx.size(run["max_memory"], "[run].max_memory", 64 << 20, 1 << 40)
+        if "max_memory" in run else 0,
     )
 
 

@@ -10,6 +10,7 @@ from typing import Any
 
 from harness.clients import MODELS
 from harness.clients.extraction import Extract
+from harness.clients.failures import DEFAULT_MAX_BODY
 from harness.clients.templates import DEFAULT_ACCEPTED, FLOW_PREFIX
 
 ENGINES = tuple(dict.fromkeys(e for kind in MODELS.values() for e in kind.engines))
@@ -26,6 +27,34 @@ MAX_PROCESSES = 64
 MAX_CPU_WORK = 10**9
 MAX_BODY_BYTES = 16 << 20
 MAX_HEADERS = 100
+# bounded memory per request: a captured answer body ([run].max_body) and a load process
+# ([run].max_memory); what a hostile target sends beyond them is never held
+MAX_MAX_BODY = 1 << 30
+SIZE_UNITS = {"": 1, "b": 1, "kb": 1000, "mb": 10**6, "gb": 10**9,
+              "kib": 1 << 10, "mib": 1 << 20, "gib": 1 << 30}
+_SIZE = re.compile(r"\s*(\d+(?:\.\d+)?)\s*([kmg]i?b|b)?\s*", re.I)
+
+
+def size_bytes(raw: object) -> int | None:
+    """A size as a scenario writes it (`1048576`, "1 MiB", "512KiB", "2GB"); None
+    when it is not one."""
+    if isinstance(raw, int) and not isinstance(raw, bool):
+        return raw
+    if isinstance(raw, str) and (m := _SIZE.fullmatch(raw)):
+        return int(float(m.group(1)) * SIZE_UNITS[(m.group(2) or "").lower()])
+    return None
+
+
+def default_max_memory() -> int:
+    """A load process's memory ceiling unless [run].max_memory says: a quarter of the
+    machine's memory, at most 4 GiB -- far above what any model needs for its users, far
+    below what takes the machine down."""
+    try:
+        import os
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        total = 8 << 30
+    return min(4 << 30, total // 4)
 # run.name becomes part of a directory name: letters, digits, space . _ -, at most 100.
 _RUN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9 ._-]{0,99}")
 # a path is sent as is: printable ASCII, no space (percent-encode anything else)
@@ -172,6 +201,8 @@ class Scenario:
     data: tuple[DataTable, ...] = ()
     flows: tuple[FlowSpec, ...] = ()
     cookies: bool = True                # flows: each user keeps a cookie jar
+    max_body: int = DEFAULT_MAX_BODY    # bytes of an answer a flow step may capture
+    max_memory: int = 0                 # a load process's RSS ceiling (0: the default)
 
     @property
     def result_names(self) -> list[str]:
