@@ -269,9 +269,16 @@ def cmd_baseline(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _say_notes(notes: tuple[str, ...]) -> None:
+    """What validation found worth saying without refusing, one stderr line each."""
+    for note in notes:
+        print(f"warning: {note}", file=sys.stderr)
+
+
 def cmd_validate(args: argparse.Namespace) -> int:
     from harness.scenario import load_scenario
     scenario = load_scenario(args.scenario, args.set, args.unset)
+    _say_notes(scenario.notes)
     flows = f", {_count(len(scenario.flows), 'flow')}" if scenario.flows else ""
     print(f"{args.scenario}: ok ({_count(len(scenario.models), 'model')}, "
           f"{_count(len(scenario.requests), 'request')}{flows})")
@@ -282,6 +289,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     """`harness run` and `harness coordinator`: everything checked before anything starts."""
     from harness.scenario import load_scenario
     scenario = load_scenario(args.scenario, args.set, args.unset)
+    _say_notes(scenario.notes)
     if args.target is not None:
         from harness.scenario.target import target_url
         args.target, problem = target_url(args.target)

@@ -16,7 +16,8 @@ from dataclasses import dataclass, field
 
 # A hostile target's answers after the head of a request (`fault`); each ends by the
 # client's hanging up (the server sends until its write fails) or as said.
-FAULTS = ("endless", "huge_length", "gzip_bomb", "reset_mid_body", "close_mid_body")
+FAULTS = ("endless", "huge_length", "gzip_bomb", "reset_mid_body", "close_mid_body",
+          "close_before_answer")
 BOMB_MIB = 512
 
 
@@ -132,6 +133,8 @@ class RawServer:
             conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % (1 << 40))
             while not self.stopped:
                 conn.sendall(block)
+        elif self.fault == "close_before_answer":
+            return   # the request read, then a close (FIN) without a byte of answer
         else:   # a tenth of the body said, then a reset (RST) or a close (FIN)
             conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n" + block[:10000])
             if self.fault == "reset_mid_body":

@@ -32,6 +32,28 @@ class Extract:
     expr: str
 
 
+def compile_regex(expr: str) -> tuple[Any, str | None]:
+    """(the compiled pattern, None) with RE2, whose time is linear in the answer's length
+    whatever the pattern: `(a+)+$` against 40 a's and a b took Python's backtracking `re`
+    34 s per answer and stalled the model. What RE2 refuses (backreferences, lookaround)
+    is compiled by `re` instead, and the second item says so for validation to print.
+    ValueError for what neither compiles."""
+    import re2
+    options = re2.Options()
+    options.log_errors = False   # its refusal is ours to word, not a line on stderr
+    try:
+        return re2.compile(expr, options), None
+    except re2.error as exc:
+        refused = exc.args[0].decode() if exc.args and isinstance(exc.args[0], bytes) \
+            else str(exc)
+    try:
+        pattern = re.compile(expr)
+    except re.error as exc:
+        raise ValueError(f"expected a regular expression, got {expr!r} ({exc})") from None
+    return pattern, (f"RE2 cannot run {expr[:60]!r} ({refused}): Python's re runs it, "
+                     "whose time can grow exponentially on a hostile answer")
+
+
 def compile_extract(spec: Extract) -> Callable[[Answer, CookieJar], str | None]:
     """One extraction, compiled (a JSONPath parsed, a regex compiled) once; raises
     ValueError with a readable message for a bad expression."""
@@ -67,11 +89,7 @@ def compile_extract(spec: Extract) -> Callable[[Answer, CookieJar], str | None]:
             return value if isinstance(value, str) else json.dumps(value)
         return by_json
     if spec.kind == "regex":
-        try:
-            pattern = re.compile(spec.expr)
-        except re.error as exc:
-            raise ValueError(f"expected a regular expression, got {spec.expr!r} ({exc})") \
-                from None
+        pattern, _ = compile_regex(spec.expr)
 
         def by_regex(answer: Answer, jar: CookieJar) -> str | None:
             m = pattern.search(answer.body.decode("utf-8", "replace"))

@@ -24,6 +24,7 @@ from mockserver.errors import ConfigError
 class _Ctx:
     def __init__(self, source: str) -> None:
         self.source = source
+        self.notes: list[str] = []   # what validation says without refusing
 
     def fail(self, key: str, message: str) -> ScenarioError:
         return ScenarioError(self.source, key, message)

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from harness.clients.extraction import Extract, compile_extract
+from harness.clients.extraction import Extract, compile_extract, compile_regex
 from harness.clients.templates import BUILTINS, TemplateError, compile_template, refs
 from harness.scenario.ctx import _Ctx, _read_file, _show
 from harness.scenario.requests import _request
@@ -165,6 +165,8 @@ def _extracts(ctx: _Ctx, raw: Any, where: str) -> tuple[Extract, ...]:
         spec = Extract(var, kind, expr)
         try:
             compile_extract(spec)
+            if kind == "regex" and (note := compile_regex(expr)[1]):
+                ctx.notes.append(f"{ctx.source}: {where}.{var}.regex: {note}")
         except ValueError as exc:
             raise ctx.fail(f"{where}.{var}.{kind}", str(exc)) from None
         out.append(spec)

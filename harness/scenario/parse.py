@@ -193,6 +193,7 @@ def parse_scenario(raw: dict[str, Any], source: str, base: Path | None = None) -
                           MAX_MAX_BODY),
         max_memory=ctx.size(run["max_memory"], "[run].max_memory", 64 << 20, 1 << 40)
         if "max_memory" in run else 0,
+        notes=tuple(ctx.notes),
     )
 
 

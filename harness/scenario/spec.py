@@ -203,6 +203,7 @@ class Scenario:
     cookies: bool = True                # flows: each user keeps a cookie jar
     max_body: int = DEFAULT_MAX_BODY    # bytes of an answer a flow step may capture
     max_memory: int = 0                 # a load process's RSS ceiling (0: the default)
+    notes: tuple[str, ...] = field(default=(), compare=False)   # said, not refused
 
     @property
     def result_names(self) -> list[str]:

@@ -17,13 +17,13 @@ import pytest
 
 from tests.conftest import load_meta, run_harness
 from tests.integration.test_real_servers import LOCUST_MODELS, OUR_MODELS
-from tests.rawserver import BOMB_MIB, RawServer
+from tests.rawserver import BOMB_MIB, FAULTS, RawServer
 
 MAX_MEMORY_MIB = 300
 PER_MODEL = 4
 # what a fault is in errors.csv, the same in every one of our models (README)
 KIND = {"endless": "timeout", "huge_length": "timeout", "reset_mid_body": "body_length_mismatch",
-        "close_mid_body": "body_length_mismatch"}
+        "close_mid_body": "body_length_mismatch", "close_before_answer": "reset"}
 
 
 def _run(tmp: Path, fault: str, models: list[tuple[str, str]]) -> tuple[object, Path, int]:
@@ -47,14 +47,12 @@ def hostile_runs(tmp_path_factory) -> dict[str, tuple]:
     """Every fault through every model, two runs side by side (each is mostly waiting
     for its timeouts)."""
     tmp = tmp_path_factory.mktemp("hostile")
-    faults = ["endless", "huge_length", "gzip_bomb", "reset_mid_body", "close_mid_body"]
     with ThreadPoolExecutor(2) as pool:
-        futures = {f: pool.submit(_run, tmp, f, OUR_MODELS + LOCUST_MODELS) for f in faults}
+        futures = {f: pool.submit(_run, tmp, f, OUR_MODELS + LOCUST_MODELS) for f in FAULTS}
         return {f: fut.result() for f, fut in futures.items()}
 
 
-@pytest.mark.parametrize("fault", ["endless", "huge_length", "gzip_bomb", "reset_mid_body",
-                                   "close_mid_body"])
+@pytest.mark.parametrize("fault", FAULTS)
 def test_every_model_survives_a_hostile_target(hostile_runs, fault: str):
     proc, run_dir, server_count = hostile_runs[fault]
     assert "Traceback" not in proc.stderr, proc.stderr
@@ -84,8 +82,17 @@ def test_every_model_survives_a_hostile_target(hostile_runs, fault: str):
         elif ours:
             assert agg.loc[label, "failures"] == PER_MODEL, (label, agg.loc[label])
             assert set(mine["kind"]) == {KIND[fault]}, (label, mine)
-    # the failures before HTTP aside (none here), what we sent is what the server read
-    assert meta["requests_sent"] == server_count, (meta["requests_sent"], server_count)
+    sent = meta["requests_sent"]
+    if fault == "close_before_answer":
+        # Locust's clients resend on a connection closed under them without telling (the
+        # README's note on Locust): the server reads more than anyone reported
+        assert sent <= server_count, (sent, server_count)
+    elif stopped:
+        # a Locust user stopped by the watchdog may have counted a request whose bytes
+        # had not left yet, or be one resend ahead: at most one per user (2) each
+        assert abs(sent - server_count) <= 2 * len(stopped), (sent, server_count, stopped)
+    else:   # what we sent is what the server read
+        assert sent == server_count, (sent, server_count)
 
 
 def test_captured_bodies_are_capped(tmp_path):

@@ -245,3 +245,29 @@ def test_a_non_ascii_value_fails_the_step_the_same_way_in_every_model(tmp_path):
     for render in (a.next_wire, b.next_request):
         with pytest.raises(StepFailed, match="ASCII"):
             render()
+
+
+def test_regex_extraction_is_linear_time():
+    """`(a+)+$` against 40 a's and a b: Python's backtracking re takes 2^40 steps (the
+    model stalled, 34 s per answer); RE2 answers at once. Bounded by a child process with a
+    minute's timeout, so a regression fails instead of hanging the suite."""
+    import subprocess
+    import sys
+    code = ("from harness.clients.extraction import Answer, CookieJar, Extract, compile_extract\n"
+            "f = compile_extract(Extract('v', 'regex', '(a+)+$'))\n"
+            "print(f(Answer(200, b'a' * 40 + b'b', []), CookieJar()))\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=60)
+    assert proc.returncode == 0 and proc.stdout.strip() == "None", proc.stderr
+    assert proc.stderr == ""   # RE2's own logging stays off
+
+
+def test_what_re2_refuses_runs_on_re_and_is_said(tmp_path):
+    sc = load(tmp_path, FLOW.replace('{ json = "$.token" }', r'{ regex = "(t)\\1(k+)" }'))
+    assert len(sc.notes) == 1
+    note = sc.notes[0]
+    assert "[[flows]][0].steps[0].extract.token.regex" in note and "RE2 cannot run" in note
+    from harness.clients.extraction import Answer, CookieJar, Extract, compile_extract
+    f = compile_extract(Extract("v", "regex", r"(t)\1(k+)"))
+    assert f(Answer(200, b"xttkk", []), CookieJar()) == "t"
+    assert not load(tmp_path, FLOW.replace('{ json = "$.token" }', '{ regex = "t(k+)" }')).notes
