@@ -7,7 +7,14 @@ from pathlib import Path
 from typing import Any
 
 from harness.clients.extraction import Extract, compile_extract, compile_regex
-from harness.clients.templates import BUILTINS, TemplateError, compile_template, refs
+from harness.clients.templates import (
+    BUILTINS,
+    StepFailed,
+    TemplateError,
+    compile_template,
+    in_header,
+    refs,
+)
 from harness.scenario.ctx import _Ctx, _read_file, _show
 from harness.scenario.requests import _request
 from harness.scenario.spec import (
@@ -120,6 +127,8 @@ def _flows(ctx: _Ctx, raw: Any, tables: tuple[DataTable, ...], names: set[str],
             for key, text in [("path", request.path), ("body", request.body.decode()),
                               *((f"headers.{k}", v) for k, v in request.headers)]:
                 _check_template(ctx, f"{at}.{key}", text, columns, defined, recovered)
+                if key.startswith("headers.") and not recovered:
+                    _check_header_values(ctx, f"{at}.{key}", text, tables)
             extracts = _extracts(ctx, st.get("extract", {}), f"{at}.extract")
             defined |= {e.var for e in extracts}
             steps.append(StepSpec(request, extracts,
@@ -127,6 +136,26 @@ def _flows(ctx: _Ctx, raw: Any, tables: tuple[DataTable, ...], names: set[str],
                                                allow_zero=True, maximum=3600)))
         out.append(FlowSpec(name, weight, tuple(steps)))
     return tuple(out)
+
+
+def _check_header_values(ctx: _Ctx, key: str, text: str,
+                         tables: tuple[DataTable, ...]) -> None:
+    """Every row of a data column a header template uses must fit in a header (ASCII, no
+    CR, LF or NUL): refused now, naming the file and the row, not at run time where every
+    iteration that drew the row failed `template_failed`. The value is not echoed."""
+    by_name = {t.name: t for t in tables}
+    for ref in refs(compile_template(text)):
+        table = by_name.get(ref.a) if ref.kind == "data" else None
+        if table is None or ref.b not in table.columns:
+            continue
+        col = table.columns.index(ref.b)
+        for n, row in enumerate(table.rows, start=1):
+            try:
+                in_header(row[col])
+            except StepFailed:
+                raise ctx.fail(key, f"{{{{{ref.shown}}}}}: {table.file} data row {n}, column "
+                                    f"{ref.b!r}: expected ASCII text without CR, LF or NUL "
+                                    "(it goes into a header)") from None
 
 
 def _check_template(ctx: _Ctx, key: str, text: str, columns: dict[str, set[str]],

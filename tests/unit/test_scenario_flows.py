@@ -271,3 +271,22 @@ def test_what_re2_refuses_runs_on_re_and_is_said(tmp_path):
     f = compile_extract(Extract("v", "regex", r"(t)\1(k+)"))
     assert f(Answer(200, b"xttkk", []), CookieJar()) == "t"
     assert not load(tmp_path, FLOW.replace('{ json = "$.token" }', '{ regex = "t(k+)" }')).notes
+
+
+@pytest.mark.parametrize("value", ['"two\nlines"', "J\u00fcrgen", '"nul\0"'])
+def test_a_data_value_that_cannot_go_into_a_header_is_refused_at_validation(tmp_path, value):
+    """Not at run time, where every iteration that drew the row failed template_failed:
+    one line naming the key, the file, the row and the column -- not the value."""
+    (tmp_path / "h.csv").write_text(f"id,name\n1,ok\n2,{value}\n", encoding="utf-8")
+    text = FLOW.replace('file = "users.csv"', 'file = "h.csv"').replace(
+        'headers = { Authorization = "Bearer {{token}}" }',
+        'headers = { Authorization = "Bearer {{token}}", X-Name = "{{users.name}}" }')
+    with pytest.raises(ScenarioError) as err:
+        load(tmp_path, text)
+    message = str(err.value)
+    assert err.value.key == "[[flows]][0].steps[1].headers.X-Name", message
+    assert "h.csv data row 2, column 'name'" in message and "\n" not in message
+    assert "rgen" not in message and "lines" not in message
+    # the same value in a path is percent-encoded: no refusal
+    assert load(tmp_path, FLOW.replace('file = "users.csv"', 'file = "h.csv"').replace(
+        "/auth/me/{{users.id}}", "/auth/me/{{users.name}}"))
