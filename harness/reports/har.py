@@ -13,14 +13,17 @@ between one answer and the next request. The scenario is validated before it is 
 from __future__ import annotations
 
 import re
+from base64 import b64encode
 from datetime import datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote, unquote, urlsplit
 
 from harness.clients.templates import literal
 from harness.errors import UsageError
 from harness.scenario.ctx import _show
+from harness.scenario.journeys import MAX_STEPS
+from harness.scenario.spec import _HEADER_NAME, _HEADER_VALUE, MAX_HEADERS
 from mockserver import checks
 
 MAX_HAR_BYTES = 256 << 20
@@ -34,6 +37,8 @@ DROP = {"host", "user-agent", "content-length", "accept-encoding", "connection",
 AUTH = {"authorization", "proxy-authorization", "x-api-key", "x-auth-token",
         "x-csrf-token", "x-xsrf-token"}
 MAX_THINK_S = 60.0
+MAX_SCENARIO_BYTES = checks.MAX_DOCUMENT_BYTES
+MAX_STEP_BODY = 1 << 20   # a recorded body beyond it is left out: the scenario must load
 
 
 class HarError(UsageError):
@@ -81,7 +86,27 @@ def import_har(path: Path, *, include_static: bool = False, keep_auth: bool = Fa
             if gap > 0.01:
                 steps[-1]["think_time"] = f"{min(gap, MAX_THINK_S) * 1000:.0f}ms"
         last_end = e["start"] + e["time_s"]
-        steps.append(_step(e, len(steps), names, keep_auth, stripped, escaped))
+        if len(steps) == MAX_STEPS:
+            left_over = [x for x in parsed if x["origin"] == origin and x["start"] >= e["start"]
+                         and (include_static or not x["static"])]
+            if notes is not None:
+                notes.append(f"note: left out: {path}: log.entries[{e['index']}] and "
+                             f"{len(left_over) - 1} later request(s) to {origin}: a flow "
+                             f"holds at most {MAX_STEPS} steps (the first {MAX_STEPS} kept)")
+            break
+        if len(e["body"].encode()) > MAX_STEP_BODY:
+            if notes is not None:
+                notes.append(f"note: left out: {path}: log.entries[{e['index']}].request."
+                             f"postData.text: over {MAX_STEP_BODY >> 20} MiB (a scenario "
+                             f"file holds at most {MAX_SCENARIO_BYTES >> 20} MiB)")
+            continue
+        if e["userinfo"] is not None and not keep_auth:
+            stripped.append((f"log.entries[{e['index']}]", "user:password in the URL"))
+        steps.append(_step(e, len(steps), names, keep_auth, stripped, escaped,
+                           skipped := []))
+        if notes is not None:
+            notes.extend(f"note: left out: {path}: log.entries[{e['index']}]."
+                         f"request.headers[{j}] ({_show(k[:40])}): {why}" for j, k, why in skipped)
     if stripped and notes is not None:
         notes.append(f"note: {len(stripped)} step(s) lost a credential header ("
                      f"{', '.join(sorted({h for _, h in stripped}))}): "
@@ -116,6 +141,9 @@ def _entry(path: Path, i: int, raw: Any) -> dict[str, Any]:
         start = datetime.fromisoformat(str(raw["startedDateTime"]).replace("Z", "+00:00"))
         headers = [(str(h["name"]), str(h["value"])) for h in req.get("headers", [])]
         body = (req.get("postData") or {}).get("text") or ""
+        if not isinstance(body, str):   # never a Python repr on the wire
+            raise HarError(f"{where}.request.postData.text: expected a string, got "
+                           f"{type(body).__name__}")
         mime = str((resp.get("content") or {}).get("mimeType", ""))
         took = float(raw.get("time") or 0) / 1000.0
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
@@ -135,7 +163,9 @@ def _entry(path: Path, i: int, raw: Any) -> dict[str, Any]:
         except UnicodeEncodeError:   # a lone surrogate: JSON allows it, TOML cannot hold it
             raise HarError(f"{where}: {what}: not valid Unicode text (a lone surrogate)") \
                 from None
-    return {"origin": f"{url.scheme}://{url.hostname}{port}", "method": method,
+    host = f"[{url.hostname}]" if ":" in url.hostname else url.hostname   # IPv6
+    return {"origin": f"{url.scheme}://{host}{port}", "method": method, "index": i,
+            "userinfo": (url.username or "", url.password or "") if url.username else None,
             "target": url.path or "/", "query": url.query, "headers": headers,
             "body": str(body), "mime": mime, "start": start.timestamp(), "time_s": took,
             "static": any(t in mime for t in STATIC_TYPES) or
@@ -153,7 +183,10 @@ def _main_origin(entries: list[dict[str, Any]]) -> str:
 
 
 def _step(e: dict[str, Any], i: int, names: set[str], keep_auth: bool,
-          stripped: list[tuple[str, str]], escaped: list[str]) -> dict[str, Any]:
+          stripped: list[tuple[str, str]], escaped: list[str],
+          skipped: list[tuple[int, str, str]]) -> dict[str, Any]:
+    """One recorded request as a flow step; a header that cannot be one is left out and
+    put in `skipped` (index, name, why), the rest of the request kept."""
     # a recorded path is sent as recorded: anything outside printable ASCII (and a `{`,
     # which our templates would read) is percent-encoded
     safe = "/:@!$&'()*+,;=-._~%?"
@@ -165,16 +198,24 @@ def _step(e: dict[str, Any], i: int, names: set[str], keep_auth: bool,
         name += "'"
     names.add(name)
     headers = {}
-    for key, value in e["headers"]:
+    if e["userinfo"] is not None and keep_auth:   # as a browser sends user:password@
+        pair = f"{unquote(e['userinfo'][0])}:{unquote(e['userinfo'][1])}"
+        headers["Authorization"] = "Basic " + b64encode(pair.encode()).decode()
+    for j, (key, value) in enumerate(e["headers"]):
         low = key.lower()
         if low in AUTH and not keep_auth:
             stripped.append((name, key))
             continue
         if key.startswith(":") or low in DROP or low.startswith("sec-"):
             continue
-        if "\r" in value or "\n" in value:
-            continue
-        headers[key] = _kept(value, f"{name}: header {key}", escaped)
+        if not _HEADER_NAME.fullmatch(key):
+            skipped.append((j, key, "not a header name (a token)"))
+        elif not _HEADER_VALUE.fullmatch(value):
+            skipped.append((j, key, "its value is not printable ASCII"))
+        elif len(headers) >= MAX_HEADERS:
+            skipped.append((j, key, f"a request holds at most {MAX_HEADERS} headers"))
+        else:
+            headers[key] = _kept(value, f"{name}: header {key}", escaped)
     step: dict[str, Any] = {"name": name, "method": e["method"],
                             "path": _kept(path, f"{name}: path", escaped)}
     if headers:
@@ -206,7 +247,12 @@ def write_scenario(tables: dict[str, Any], out: Path | None) -> str:
     from harness.scenario import parse_scenario
     text = "# made by harness import-har: one flow, the recording's requests in order\n" + \
         tomli_w.dumps(tables)
-    parse_scenario(checks.parse_document(text, "TOML"), out.name if out else "stdout")
+    try:
+        document = checks.parse_document(text, "TOML")
+    except ValueError as exc:   # too large for a scenario file
+        raise HarError(f"{out or 'stdout'}: the scenario made would be {exc}: import part of "
+                       "the recording") from None
+    parse_scenario(document, out.name if out else "stdout")
     if out is not None:
         tmp = out.with_name(out.name + ".tmp")
         try:

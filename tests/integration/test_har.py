@@ -277,3 +277,56 @@ def test_recorded_text_stays_literal_and_no_secret_leaves(tmp_path):
         assert ("X-Trace", "${SECRET_TOKEN}") in seen.headers
         assert seen.body == b'{"a": "{{x}}", "b": "${SECRET_TOKEN}"}'
         assert b"hunter2" not in seen.body and all("hunter2" not in v for _, v in seen.headers)
+
+
+def _entry(t: float, url: str, headers: list | None = None, body: object = None) -> dict:
+    req: dict = {"method": "POST" if body is not None else "GET", "url": url,
+                 "headers": headers or []}
+    if body is not None:
+        req["postData"] = {"text": body}
+    return {"startedDateTime": f"2026-01-01T00:{int(t) // 60:02d}:{t % 60:06.3f}Z",
+            "time": 1, "request": req, "response": {"content": {"mimeType": "text/html"}}}
+
+
+def test_import_what_can_be_imported_one_line_per_thing_left_out(tmp_path):
+    """Issue 23's recordings: each left something out silently or refused the whole file.
+    Now the rest is imported and each thing left out is one stderr line naming the HAR's
+    entry (and header) index."""
+    origin = "http://[::1]:8080"      # an IPv6 recording
+    many = [_entry(100 + i, f"{origin}/n/{i}") for i in range(120)]   # over 100 steps
+    doc = {"log": {"entries": [
+        _entry(0, f"{origin}/", [{"name": "X-Ok", "value": "1"},
+                                 {"name": "X-Name", "value": "J\u00fcrgen"},
+                                 {"name": "Bad Name", "value": "v"},
+                                 *({"name": f"X-H{k}", "value": "v"} for k in range(105))]),
+        _entry(1, f"{origin}/form", body={"not": "a string"}),
+        _entry(2, "http://alice:s%40cret@[::1]:8080/private"),
+        _entry(3, f"{origin}/big", body="b" * (2 << 20)),
+        *many]}}
+    path = tmp_path / "rec.har"
+    path.write_text(json.dumps(doc))
+    out = tmp_path / "rec.toml"
+    proc = run_harness("import-har", str(path), "-o", str(out))
+    assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr
+    err = proc.stderr
+    assert "log.entries[0].request.headers[1] (\"X-Name\"): its value is not printable ASCII" in err
+    assert "log.entries[0].request.headers[2] (\"Bad Name\"): not a header name" in err
+    assert "log.entries[0].request.headers[102] (\"X-H99\"): a request holds at most 100" in err
+    assert "log.entries[1].request.postData.text: expected a string, got dict" in err
+    assert "log.entries[3].request.postData.text: over 1 MiB" in err
+    assert "user:password in the URL" in err and "s@cret" not in err
+    assert "a flow holds at most 100 steps" in err
+    scenario = tomllib.loads(out.read_text())
+    assert scenario["target"]["url"] == origin
+    steps = scenario["flows"][0]["steps"]
+    assert len(steps) == 100
+    assert steps[0]["headers"]["X-Ok"] == "1" and len(steps[0]["headers"]) == 100
+    assert all("Authorization" not in s.get("headers", {}) for s in steps)
+    assert run_harness("validate", str(out)).returncode == 0
+
+    kept = run_harness("import-har", str(path), "--keep-auth")
+    private = next(s for s in tomllib.loads(kept.stdout)["flows"][0]["steps"]
+                   if s["path"] == "/private")
+    import base64
+    assert private["headers"]["Authorization"] == \
+        "Basic " + base64.b64encode(b"alice:s@cret").decode()
