@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from harness.control.coordinator import Coordinator
-from harness.control.journal import Journal
+from harness.control.journal import Journal, read_journal
 from harness.control.messages import LOST_AFTER_S
 from harness.control.outcome import ModelResult, RunOutcome
 from harness.control.progress import Progress
@@ -141,6 +141,11 @@ def _execute(scenario: Scenario, out: Path, target: str | None, n: int, bind: st
     coordinator: Coordinator | None = None
     journal = _made(lambda: Journal(run_dir), run_dir)
     sink = _made(lambda: IntervalSink(run_dir, scenario), run_dir)
+
+    def journal_records() -> list[dict[str, Any]]:
+        journal.flush()
+        return read_journal(run_dir).records
+    sink.journal_records = journal_records
     if board is not None:
         sink.listeners.append(board)
 

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.clients.templates import FLOW_PREFIX
+from harness.control.messages import check_cells
 from harness.control.outcome import ModelResult
 from harness.hdr import summarize
 from harness.scenario import Scenario
@@ -75,6 +76,7 @@ class _Appender:
     """One CSV file opened for appending, its header written when it is new."""
 
     def __init__(self, path: Path, columns: list[str]) -> None:
+        self.path = path
         new = not path.exists() or path.stat().st_size == 0
         self.file = open(path, "a", newline="")  # noqa: SIM115 - open for the run
         self.writer = csv.DictWriter(self.file, columns, extrasaction="ignore")
@@ -103,6 +105,11 @@ class IntervalSink:
         self.statuses = _Appender(run_dir / "statuses.csv", STATUSES_COLUMNS)
         (run_dir / "histograms").mkdir(exist_ok=True)
         self.histograms: dict[str, _Appender] = {}
+        # where each model's rows begin in each file: its rows are rewritten from there
+        # when late cells came (a worker back from a partition)
+        self.starts: dict[str, dict[str, int]] = {}
+        # reads the run's journal (flushed first) for that rewrite; None: no rewrite
+        self.journal_records: Any = None
         # who else sees each closed interval (the dashboard's board): listener.interval(
         # result, second, cells, span), after the rows are written
         self.listeners: list[Any] = []
@@ -136,6 +143,39 @@ class IntervalSink:
         for k, cells in result.take(None, fold_from=last).items():
             self._write(result, k, cells, min(1.0, max(measured_s - k, 1e-3)))
         self._flush()
+        if result.late_seconds and self.journal_records is not None and self.error is None:
+            self._rewrite(result, measured_s, last)
+
+    def _rewrite(self, result: ModelResult, measured_s: float, last: int | None) -> None:
+        """Late cells in their own seconds: this model's rows (the last in each file, as
+        models run one after another) rewritten from the journal, where every cell the
+        coordinator received is kept with its interval."""
+        try:
+            records = self.journal_records()
+        except (OSError, ValueError):
+            return   # the rows stay as written; late cells are in the totals
+        again = ModelResult(result.label, result.index)
+        for r in records:
+            if r.get("k") == "stats" and r.get("model") == result.index:
+                for k, name, wire in check_cells(r["cells"]):
+                    again.add_wire(k, name, wire)
+        starts = self.starts.get(result.label)
+        if starts is None:
+            return
+        try:
+            self._each(lambda a: a.file.flush())
+            for appender in self._appenders(result.label):
+                appender.file.truncate(starts[str(appender.path)])
+                appender.file.seek(0, 2)
+            for k, cells in again.take(None, fold_from=last).items():
+                self._rows(result, k, cells, min(1.0, max(measured_s - k, 1e-3)))
+            self._flush()
+        except OSError as exc:
+            self.error = exc
+        result.late_seconds.clear()
+
+    def _appenders(self, label: str) -> list[_Appender]:
+        return [self.timeseries, self.errors, self.statuses, self.histograms[label]]
 
     def _flush(self) -> None:
         if self.error is not None:
@@ -159,6 +199,12 @@ class IntervalSink:
     def _rows(self, result: ModelResult, k: int, cells: dict[str, IntervalStats],
               span: float) -> None:
         label = result.label
+        if label not in self.histograms:
+            self.histograms[label] = _Appender(self.run_dir / "histograms" / f"{label}.csv",
+                                               HISTOGRAM_COLUMNS)
+        if label not in self.starts:   # this model's first rows: where they begin
+            self._each(lambda a: a.file.flush())
+            self.starts[label] = {str(a.path): a.file.tell() for a in self._appenders(label)}
         agg = IntervalStats()
         for name, cell in cells.items():
             if not is_flow(name):   # a flow's row sums its steps: never count them twice
@@ -178,9 +224,6 @@ class IntervalSink:
         self.statuses.rows([{"model": label, "name": name, "second": k, "status": status,
                              "count": n} for name, cell in sorted(cells.items())
                             for status, n in sorted(cell.statuses.items())])
-        if label not in self.histograms:
-            self.histograms[label] = _Appender(self.run_dir / "histograms" / f"{label}.csv",
-                                               HISTOGRAM_COLUMNS)
         self.histograms[label].rows([
             {"name": name, "second": k,
              "hist": base64.b64encode(cell.hist.encode()).decode("ascii")}
