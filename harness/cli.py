@@ -113,9 +113,15 @@ def build_parser() -> argparse.ArgumentParser:
     worker.add_argument("--curve-dir", help="CURVE keys: worker.key_secret, coordinator.key")
     worker.add_argument("--connect-timeout", type=_number(float, 0.1, 86400.0, " s"),
                         default=30.0, metavar="SECONDS")
+    worker.add_argument("--journal", type=_path, metavar="FILE",
+                        help="keep a journal of what this worker measured: after a "
+                             "partition, `harness report RUN_DIR --add FILE` merges it")
 
     rep = sub.add_parser("report", help="build report.html for a run directory")
     rep.add_argument("run_dir")
+    rep.add_argument("--add", action="append", type=_path, metavar="WORKER_JOURNAL",
+                     help="merge what a worker measured that the coordinator never "
+                          "received (harness worker --journal FILE), then rebuild")
     shown = rep.add_mutually_exclusive_group()
     shown.add_argument("--markdown", action="store_true",
                        help="print a Markdown summary instead (a CI job's summary page)")
@@ -194,7 +200,8 @@ def cmd_worker(args: argparse.Namespace) -> int:
     if args.curve_dir:
         from harness.control.curve import worker_keys
         curve = _curve_option(worker_keys, args.curve_dir)
-    return run_worker(args.connect, args.name, curve, args.connect_timeout)
+    return run_worker(args.connect, args.name, curve, args.connect_timeout,
+                      Path(args.journal) if args.journal else None)
 
 
 def cmd_report(args: argparse.Namespace) -> int:
@@ -202,6 +209,12 @@ def cmd_report(args: argparse.Namespace) -> int:
     journal (every result file rebuilt, partial), which exits 3."""
     from harness.recover import recover, unfinished
     from harness.reports.html import build_report
+    if args.add:
+        from harness.recover import add_journals
+        if unfinished(Path(args.run_dir)):
+            recover(Path(args.run_dir))
+        return _ended(add_journals(Path(args.run_dir), [Path(p) for p in args.add]),
+                      quiet=False)
     if args.markdown or args.github_output:
         from harness.reports.markdown import github_outputs, markdown
         out = markdown if args.markdown else github_outputs

@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from harness.control.journal import read_journal
+from harness.control.journal import Journal, read_journal, read_records
 from harness.control.messages import check_cells
 from harness.control.outcome import ModelResult, RunOutcome, WorkerInfo
 from harness.errors import ReportError
@@ -54,6 +54,76 @@ def recover(run_dir: Path) -> CompletedRun:
         lines.append(f"recovered {result.label}: {t.measured_s:.0f} s measured, "
                      f"{requests} requests ({t.sent} sent)")
     return CompletedRun(done.run_dir, done.ending, lines + done.lines)
+
+
+def add_journals(run_dir: Path, files: list[Path]) -> CompletedRun:
+    """`harness report RUN_DIR --add WORKER_JOURNAL...`: what a worker measured and the
+    coordinator never received (it was cut off, or lost for good) merged into the run,
+    exactly: its STATS the run's journal does not hold (by worker and sequence number)
+    and its DONE are appended to the run's journal, and every result file is rebuilt
+    from it, each cell in its own second. Adding the same journal twice adds nothing."""
+    try:
+        meta = json.loads((run_dir / "meta.json").read_text())
+        scenario = parse_scenario(meta["scenario"]["raw"], meta["scenario"]["source"])
+        reading = read_journal(run_dir)
+    except (OSError, KeyError, ValueError) as exc:
+        raise ReportError(f"{run_dir}: not a run directory with a journal ({exc})") from None
+    have = {(r.get("model"), r.get("worker"), r.get("seq")) for r in reading.records
+            if r.get("k") == "stats"}
+    done = {(r.get("model"), r.get("worker")) for r in reading.records if r.get("k") == "done"}
+    adding: list[dict[str, Any]] = []
+    lines = []
+    for path in files:
+        try:
+            records = read_records(path).records
+        except OSError as exc:
+            raise ReportError(f"--add {path}: cannot read: {exc.strerror or exc}") from None
+        join = records[0] if records and records[0].get("k") == "join" else None
+        if join is None:
+            raise ReportError(f"--add {path}: not a worker journal (harness worker --journal)")
+        if join.get("run") != run_dir.name:
+            raise ReportError(f"--add {path}: a journal of run {str(join.get('run'))[:80]!r}, "
+                              f"not of {run_dir.name!r}")
+        try:
+            new = [r for r in records[1:] if _missing(r, have, done)]
+            for r in new:
+                if r["k"] == "stats":
+                    check_cells(r["cells"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ReportError(f"--add {path}: a damaged record ({exc})") from None
+        for r in new:
+            have.add((r["model"], r["worker"], r.get("seq")))
+            if r["k"] == "done":
+                done.add((r["model"], r["worker"]))
+        adding += new
+        cells = sum(len(r["cells"]) for r in new if r["k"] == "stats")
+        lines.append(f"added from {path}: {cells} cells the coordinator never received"
+                     + (f", {sum(1 for r in new if r['k'] == 'done')} DONE" if new else ""))
+    if adding:
+        journal = Journal(run_dir)
+        for r in adding:
+            journal.append(r["k"], **{k: v for k, v in r.items() if k not in ("k", "at")})
+        journal.close()
+        if journal.error is not None:
+            raise ReportError(f"{run_dir}: cannot append to the journal: {journal.error}")
+    for name in _WRITTEN:
+        (run_dir / name).unlink(missing_ok=True)
+    for path in (run_dir / "histograms").glob("*.csv"):
+        path.unlink()
+    outcome = replay(read_journal(run_dir).records, IntervalSink(run_dir, scenario))
+    outcome.recovered = bool(meta.get("recovered"))
+    done_run = finish(scenario, run_dir, outcome, str(meta.get("target_url")),
+                      bool(meta.get("embedded_mockserver")), meta.get("mockserver_stats"),
+                      recovered=bool(meta.get("recovered")))
+    return CompletedRun(done_run.run_dir, done_run.ending, lines + done_run.lines)
+
+
+def _missing(r: dict[str, Any], have: set[Any], done: set[Any]) -> bool:
+    if r.get("k") == "stats":
+        return (r["model"], r["worker"], r["seq"]) not in have
+    if r.get("k") == "done":
+        return (r["model"], r["worker"]) not in done
+    return False
 
 
 def replay(records: list[dict[str, Any]], sink: IntervalSink) -> RunOutcome:

@@ -68,10 +68,15 @@ PROBLEM_PREFIXES = ("run failed:", "worker error:", "threshold crossed:", "parti
                     "warning:")
 
 
-def start_local_workers(endpoint: str, n: int) -> list[subprocess.Popen[bytes]]:
-    # New sessions: Ctrl-C reaches the coordinator only, which then ABORTs them cleanly.
+def start_local_workers(endpoint: str, n: int, journals: Path | None = None
+                        ) -> list[subprocess.Popen[bytes]]:
+    """`harness worker` processes on this machine, each keeping its own journal in
+    `journals` (worker-local-I.bin). New sessions: Ctrl-C reaches the coordinator only,
+    which then ABORTs them cleanly."""
     return [subprocess.Popen([sys.executable, "-m", "harness", "worker", "--connect", endpoint,
-                              "--name", f"local-{i}"], start_new_session=True)
+                              "--name", f"local-{i}",
+                              *(["--journal", str(journals / f"worker-local-{i}.bin")]
+                                if journals is not None else [])], start_new_session=True)
             for i in range(n)]
 
 
@@ -160,10 +165,11 @@ def _execute(scenario: Scenario, out: Path, target: str | None, n: int, bind: st
             try:
                 coordinator = Coordinator(scenario, url, bind, n, progress, journal=journal,
                                           sink=sink, lost_after_s=lost_after_s,
+                                          run_id=run_dir.name,
                                           stop=board.stop_requested if board else None,
                                           **(coordinator_kwargs or {}))
                 if local_workers:
-                    procs = start_local_workers(coordinator.endpoint, n)
+                    procs = start_local_workers(coordinator.endpoint, n, run_dir / "journal")
                 elif not quiet:
                     print(f"coordinator at {coordinator.endpoint}: waiting for {n} workers",
                           flush=True)

@@ -43,8 +43,9 @@ class Coordinator:
                  progress: ProgressHook | None = None, curve_secret: bytes | None = None,
                  authenticator: Any = None, journal: Journal | None = None,
                  sink: Any = None, lost_after_s: float = LOST_AFTER_S,
-                 stop: Any = None) -> None:
+                 stop: Any = None, run_id: str = "") -> None:
         self.scenario = scenario
+        self.run_id = run_id         # told to workers: their journals name the run
         self.stop = stop             # a threading.Event another thread may set: Ctrl-C's effect
         self.journal = journal
         self.sink = sink             # reports.intervals.IntervalSink: closed intervals go out
@@ -162,7 +163,7 @@ class Coordinator:
             elif kind == "STATS" and current and msg["model"] == current.index:
                 cells = messages.check_cells(msg["cells"])
                 self.note("stats", model=current.index, worker=worker.index,
-                          cells=msg["cells"], sent=msg["sent"])
+                          cells=msg["cells"], sent=msg["sent"], seq=msg["seq"])
                 for k, name, wire in cells:
                     current.add_wire(k, name, wire)
                     if k > current.newest.get(worker.index, -1):
@@ -183,7 +184,8 @@ class Coordinator:
 
     def on_hello(self, identity: bytes, msg: dict[str, Any], worker: WorkerInfo | None) -> None:
         if worker is not None:  # a repeated HELLO
-            self.send(identity, "WELCOME", index=worker.index, lost_after=self.lost_after_s)
+            self.send(identity, "WELCOME", index=worker.index, lost_after=self.lost_after_s,
+                      run=self.run_id)
             return
         if not self.accepting or len(self.workers) >= self.expect:
             # one worker too many (compose --scale above WORKERS): a spare waits for BYE
@@ -198,7 +200,8 @@ class Coordinator:
                           time.monotonic())
         self.workers[identity] = info
         self.note("join", worker=info.index, name=info.name, host=info.host)
-        self.send(identity, "WELCOME", index=info.index, lost_after=self.lost_after_s)
+        self.send(identity, "WELCOME", index=info.index, lost_after=self.lost_after_s,
+                  run=self.run_id)
 
     def readmit(self, worker: WorkerInfo) -> None:
         """A worker marked lost speaks again (a partition healed): it is ours again, and

@@ -28,10 +28,14 @@ FLUSH_EVERY_S = 1.0
 class Journal:
     """Appends records; flushed to the OS at least once a second (and on close)."""
 
-    def __init__(self, run_dir: Path) -> None:
-        directory = run_dir / "journal"
-        directory.mkdir(exist_ok=True)
-        self.path = directory / FILE
+    def __init__(self, run_dir: Path | None = None, *, path: Path | None = None) -> None:
+        """The run's journal in RUN_DIR/journal/, or (a worker's own) the file `path`."""
+        if path is None:
+            assert run_dir is not None
+            directory = run_dir / "journal"
+            directory.mkdir(exist_ok=True)
+            path = directory / FILE
+        self.path = path
         self.file = open(self.path, "ab")  # noqa: SIM115 - kept open for the run
         self.last_flush = time.monotonic()
         self.error: OSError | None = None   # a write that failed (disk full): said once
@@ -75,8 +79,14 @@ class Reading:
 
 
 def read_journal(run_dir: Path) -> Reading:
-    """Every intact record, in order; stops at the first torn or damaged one."""
-    data = (run_dir / "journal" / FILE).read_bytes()
+    """Every intact record of the run's journal, in order."""
+    return read_records(run_dir / "journal" / FILE)
+
+
+def read_records(path: Path) -> Reading:
+    """Every intact record of a journal file, in order; stops at the first torn or
+    damaged one."""
+    data = path.read_bytes()
     records: list[dict[str, Any]] = []
     intact = 0
     for payload, end in _frames(data):

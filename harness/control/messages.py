@@ -12,7 +12,8 @@ from typing import Any
 
 import msgpack
 
-VERSION = 3                # 2: WRAPUP and SPARE; 3: the Job carries TLS and journeys
+VERSION = 4                # 2: WRAPUP and SPARE; 3: the Job carries TLS and journeys;
+                           # 4: WELCOME names the run, STATS are numbered (worker journals)
 HEARTBEAT_S = 0.5          # both sides send one at least this often
 # Silence after which the coordinator marks a worker lost (--lost-after): several seconds,
 # because TCP's retransmission backoff (0.2 + 0.4 + 0.8 s ...) stretches a 1 s network cut
@@ -25,12 +26,14 @@ PATIENCE_FACTOR = 3
 # type -> {field: accepted python types}
 SCHEMA: dict[str, dict[str, tuple[type, ...]]] = {
     "HELLO": {"name": (str,), "pid": (int,), "host": (str,)},
-    "WELCOME": {"index": (int,), "lost_after": (float, int)},
+    "WELCOME": {"index": (int,), "lost_after": (float, int), "run": (str,)},
     "REFUSE": {"reason": (str,)},
     "PREPARE": {"model": (int,), "job": (dict,)},
     "READY": {"model": (int,)},
     "START": {"model": (int,), "start_in": (float, int)},
-    "STATS": {"model": (int,), "cells": (list,), "sent": (int,)},  # sent: so far
+    # sent: so far; seq: the worker's count of its STATS (its journal says which the
+    # coordinator never had: harness report --add)
+    "STATS": {"model": (int,), "cells": (list,), "sent": (int,), "seq": (int,)},
     "DONE": {"model": (int,), "totals": (dict,), "error": (str,)},
     "HEARTBEAT": {},
     "ABORT": {"reason": (str,)},

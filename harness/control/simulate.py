@@ -136,7 +136,8 @@ def simulate(endpoint: str, workers: int, seconds: int, coordinator_pid: int | N
                     cells.append([k, name, wires[j]])
                     if keep_truth:  # 188 KB a cell: an hour of 50 names would not fit
                         result.truth.setdefault((k, name), IntervalStats()).add(pool[j])
-                sock.send(messages.encode("STATS", model=model, cells=cells, sent=0))
+                sock.send(messages.encode("STATS", model=model, cells=cells, sent=0,
+                                          seq=k + 1))
                 result.stats_sent += 1
             next_second += 1
             if next_second == seconds // 4 and proc is not None:  # past the start-up

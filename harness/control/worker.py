@@ -12,6 +12,7 @@ import os
 import socket
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 import psutil
@@ -23,6 +24,7 @@ from harness.clients.base import ClientModel
 from harness.clients.process import ProcessModel
 from harness.control import messages
 from harness.control.job import Job, JobError
+from harness.control.journal import Journal
 from harness.control.messages import HEARTBEAT_S, LOST_AFTER_S, PATIENCE_FACTOR, Malformed
 from harness.errors import CoordinatorLost, WorkerError
 from harness.scenario.spec import default_max_memory
@@ -37,8 +39,15 @@ WRAPUP_WAIT_S = 600.0   # after the load: how long to wait for the coordinator's
 class Worker:
     def __init__(self, endpoint: str, name: str | None = None,
                  curve: dict[str, bytes] | None = None,
-                 connect_timeout_s: float = CONNECT_TIMEOUT_S) -> None:
+                 connect_timeout_s: float = CONNECT_TIMEOUT_S,
+                 journal_path: Path | None = None) -> None:
         self.endpoint = endpoint
+        # its own journal of every STATS and DONE it sends (or meant to): what a partition
+        # kept from the coordinator is merged later by `harness report RUN --add FILE`
+        self.journal_path = journal_path
+        self.journal: Journal | None = None
+        self.index = -1
+        self.seq = 0
         self.connect_timeout_s = connect_timeout_s
         self.name = name or f"{socket.gethostname()}-{os.getpid()}"
         self.ctx = zmq.Context.instance()
@@ -118,11 +127,27 @@ class Worker:
                     self.last_heard = time.monotonic()
                     if msg["t"] == "WELCOME":
                         self.patience = PATIENCE_FACTOR * float(msg["lost_after"])
+                        self.index = int(msg["index"])
+                        self._open_journal(str(msg["run"]))
                     return msg["index"] if msg["t"] == "WELCOME" else None
                 if msg["t"] == "REFUSE":
                     raise WorkerError(f"refused by the coordinator: {msg['reason']}")
         raise WorkerError(f"no coordinator answered at {self.endpoint} within "
                           f"{self.connect_timeout_s:.0f}s (or it refused this worker's key)")
+
+    def _open_journal(self, run: str) -> None:
+        if self.journal_path is None or self.journal is not None:
+            return
+        try:
+            self.journal = Journal(path=self.journal_path)
+        except OSError as exc:
+            raise WorkerError(f"--journal {self.journal_path}: cannot write: "
+                              f"{exc.strerror or exc}") from None
+        self.journal.append("join", run=run, worker=self.index, name=self.name)
+
+    def _note(self, kind: str, **fields: Any) -> None:
+        if self.journal is not None:
+            self.journal.append(kind, **fields)
 
     def serve(self) -> int:
         raise_nofile()
@@ -209,6 +234,10 @@ class Worker:
             model.stop()
             if not model.wait(3):
                 model.kill()
+            # nobody hears these, the journal keeps them: report --add merges them
+            self._flush(index, model)
+            self._note("done", model=index, worker=self.index,
+                       totals={**model.totals(), "rss_peak": peak_rss}, error="")
             raise
         self._flush(index, model)
         totals = model.totals()
@@ -222,8 +251,9 @@ class Worker:
             "started_wall": t0_wall,
         })
         error = over or model.error
-        self.send("DONE", model=index, totals=totals,
-                  error=(error if isinstance(error, str) else repr(error)) if error else "")
+        said = (error if isinstance(error, str) else repr(error)) if error else ""
+        self._note("done", model=index, worker=self.index, totals=totals, error=said)
+        self.send("DONE", model=index, totals=totals, error=said)
 
     def _over_ceiling(self, label: str, model: ClientModel, rss: int, ceiling: int) -> str:
         """The memory watchdog: the load processes passed [run].max_memory (a hostile
@@ -248,7 +278,11 @@ class Worker:
         collect_cycles()
         cells = [[k, name, cell.to_wire()] for (k, name), cell in model.drain().items()]
         if cells:
-            self.send("STATS", model=index, cells=cells, sent=model.sent())
+            self.seq += 1
+            sent = model.sent()
+            self._note("stats", model=index, worker=self.index, seq=self.seq, cells=cells,
+                       sent=sent)
+            self.send("STATS", model=index, cells=cells, sent=sent, seq=self.seq)
 
     def _cpu_s(self) -> float:
         t = self.proc.cpu_times()
@@ -265,18 +299,23 @@ class Worker:
         return rss
 
     def close(self) -> None:
+        if self.journal is not None:
+            self.journal.close()
         self.sock.disable_monitor()
         self.monitor.close(0)
         self.sock.close(linger=1000)
 
 
 def run_worker(endpoint: str, name: str | None = None, curve: dict[str, bytes] | None = None,
-               connect_timeout_s: float = CONNECT_TIMEOUT_S) -> int:
-    worker = Worker(endpoint, name, curve, connect_timeout_s)
+               connect_timeout_s: float = CONNECT_TIMEOUT_S,
+               journal_path: Path | None = None) -> int:
+    worker = Worker(endpoint, name, curve, connect_timeout_s, journal_path)
     try:
         return worker.serve()
     except CoordinatorLost as exc:
-        print(f"worker {worker.name}: {exc}; stopped sending load", file=sys.stderr)
+        kept = f" (what it measured is in {journal_path}: harness report RUN_DIR --add " \
+               f"{journal_path})" if worker.journal is not None else ""
+        print(f"worker {worker.name}: {exc}; stopped sending load{kept}", file=sys.stderr)
         return 1
     except WorkerError as exc:
         print(f"worker {worker.name}: {exc}", file=sys.stderr)

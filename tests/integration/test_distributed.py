@@ -401,7 +401,7 @@ def test_a_crafted_job_is_refused_in_one_line(tmp_path, mutate):
         def send(kind: str, **fields) -> None:
             router.send_multipart([identity, msgpack.packb({"v": VERSION, "t": kind,
                                                             **fields}, use_bin_type=True)])
-        send("WELCOME", index=0, lost_after=30.0)
+        send("WELCOME", index=0, lost_after=30.0, run="crafted")
         send("PREPARE", model=0, job=job)
         time.sleep(1.5)
         send("BYE")

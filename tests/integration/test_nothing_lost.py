@@ -329,3 +329,59 @@ def test_a_readmitted_workers_late_seconds_are_their_own(tmp_path, mock: Mock):
     assert hist[hist["name"] == "home"]["second"].is_unique
     time.sleep(0.5)
     assert meta["requests_sent"] == mock.stats()["requests_total"]
+
+
+def test_a_worker_lost_for_good_is_merged_from_its_own_journal(tmp_path, mock: Mock):
+    """A worker frozen until the run has ended (lost for good): what it measured before its
+    load stopped reached the mockserver but never the coordinator -- requests in no result
+    file. Its own journal (`harness worker --journal`) keeps them: `harness report RUN
+    --add JOURNAL` merges them exactly, each in its own second, and the counts then equal
+    the mockserver's. Adding the same journal again adds nothing."""
+    endpoint = f"tcp://127.0.0.1:{free_port()}"
+    rate = 200
+    path = write(tmp_path, OPEN.format(duration="8s", rate=rate))
+    coord = coordinator(path, endpoint, 2, mock, tmp_path, "--lost-after", "1")
+    journal = tmp_path / "w1.bin"
+    w0, w1 = worker(endpoint, "w0"), worker(endpoint, "w1", "--journal", str(journal))
+    deadline = time.monotonic() + 30
+    while mock.stats()["requests_total"] == 0 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    time.sleep(2)
+    os.kill(w1.pid, signal.SIGSTOP)
+    try:
+        out, err = coord.communicate(timeout=90)
+    finally:
+        os.kill(w1.pid, signal.SIGCONT)
+    w0.wait(30)
+    _, w1_err = w1.communicate(timeout=60)
+    assert w1.returncode == 1 and "stopped sending load" in w1_err, w1_err
+    run_dir = Path(out.strip().splitlines()[-1])
+    time.sleep(0.5)
+    served = mock.stats()["requests_total"]
+    before = load_meta(str(run_dir))
+    assert before["requests_sent"] < served, (before["requests_sent"], served)
+
+    added = run_harness("report", str(run_dir), "--add", str(journal))
+    assert added.returncode == 3, added.stderr     # partial still: a worker was lost
+    assert "cells the coordinator never received" in added.stdout + added.stderr
+    after = load_meta(str(run_dir))
+    assert after["requests_sent"] == served, (after["requests_sent"], served)
+    summary = pd.read_csv(run_dir / "summary.csv")
+    agg = summary[summary["name"] == "Aggregated"].iloc[0]
+    ts = pd.read_csv(run_dir / "timeseries.csv")
+    ts = ts[ts["name"] == "Aggregated"]
+    assert ts["second"].is_unique and ts["requests"].sum() == agg["requests"]
+    assert ts["requests"].max() <= rate * 1.2, ts[["second", "requests"]].to_string()
+
+    again = run_harness("report", str(run_dir), "--add", str(journal))
+    assert "added from" in again.stdout + again.stderr and \
+        load_meta(str(run_dir))["requests_sent"] == served
+    assert pd.read_csv(run_dir / "summary.csv").equals(summary)
+
+    from harness.control.journal import Journal
+    other = tmp_path / "other.bin"
+    j = Journal(path=other)
+    j.append("join", run="20260101-000000-another", worker=1, name="w1")
+    j.close()
+    wrong = run_harness("report", str(run_dir), "--add", str(other))
+    assert wrong.returncode == 2 and "not of" in wrong.stderr, wrong.stderr
