@@ -1,7 +1,7 @@
 """`make bench`: run the benchmarks, print one ratio line each, write docs/benchmarks.md.
 
     python -m bench [--full] [--check] [--base REV]
-                    [--only target,models,lesson,scale,longwide,tls,journeys,web,versus]
+                    [--only target,models,lesson,scale,longwide,tls,journeys,web,data,versus]
 
 Quick mode (default) keeps the suite within about five minutes; --full measures longer.
 --check exits 1 when any goal is missed.
@@ -12,13 +12,14 @@ from __future__ import annotations
 import argparse
 import sys
 
-from bench import journeys, lesson, longwide, models, scale, target, tls, versus, web
+from bench import data, journeys, lesson, longwide, models, scale, target, tls, versus, web
 from bench.common import write_report
 
 SUITES = {"target": target, "models": models, "lesson": lesson, "scale": scale,
-          "longwide": longwide, "tls": tls, "journeys": journeys, "versus": versus, "web": web}
+          "longwide": longwide, "tls": tls, "journeys": journeys, "versus": versus, "web": web,
+          "data": data}
 # versus: on demand (--only versus)
-DEFAULT = "target,models,lesson,scale,longwide,tls,journeys,web"
+DEFAULT = "target,models,lesson,scale,longwide,tls,journeys,web,data"
 
 
 def main() -> int:

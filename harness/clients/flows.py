@@ -11,7 +11,7 @@ step renders by joining strings; the fast engine takes a step as the bytes to se
 from __future__ import annotations
 
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,6 +33,7 @@ from harness.clients.templates import (
     static_text,
 )
 from harness.clients.wire import length_for, ordered
+from harness.core.datatable import DataRows
 
 
 @dataclass
@@ -45,7 +46,7 @@ class Feeder:
     random: a uniform draw per iteration, from the user's own seeded generator."""
 
     columns: list[str]
-    rows: list[list[str]]
+    rows: Sequence[tuple[str, ...]]   # core.datatable.DataRows
     order: str
     stream: int = 0
     streams: int = 1
@@ -303,8 +304,10 @@ def prepare(job: Any, base: list[tuple[str, str]]
         flows.append(compile_flow(raw, n_requests + n_steps + i, first, base,
                                   job.base_path, job.cookies))
         first += len(raw["steps"])
-    feeders = {t["name"]: Feeder(t["columns"], t["rows"], t["order"], job.stream_index,
-                                 job.stream_count) for t in job.data}
+    feeders = {t["name"]: Feeder(t["columns"], DataRows(t["blob"], len(t["columns"]),
+                                                       t["offset"]),
+                                 t["order"], job.stream_index, job.stream_count)
+               for t in job.data}
 
     def user(i: int) -> FlowUser:
         return FlowUser(job.user_offset + i, job.stream_index, feeders, job.base_path,

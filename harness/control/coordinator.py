@@ -20,6 +20,7 @@ import zmq
 from zmq.utils.monitor import recv_monitor_message
 
 from harness.control import messages
+from harness.control.datasend import DataShipper
 from harness.control.job import make_job
 from harness.control.journal import Journal
 from harness.control.messages import HEARTBEAT_S, LOST_AFTER_S, Malformed, VersionMismatch
@@ -30,6 +31,8 @@ from harness.scenario import Scenario
 START_IN_S = 0.5
 READY_TIMEOUT_S = 30.0
 DONE_GRACE_S = 15.0
+DATA_TIMEOUT_S = 30.0    # [[data]] to the workers: this long, plus the bytes at ...
+DATA_MIN_RATE = 1 << 20  # ... a megabyte a second, the slowest link we wait for
 
 
 # Called about four times a second while a model runs, and once when it ends: (its result
@@ -46,6 +49,7 @@ class Coordinator:
                  stop: Any = None, run_id: str = "") -> None:
         self.scenario = scenario
         self.run_id = run_id         # told to workers: their journals name the run
+        self.shipper = DataShipper()  # [[data]] bytes, apart from PREPARE
         self.stop = stop             # a threading.Event another thread may set: Ctrl-C's effect
         self.journal = journal
         self.sink = sink             # reports.intervals.IntervalSink: closed intervals go out
@@ -170,6 +174,8 @@ class Coordinator:
                         current.newest[worker.index] = k
                 current.sent_seen[worker.index] = max(current.sent_seen.get(worker.index, 0),
                                                       msg["sent"])
+            elif kind == "HAVE":
+                self.shipper.ack(identity, msg["table"], msg["got"])
             elif kind == "DONE" and current and msg["model"] == current.index:
                 current.totals[worker.index] = dict(msg["totals"])
                 if msg["error"]:
@@ -284,9 +290,15 @@ class Coordinator:
         workers = self.alive()
         # a worker back from a partition after PREPARE has no part in this model
         self.taking_part = {w.identity for w in workers}
+        jobs = {}
         for w in workers:
-            job = make_job(self.scenario, model, self.url, w.index, len(workers))
-            self.send(w.identity, "PREPARE", model=index, job=job.to_wire())
+            jobs[w.identity] = make_job(self.scenario, model, self.url, w.index,
+                                        len(workers)).to_wire()
+            self.shipper.plan(w.identity, jobs[w.identity]["data"])
+        if not self._ship_data(result):
+            return result
+        for w in workers:
+            self.send(w.identity, "PREPARE", model=index, job=jobs[w.identity])
         deadline = time.monotonic() + READY_TIMEOUT_S
         while not self._taking_part() <= self.ready:
             if time.monotonic() > deadline or self.interrupted:
@@ -337,6 +349,30 @@ class Coordinator:
         sent = result.sent_seen
         return {"workers": [{"name": w.name, "host": w.host, "alive": w.alive,
                              "sent": sent.get(w.index, 0)} for w in self.workers.values()]}
+
+    def _ship_data(self, result: ModelResult) -> bool:
+        """[[data]] to the workers taking part, before PREPARE (control.datasend); False
+        when a worker did not take it in time (the model is aborted, said in one line)."""
+        missing = self.shipper.missing(self.taking_part)
+        if not missing:
+            return True
+        total = self.shipper.total(self.taking_part)
+        started = time.monotonic()
+        deadline = started + DATA_TIMEOUT_S + missing / DATA_MIN_RATE
+        print(f"coordinator: sending [[data]]: {missing / 2**20:.1f} MiB to "
+              f"{len(self.taking_part)} worker(s)", file=sys.stderr, flush=True)
+        while self.shipper.missing(self._taking_part()):
+            if time.monotonic() > deadline or self.interrupted:
+                left = self.shipper.missing(self._taking_part())
+                result.aborted = True
+                result.errors.append(f"[[data]]: {left / 2**20:.1f} of {total / 2**20:.1f} "
+                                     "MiB not acknowledged by the workers in time")
+                return False
+            self.shipper.step(self.send)
+            self.pump(0.02)
+        print(f"coordinator: [[data]] sent in {time.monotonic() - started:.1f} s",
+              file=sys.stderr, flush=True)
+        return True
 
     def _taking_part(self) -> set[bytes]:
         return {w.identity for w in self.alive()} & self.taking_part

@@ -24,6 +24,15 @@ class JobError(ValueError):
     """A Job from the wire that does not fit the Job: the worker refuses it in one line."""
 
 
+def data_entry(table: Any) -> dict[str, Any]:
+    """A [[data]] table as the Job carries it: the file's bytes (`blob`, from `offset` on
+    the rows), each load process indexes them itself (core.datatable). The coordinator
+    takes the blob out of PREPARE and ships it apart, in chunks (control.datasend)."""
+    rows = table.rows
+    return {"name": table.name, "order": table.order, "columns": list(table.columns),
+            "blob": getattr(rows, "body", b""), "offset": getattr(rows, "offset", 0)}
+
+
 @functools.cache
 def _hints() -> dict[str, tuple[type, ...]]:
     """Each Job field's accepted runtime types, from its annotation (computed once: every
@@ -203,8 +212,7 @@ def make_job(scenario: Scenario, model: ModelSpec, url: str, index: int, workers
              "body": st.request.body.decode(), "expect_status": list(st.request.expect_status),
              "extract": [{"var": e.var, "kind": e.kind, "expr": e.expr} for e in st.extract],
              "think_time_s": st.think_time_s} for st in f.steps]} for f in scenario.flows],
-        data=[{"name": t.name, "order": t.order, "columns": list(t.columns),
-               "rows": [list(r) for r in t.rows]} for t in scenario.data],
+        data=[data_entry(t) for t in scenario.data],
         cookies=scenario.cookies, max_body=scenario.max_body,
         max_memory=scenario.max_memory, user_offset=users_before(concurrency, index, workers),
         stream_index=index, stream_count=workers,

@@ -35,6 +35,10 @@ SCHEMA: dict[str, dict[str, tuple[type, ...]]] = {
     # coordinator never had: harness report --add)
     "STATS": {"model": (int,), "cells": (list,), "sent": (int,), "seq": (int,)},
     "DONE": {"model": (int,), "totals": (dict,), "error": (str,)},
+    # a [[data]] file's bytes, before PREPARE, in chunks a worker acknowledges (HAVE):
+    # apart from the Job, so a 64 MiB table never stalls the control channel
+    "DATA": {"table": (str,), "offset": (int,), "total": (int,), "chunk": (bytes,)},
+    "HAVE": {"table": (str,), "got": (int,)},
     "HEARTBEAT": {},
     "ABORT": {"reason": (str,)},
     "WRAPUP": {},          # the load is over; the coordinator writes results, then says BYE

@@ -8,6 +8,7 @@ exits non-zero.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import socket
 import sys
@@ -23,9 +24,11 @@ from harness.clients import MODELS
 from harness.clients.base import ClientModel
 from harness.clients.process import ProcessModel
 from harness.control import messages
+from harness.control.datasend import DataReceiver
 from harness.control.job import Job, JobError
 from harness.control.journal import Journal
 from harness.control.messages import HEARTBEAT_S, LOST_AFTER_S, PATIENCE_FACTOR, Malformed
+from harness.core.datatable import MAX_DATA_BYTES
 from harness.errors import CoordinatorLost, WorkerError
 from harness.scenario.spec import default_max_memory
 from harness.stats import collect_cycles
@@ -48,6 +51,7 @@ class Worker:
         self.journal: Journal | None = None
         self.index = -1
         self.seq = 0
+        self.data = DataReceiver(MAX_DATA_BYTES)   # [[data]] tables, from DATA chunks
         self.connect_timeout_s = connect_timeout_s
         self.name = name or f"{socket.gethostname()}-{os.getpid()}"
         self.ctx = zmq.Context.instance()
@@ -135,6 +139,19 @@ class Worker:
         raise WorkerError(f"no coordinator answered at {self.endpoint} within "
                           f"{self.connect_timeout_s:.0f}s (or it refused this worker's key)")
 
+    def _with_data(self, job: Job) -> Job:
+        """The Job with each [[data]] table's bytes, received before it (DATA)."""
+        data = []
+        for entry in job.data:
+            if not isinstance(entry, dict) or not isinstance(entry.get("name"), str) \
+                    or not isinstance(entry.get("size"), int):
+                raise JobError("data: expected tables with a name and a size")
+            blob = self.data.blob(entry["name"], entry["size"])
+            if blob is None:
+                raise JobError(f"data: table {entry['name'][:40]!r} did not arrive whole")
+            data.append({**entry, "blob": blob})
+        return dataclasses.replace(job, data=data)
+
     def _open_journal(self, run: str) -> None:
         if self.journal_path is None or self.journal is not None:
             return
@@ -165,9 +182,16 @@ class Worker:
             if msg is None:
                 continue
             kind = msg["t"]
+            if kind == "DATA":
+                got = self.data.take(msg["table"], msg["offset"], msg["total"], msg["chunk"])
+                if got is None:
+                    self.dropped += 1
+                else:
+                    self.send("HAVE", table=msg["table"], got=got)
+                continue
             if kind == "PREPARE":
                 try:
-                    job = Job.from_wire(msg["job"])
+                    job = self._with_data(Job.from_wire(msg["job"]))
                     if job.model not in MODELS or (job.sub_model and
                                                    job.sub_model not in MODELS):
                         raise JobError(f"model: expected one of {', '.join(MODELS)}, got "

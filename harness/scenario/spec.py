@@ -4,6 +4,7 @@ the checks hold values to (README lists them)."""
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
@@ -102,7 +103,7 @@ class DataTable:
     file: str                       # as written in the scenario (relative to it)
     order: str                      # per-user | sequential | random
     columns: tuple[str, ...]
-    rows: tuple[tuple[str, ...], ...]
+    rows: Sequence[tuple[str, ...]]   # core.datatable.DataRows: the file's bytes, indexed
 
 
 @dataclass(frozen=True)

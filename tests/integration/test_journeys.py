@@ -211,3 +211,31 @@ def test_broken_jsonpath_is_refused_before_anything_is_sent(tmp_path):
     assert proc.returncode == 2 and not (tmp_path / "out").exists()
     assert "journey.toml: [[flows]][0].steps[0].extract.token.json: expected a JSONPath" \
         in proc.stderr and proc.stderr.count("\n") == 1
+
+
+def test_two_million_rows_reach_every_worker_apart_from_the_control_channel(tmp_path):
+    """An 8 MiB file of 2 M short rows (issue 23: it validated, then its Job stalled the
+    control channel: the worker was lost, 0 requests, exit 1). Its bytes now go to each
+    worker in acknowledged chunks before PREPARE; two workers, sequential order: every
+    request carries a row of the file, the last rows' values included."""
+    n = 2_000_000
+    (tmp_path / "big.csv").write_bytes(b"id\n" + b"".join(b"%d\n" % i for i in range(n)))
+    assert (tmp_path / "big.csv").stat().st_size > 8 << 20 - 1
+    server = RawServer()
+    path = tmp_path / "big.toml"
+    path.write_text('[run]\nrequests = 200\nworkers = 2\n[load]\nconcurrency = 2\n'
+                    '[[data]]\nname = "big"\nfile = "big.csv"\norder = "random"\n'
+                    '[[flows]]\nname = "f"\n[[flows.steps]]\nname = "get"\n'
+                    'path = "/row/{{big.id}}"\n[[models]]\nmodel = "asyncio"\nengine = "fast"\n')
+    try:
+        proc = run_harness("run", str(path), "--target", server.url, "--out",
+                           str(tmp_path / "out"), timeout=300)
+    finally:
+        server.stop()
+    assert proc.returncode == 0, proc.stderr
+    assert "[[data]] sent" in proc.stderr
+    ids = [int(s.target.rsplit("/", 1)[1]) for s in server.requests]
+    assert len(ids) == 200 and all(0 <= i < n for i in ids)
+    assert max(ids) > n // 2    # random rows from all of the file, not its first rows only
+    meta = load_meta(proc.stdout.strip().splitlines()[-1])
+    assert meta["requests_sent"] == 200

@@ -59,7 +59,10 @@ def test_the_journey_travels_in_the_job(tmp_path):
     sc = load(tmp_path, FLOW)
     assert sc.result_names == ["login", "me", "flow:f"]
     job = make_job(sc, sc.models[0], "http://127.0.0.1:1", 1, 2)
-    assert job.data[0]["rows"] == [["1", "linus"], ["2", 'a, "b"']]
+    from harness.core.datatable import DataRows
+    d = job.data[0]
+    rows = DataRows(d["blob"], len(d["columns"]), d["offset"])
+    assert [rows[i] for i in range(len(rows))] == [("1", "linus"), ("2", 'a, "b"')]
     assert job.flows[0]["steps"][0]["extract"] == [{"var": "token", "kind": "json",
                                                     "expr": "$.token"}]
     assert job.weights == [1.0] and job.stream_index == 1 and job.stream_count == 2
