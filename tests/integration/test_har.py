@@ -121,12 +121,17 @@ def test_mangled_recordings_never_trace(tmp_path, mock: Mock):
     with one line -- never a traceback."""
     good = har(mock.url)
     rng = random.Random(3)
-    for i in range(25):
+    for i in range(40):
         doc = json.loads(json.dumps(good))
         entry = rng.choice(doc["log"]["entries"])
         target = rng.choice([entry, entry["request"], entry["response"]])
         key = rng.choice(sorted(target))
-        target[key] = rng.choice([None, 7, "", [], {}, "\u0000", "x" * 300, -1.5])
+        target[key] = rng.choice([None, 7, "", [], {}, "\u0000", "x" * 300, -1.5,
+                                  # issue 23's: a non-string body, 120 headers, IPv6
+                                  # and credentials in a URL, a body too large to keep
+                                  {"text": {"a": 1}}, [{"name": "X-\u00e9", "value": "v"}] * 120,
+                                  "http://[::1]:9/x", "http://u:p%40@127.0.0.1:9/x",
+                                  {"text": "b" * (1 << 21)}])
         path = tmp_path / f"m{i}.har"
         path.write_text(json.dumps(doc))
         proc = run_harness("import-har", str(path), "-o", str(tmp_path / f"m{i}.toml"))

@@ -71,6 +71,11 @@ def test_unreadable_files_are_usage_errors(tmp_path, text: bytes, key: str):
     ("models.0.cpu_work=99999999999999", "[[models]][0].cpu_work"),
     ("run.requests=99999999999999999999", "[run].requests"),
     ('target.mock.latency={dist="fixed", ms=1e308}', "[target.mock].latency.ms"),
+    ('run.max_body="2GiB"', "[run].max_body"),
+    ('run.max_body="1.5.2MiB"', "[run].max_body"),
+    ("run.max_body=0", "[run].max_body"),
+    ('run.max_memory="1MiB"', "[run].max_memory"),
+    ("run.max_memory=99999999999999999999", "[run].max_memory"),
 ], ids=lambda v: str(v)[:30])
 def test_values_that_would_fail_at_run_time_fail_validation(tmp_path, override: str, key: str):
     """Each of these validated, then failed after the load was sent (or sent a header
@@ -85,9 +90,11 @@ def test_values_that_would_fail_at_run_time_fail_validation(tmp_path, override: 
 
 KEYS = st.sampled_from(["run", "load", "target", "requests", "models", "thresholds", "name",
                         "duration", "rate", "concurrency", "path", "headers", "model",
-                        "engine", "mock", "latency", "dist", "ms", "x"])
+                        "engine", "mock", "latency", "dist", "ms", "x", "max_body",
+                        "max_memory"])
 SCALARS = st.one_of(st.integers(min_value=-2**70, max_value=2**70), st.floats(),
-                    st.booleans(), st.text(max_size=30), st.just("10s"), st.just("/"))
+                    st.booleans(), st.text(max_size=30), st.just("10s"), st.just("/"),
+                    st.just("1MiB"), st.just("64KiB"))
 VALUES = st.recursive(SCALARS, lambda inner: st.one_of(
     st.lists(inner, max_size=4), st.dictionaries(KEYS, inner, max_size=4)), max_leaves=20)
 
