@@ -44,6 +44,7 @@ class RawServer:
     body: bytes = b"ok"
     redirect: str | None = None         # answer 301 to this Location (but for itself)
     fault: str | None = None            # one of FAULTS: a hostile answer to every request
+    extra_headers: str = ""             # lines added to every ordinary answer ("K: v\r\n")
     requests: list[Seen] = field(default_factory=list)
     connections: int = 0
 
@@ -110,6 +111,7 @@ class RawServer:
                                        and answered >= self.close_after)
                 status = "HTTP/1.0 200 OK" if self.http10 else "HTTP/1.1 200 OK"
                 close = "Connection: close\r\n" if last and not self.http10 else ""
+                close += self.extra_headers
                 if self.redirect is not None and target != self.redirect:
                     status = "HTTP/1.1 301 Moved Permanently"
                     close += f"Location: {self.redirect}\r\n"

@@ -10,13 +10,15 @@ step renders by joining strings; the fast engine takes a step as the bytes to se
 
 from __future__ import annotations
 
+import dataclasses
 import random
+import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from harness.clients.extraction import _NO_COOKIES, Answer, CookieJar, Extract, compile_extract
-from harness.clients.failures import EXTRACT_FAILED, STATUS
+from harness.clients.failures import BODY_TOO_LARGE, DEFAULT_MAX_BODY, EXTRACT_FAILED, STATUS
 from harness.clients.templates import (
     DEFAULT_ACCEPTED,
     Compiled,
@@ -66,6 +68,21 @@ class Feeder:
 
 # -- one flow --------------------------------------------------------------------------------
 
+def inflated(answer: Answer, limit: int) -> bytes | None:
+    """The body as sent, or inflated when it says gzip or deflate: at most `limit` bytes
+    (None beyond: a bomb of 1 GiB from 1 MiB never fills the memory)."""
+    encoding = next((v for k, v in answer.headers if k.lower() == "content-encoding"), "")
+    encoding = encoding.strip().lower()
+    if encoding not in ("gzip", "x-gzip", "deflate"):
+        return answer.body
+    inflater = zlib.decompressobj(47 if "gzip" in encoding else 15)  # 47: gzip or zlib
+    try:
+        out = inflater.decompress(answer.body, limit + 1)
+    except zlib.error:
+        return answer.body   # not what it says it is: extraction reads the bytes as sent
+    return None if len(out) > limit else out
+
+
 @dataclass
 class Step:
     """A flow step compiled: name index in the recorder, templates, extractions."""
@@ -84,6 +101,7 @@ class Step:
     wanted: frozenset[bytes] = frozenset()   # answer headers it reads (lower; Set-Cookie
     # too when the user keeps a jar)
     sets_cookie: bool = False    # it has its own Cookie header: the jar's is not added
+    inflate_to: int = 0          # it asked for gzip/deflate: inflate the answer to this
     is_head: bool = False
     # the fast engine's shortcuts where a part has no reference: the head, and the body
     # with its Content-Length line before it (end_of_head), joined once
@@ -106,7 +124,7 @@ class Flow:
 
 def compile_flow(raw: dict[str, Any], k: int, first_step_k: int,
                  base: list[tuple[str, str]] = (), base_path: str = "",
-                 cookies: bool = True) -> Flow:
+                 cookies: bool = True, max_body: int = DEFAULT_MAX_BODY) -> Flow:
     """A flow compiled for this process: `base` are the headers every step starts from
     (Host and the defaults), `base_path` the target URL's path."""
     steps = []
@@ -123,6 +141,13 @@ def compile_flow(raw: dict[str, Any], k: int, first_step_k: int,
         path, body = compile_template(s["path"]), compile_template(s["body"])
         named = frozenset(e["expr"].lower().encode("latin-1") for e in s["extract"]
                           if e["kind"] == "header")
+        wants_body = any(e["kind"] in ("json", "regex") for e in s["extract"])
+        # a compressed answer is inflated (to max_body) only for a step that asked for it
+        inflate = wants_body and any(
+            n.lower() == "accept-encoding" and any(c in v.lower() for c in ("gzip", "deflate"))
+            for n, v in s["headers"])
+        if inflate:
+            named |= {b"content-encoding"}
         path_c = compile_pieces(path, in_path)
         headers_c = [(n, p if n.lower() not in own else compile_pieces(p, in_header))
                      for n, p in headers]
@@ -134,7 +159,7 @@ def compile_flow(raw: dict[str, Any], k: int, first_step_k: int,
                     renderer(body_c) if body_c else None,
                     frozenset(s["expect_status"]) or DEFAULT_ACCEPTED, extracts,
                     float(s["think_time_s"]),
-                    wants_body=any(e["kind"] in ("json", "regex") for e in s["extract"]),
+                    wants_body=wants_body, inflate_to=max_body if inflate else 0,
                     head=renderer(head_c),
                     wanted=named | {b"set-cookie"} if cookies else named,
                     sets_cookie="cookie" in own, is_head=s["method"] == "HEAD",
@@ -275,6 +300,12 @@ class Iteration:
         if answer.status not in step.accepted:
             self.aborted, self.failure = True, STATUS
             return STATUS, answer.status
+        if step.inflate_to:
+            body = inflated(answer, step.inflate_to)
+            if body is None:
+                self.aborted, self.failure = True, BODY_TOO_LARGE
+                return BODY_TOO_LARGE, 0
+            answer = dataclasses.replace(answer, body=body)
         for var, extract in step.extracts:
             value = extract(answer, jar or _NO_COOKIES)
             if value is None:
@@ -302,7 +333,7 @@ def prepare(job: Any, base: list[tuple[str, str]]
     flows, first = [], n_requests
     for i, raw in enumerate(job.flows):
         flows.append(compile_flow(raw, n_requests + n_steps + i, first, base,
-                                  job.base_path, job.cookies))
+                                  job.base_path, job.cookies, job.max_body))
         first += len(raw["steps"])
     feeders = {t["name"]: Feeder(t["columns"], DataRows(t["blob"], len(t["columns"]),
                                                        t["offset"]),

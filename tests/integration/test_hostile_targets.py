@@ -118,3 +118,50 @@ def test_captured_bodies_are_capped(tmp_path):
         mine = errors[(errors["model"] == label) & (errors["name"] == "get")]
         assert set(mine["kind"]) == {"body_too_large"}, (label, errors[errors["model"] == label])
     assert {s.target for s in server.requests} == {"/"}   # no flow went on with a cut body
+
+
+def _flow_run(tmp_path: Path, server: RawServer, accept: str, tag: str) -> Path:
+    path = tmp_path / f"{tag}.toml"
+    path.write_text('[run]\nrequests = 3\n[load]\nconcurrency = 1\n'
+                    '[[flows]]\nname = "f"\n[[flows.steps]]\nname = "get"\npath = "/"\n'
+                    f'{accept}extract = {{ t = {{ json = "$.token" }} }}\n'
+                    '[[flows.steps]]\nname = "next"\npath = "/next/{{t}}"\n'
+                    + "".join(f"[[models]]\n{m}\n" for m, _ in OUR_MODELS))
+    proc = run_harness("run", str(path), "--target", server.url, "--out",
+                       str(tmp_path / tag), "--quiet", timeout=300)
+    assert "Traceback" not in proc.stderr, proc.stderr
+    return Path(proc.stdout.strip().splitlines()[-1])
+
+
+def test_a_compressed_answer_is_inflated_only_when_asked_and_bounded(tmp_path):
+    """A step that sends Accept-Encoding: gzip extracts from the inflated JSON in every
+    model; one that did not ask reads the bytes as sent (and finds no JSON); a gzip bomb
+    to a step that asked is body_too_large at max_body, never inflated whole."""
+    import gzip
+    token = gzip.compress(b'{"token": "abc123"}')
+    server = RawServer(body=token, extra_headers="Content-Encoding: gzip\r\n")
+    try:
+        asked = _flow_run(tmp_path, server, 'headers = { Accept-Encoding = "gzip" }\n', "asked")
+        seen = {s.target for s in server.requests}
+        server.requests.clear()
+        unasked = _flow_run(tmp_path, server, "", "unasked")
+        unasked_seen = {s.target for s in server.requests}
+    finally:
+        server.stop()
+    assert seen == {"/", "/next/abc123"}, seen
+    assert unasked_seen == {"/"}, unasked_seen
+    errors = pd.read_csv(unasked / "errors.csv")
+    assert set(errors[errors["name"] == "get"]["kind"]) == {"extract_failed"}
+    assert not (pd.read_csv(asked / "errors.csv")["count"] > 0).any()
+
+    bomb = RawServer(fault="gzip_bomb")
+    try:
+        run_dir = _flow_run(tmp_path, bomb, 'headers = { Accept-Encoding = "gzip" }\n', "bomb")
+    finally:
+        bomb.stop()
+    errors = pd.read_csv(run_dir / "errors.csv")
+    for _, label in OUR_MODELS:
+        mine = errors[(errors["model"] == label) & (errors["name"] == "get")]
+        assert set(mine["kind"]) == {"body_too_large"}, (label, mine)
+    summary = pd.read_csv(run_dir / "summary.csv")
+    assert (summary["rss_peak_mb"] < MAX_MEMORY_MIB).all(), summary["rss_peak_mb"]
