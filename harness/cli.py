@@ -355,7 +355,7 @@ def _ended(done: Any, quiet: bool) -> int:
 
 
 def cmd_import_har(args: argparse.Namespace) -> int:
-    from harness.reports.har import import_har, write_scenario
+    from harness.scenario.har import import_har, write_scenario
     notes: list[str] = []
     tables = import_har(Path(args.recording), include_static=args.include_static,
                         keep_auth=args.keep_auth, notes=notes)
@@ -426,7 +426,7 @@ def _web_option(args: argparse.Namespace) -> tuple[str, int, str | None] | None:
         if args.web_token is not None:
             raise OptionError("--web-token: given without --web")
         return None
-    from harness.control.web import check_web, parse_web
+    from harness.live.web import check_web, parse_web
     host, port = parse_web(args.web)
     check_web(host, port, args.web_token)
     return host, port, args.web_token

@@ -10,7 +10,7 @@ from typing import Any
 
 from harness.control.journal import Journal, read_journal, read_records
 from harness.control.messages import check_cells
-from harness.control.outcome import ModelResult, RunOutcome, WorkerInfo
+from harness.core.outcome import ModelResult, RunOutcome, WorkerInfo
 from harness.errors import ReportError
 from harness.reports.intervals import IntervalSink
 from harness.reports.results import model_totals

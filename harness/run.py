@@ -21,11 +21,11 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from harness.control.coordinator import Coordinator
 from harness.control.journal import Journal, read_journal
-from harness.control.messages import LOST_AFTER_S
-from harness.control.outcome import ModelResult, RunOutcome
-from harness.control.progress import Progress
+from harness.control.messages import LOST_AFTER_S, check_cells
+from harness.core.outcome import ModelResult, RunOutcome
 from harness.embedded import EmbeddedMock
 from harness.errors import CoordinatorError, RunError
+from harness.live.progress import Progress
 from harness.reports import results, thresholds
 from harness.reports.html import build_report
 from harness.reports.intervals import IntervalSink, is_flow
@@ -35,7 +35,7 @@ from harness.scenario import Scenario
 from harness.stats import error_kind
 
 if TYPE_CHECKING:
-    from harness.control.live import LiveBoard
+    from harness.live.board import LiveBoard
 
 T = TypeVar("T")
 
@@ -107,8 +107,8 @@ def execute(scenario: Scenario, out: Path, *, target: str | None = None,
     n = workers or scenario.workers
     board, server = None, None
     if web is not None:   # imported only here: a run without --web does not pay for them
-        from harness.control.live import LiveBoard
-        from harness.control.web import WebServer
+        from harness.live.board import LiveBoard
+        from harness.live.web import WebServer
         board = LiveBoard(scenario, n)
         server = WebServer(board, *web)
         print(f"dashboard: {server.start()}", flush=True)
@@ -147,10 +147,12 @@ def _execute(scenario: Scenario, out: Path, target: str | None, n: int, bind: st
     journal = _made(lambda: Journal(run_dir), run_dir)
     sink = _made(lambda: IntervalSink(run_dir, scenario), run_dir)
 
-    def journal_records() -> list[dict[str, Any]]:
+    def journal_cells(model: int) -> list[tuple[int, str, dict[str, Any]]]:
         journal.flush()
-        return read_journal(run_dir).records
-    sink.journal_records = journal_records
+        return [cell for r in read_journal(run_dir).records
+                if r.get("k") == "stats" and r.get("model") == model
+                for cell in check_cells(r["cells"])]
+    sink.journal_cells = journal_cells
     if board is not None:
         sink.listeners.append(board)
 

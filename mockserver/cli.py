@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import atexit
-import ipaddress
 import multiprocessing
 import os
 import shutil
@@ -18,19 +17,11 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from mockserver.addresses import is_loopback
 from mockserver.config import MockConfig, load_config_file
 from mockserver.errors import ConfigError
 from mockserver.server import ServerOptions, make_socket, run_process
 from mockserver.tls import TlsOptions, fingerprint, self_signed, server_context
-
-
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def build_parser() -> argparse.ArgumentParser:

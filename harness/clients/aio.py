@@ -13,13 +13,13 @@ import aiohttp
 from yarl import URL
 
 from harness.clients.base import LocalModel
-from harness.clients.extraction import Answer
-from harness.clients.failures import BODY_TOO_LARGE, TIMEOUT, RequestFailed, classify_aiohttp
 from harness.clients.fast import FastClient
 from harness.clients.flows import Outgoing, prepare
 from harness.clients.loops import Journeys, async_user
 from harness.clients.tls import UserContext, user_contexts
 from harness.clients.wire import READ_CHUNK, base_headers, headers_for, request_bytes
+from harness.core.extraction import Answer
+from harness.core.failures import BODY_TOO_LARGE, TIMEOUT, RequestFailed, classify_aiohttp
 
 
 class AsyncioModel(LocalModel):

@@ -15,9 +15,9 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable
 from typing import Any
 
-from harness.clients.failures import NOT_ON_WIRE
 from harness.clients.pacing import Pacer
-from harness.control.job import Job
+from harness.core.failures import NOT_ON_WIRE
+from harness.core.job import Job
 from harness.stats import IntervalStats, Recorder
 
 

@@ -22,8 +22,11 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from harness.clients.extraction import Answer
-from harness.clients.failures import (
+from harness.clients.flows import Outgoing
+from harness.clients.tls import UserContext
+from harness.clients.wire import READ_CHUNK, headers_for
+from harness.core.extraction import Answer
+from harness.core.failures import (
     BODY_LENGTH,
     BODY_TOO_LARGE,
     RESET,
@@ -32,10 +35,7 @@ from harness.clients.failures import (
     RequestFailed,
     classify_stdlib,
 )
-from harness.clients.flows import Outgoing
-from harness.clients.tls import UserContext
-from harness.clients.wire import READ_CHUNK, headers_for
-from harness.control.job import Job
+from harness.core.job import Job
 
 
 class TimedHTTPSConnection(http.client.HTTPSConnection):

@@ -17,8 +17,9 @@ from typing import Any
 
 import httptools
 
-from harness.clients.extraction import Answer
-from harness.clients.failures import (
+from harness.clients.tls import UserContext
+from harness.core.extraction import Answer
+from harness.core.failures import (
     BODY_LENGTH,
     BODY_TOO_LARGE,
     CONNECT_REFUSED,
@@ -31,7 +32,6 @@ from harness.clients.failures import (
     RequestFailed,
     classify_stdlib,
 )
-from harness.clients.tls import UserContext
 
 
 class FastConnection(asyncio.Protocol):

@@ -17,9 +17,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from harness.clients.extraction import _NO_COOKIES, Answer, CookieJar, Extract, compile_extract
-from harness.clients.failures import BODY_TOO_LARGE, DEFAULT_MAX_BODY, EXTRACT_FAILED, STATUS
-from harness.clients.templates import (
+from harness.clients.wire import length_for, ordered
+from harness.core.datatable import DataRows
+from harness.core.extraction import _NO_COOKIES, Answer, CookieJar, Extract, compile_extract
+from harness.core.failures import BODY_TOO_LARGE, DEFAULT_MAX_BODY, EXTRACT_FAILED, STATUS
+from harness.core.templates import (
     DEFAULT_ACCEPTED,
     Compiled,
     Render,
@@ -34,8 +36,6 @@ from harness.clients.templates import (
     renderer,
     static_text,
 )
-from harness.clients.wire import length_for, ordered
-from harness.core.datatable import DataRows
 
 
 @dataclass

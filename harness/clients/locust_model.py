@@ -17,12 +17,12 @@ from dataclasses import replace
 from typing import Any
 
 from harness.clients.base import LocalModel
-from harness.clients.extraction import Answer
-from harness.clients.failures import EXTRACT_FAILED, STATUS, classify_locust
 from harness.clients.flows import prepare
 from harness.clients.loops import FlowRun, cpu_work
 from harness.clients.pacing import Picker
 from harness.clients.wire import base_headers, headers_for
+from harness.core.extraction import Answer
+from harness.core.failures import EXTRACT_FAILED, STATUS, classify_locust
 
 
 class LocustModel(LocalModel):

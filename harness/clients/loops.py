@@ -11,12 +11,12 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from harness.clients.extraction import Answer
-from harness.clients.failures import ABORTED, STATUS, RequestFailed
 from harness.clients.flows import Flow, FlowUser, Iteration, Outgoing
 from harness.clients.pacing import LATE_NS, Pacer, Picker, sleep_until
-from harness.clients.templates import StepFailed
-from harness.control.job import Job
+from harness.core.extraction import Answer
+from harness.core.failures import ABORTED, STATUS, RequestFailed
+from harness.core.job import Job
+from harness.core.templates import StepFailed
 from harness.stats import Recorder
 
 

@@ -12,8 +12,8 @@ import random
 import threading
 import time
 
-from harness.control.job import Job
-from harness.scenario import RequestSpec
+from harness.core.job import Job
+from harness.core.steps import RequestSpec
 
 LATE_NS = 1_000_000          # a send more than 1 ms after its intended time is late
 

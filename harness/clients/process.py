@@ -23,10 +23,10 @@ from importlib import import_module
 from multiprocessing import connection
 from typing import Any
 
-from harness.clients import MODELS
 from harness.clients.base import ClientModel, LocalModel
-from harness.control.job import Job
-from harness.control.messages import HEARTBEAT_S
+from harness.core.job import Job
+from harness.core.registry import MODELS
+from harness.core.timing import HEARTBEAT_S
 from harness.stats import IntervalStats, add_cell, collect_cycles
 
 

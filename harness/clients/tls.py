@@ -21,7 +21,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
-from harness.control.job import Job
+from harness.core.job import Job
 
 
 class UserContext(ssl.SSLContext):

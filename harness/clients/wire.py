@@ -25,7 +25,7 @@ from collections.abc import Sequence
 from importlib import metadata
 from typing import TypeVar
 
-from harness.scenario import RequestSpec
+from harness.core.steps import RequestSpec
 
 BODY_METHODS = ("POST", "PUT", "PATCH")
 READ_CHUNK = 1 << 16   # an answer's body is read (and dropped, or kept to max_body) in these

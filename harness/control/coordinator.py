@@ -21,10 +21,10 @@ from zmq.utils.monitor import recv_monitor_message
 
 from harness.control import messages
 from harness.control.datasend import DataShipper
-from harness.control.job import make_job
 from harness.control.journal import Journal
 from harness.control.messages import HEARTBEAT_S, LOST_AFTER_S, Malformed, VersionMismatch
-from harness.control.outcome import ModelResult, RunOutcome, WorkerInfo
+from harness.control.plan import make_job
+from harness.core.outcome import ModelResult, RunOutcome, WorkerInfo
 from harness.errors import CoordinatorError
 from harness.scenario import Scenario
 

@@ -25,7 +25,7 @@ def endpoint_problem(endpoint: str, *, bind: bool) -> str | None:
 
 def is_loopback_endpoint(endpoint: str) -> bool:
     """ipc:// and tcp:// on a loopback address: reachable from this machine only."""
-    from mockserver.cli import is_loopback  # the mockserver's rule for its admin API
+    from mockserver.addresses import is_loopback  # the mockserver's rule, shared
 
     m = _TCP.match(endpoint)  # endpoint_problem has passed it: tcp:// or ipc://
     return m is None or is_loopback(m.group(1).strip("[]"))

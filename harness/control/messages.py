@@ -12,9 +12,11 @@ from typing import Any
 
 import msgpack
 
+from harness.core.timing import HEARTBEAT_S  # noqa: F401 - read with the wire's names
+
 VERSION = 4                # 2: WRAPUP and SPARE; 3: the Job carries TLS and journeys;
                            # 4: WELCOME names the run, STATS are numbered (worker journals)
-HEARTBEAT_S = 0.5          # both sides send one at least this often
+
 # Silence after which the coordinator marks a worker lost (--lost-after): several seconds,
 # because TCP's retransmission backoff (0.2 + 0.4 + 0.8 s ...) stretches a 1 s network cut
 # into more than 2 s of silence. A lost worker that speaks again is re-admitted.

@@ -20,15 +20,15 @@ import psutil
 import zmq
 from zmq.utils.monitor import recv_monitor_message
 
-from harness.clients import MODELS
 from harness.clients.base import ClientModel
 from harness.clients.process import ProcessModel
 from harness.control import messages
 from harness.control.datasend import DataReceiver
-from harness.control.job import Job, JobError
 from harness.control.journal import Journal
 from harness.control.messages import HEARTBEAT_S, LOST_AFTER_S, PATIENCE_FACTOR, Malformed
 from harness.core.datatable import MAX_DATA_BYTES
+from harness.core.job import Job, JobError
+from harness.core.registry import MODELS
 from harness.errors import CoordinatorLost, WorkerError
 from harness.scenario.spec import default_max_memory
 from harness.stats import collect_cycles

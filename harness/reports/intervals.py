@@ -17,9 +17,8 @@ import math
 from pathlib import Path
 from typing import Any
 
-from harness.clients.templates import FLOW_PREFIX
-from harness.control.messages import check_cells
-from harness.control.outcome import ModelResult
+from harness.core.outcome import ModelResult
+from harness.core.templates import FLOW_PREFIX
 from harness.hdr import summarize
 from harness.scenario import Scenario
 from harness.stats import IntervalStats, collect_cycles, error_kind
@@ -108,8 +107,9 @@ class IntervalSink:
         # where each model's rows begin in each file: its rows are rewritten from there
         # when late cells came (a worker back from a partition)
         self.starts: dict[str, dict[str, int]] = {}
-        # reads the run's journal (flushed first) for that rewrite; None: no rewrite
-        self.journal_records: Any = None
+        # a model's cells as the run's journal holds them, (interval, name, wire), for that
+        # rewrite (run.py reads the journal, flushed first); None: no rewrite
+        self.journal_cells: Any = None
         # who else sees each closed interval (the dashboard's board): listener.interval(
         # result, second, cells, span), after the rows are written
         self.listeners: list[Any] = []
@@ -143,7 +143,7 @@ class IntervalSink:
         for k, cells in result.take(None, fold_from=last).items():
             self._write(result, k, cells, min(1.0, max(measured_s - k, 1e-3)))
         self._flush()
-        if result.late_seconds and self.journal_records is not None and self.error is None:
+        if result.late_seconds and self.journal_cells is not None and self.error is None:
             self._rewrite(result, measured_s, last)
 
     def _rewrite(self, result: ModelResult, measured_s: float, last: int | None) -> None:
@@ -151,14 +151,12 @@ class IntervalSink:
         models run one after another) rewritten from the journal, where every cell the
         coordinator received is kept with its interval."""
         try:
-            records = self.journal_records()
+            cells = self.journal_cells(result.index)
         except (OSError, ValueError):
             return   # the rows stay as written; late cells are in the totals
         again = ModelResult(result.label, result.index)
-        for r in records:
-            if r.get("k") == "stats" and r.get("model") == result.index:
-                for k, name, wire in check_cells(r["cells"]):
-                    again.add_wire(k, name, wire)
+        for k, name, wire in cells:
+            again.add_wire(k, name, wire)
         starts = self.starts.get(result.label)
         if starts is None:
             return

@@ -20,7 +20,7 @@ from typing import Any
 import pandas as pd
 from hdrh.histogram import HdrHistogram
 
-from harness.control.outcome import ModelResult, RunOutcome
+from harness.core.outcome import ModelResult, RunOutcome
 from harness.hdr import WireSum
 from harness.reports.intervals import (
     AGGREGATED,

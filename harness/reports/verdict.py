@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from harness.clients import MODELS
+from harness.core.registry import MODELS
 from harness.scenario import Scenario
 
 SLOW_IO_MS = 20.0   # a median at or above this is "slow I/O" for the rule of thumb

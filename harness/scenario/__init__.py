@@ -6,10 +6,11 @@ traceback; the CLI maps ScenarioError to exit 2 before anything is started or se
 to the raw tables first, so they are validated like everything else.
 """
 
+from harness.core.steps import RequestSpec
+from harness.core.templates import DEFAULT_ACCEPTED
 from harness.scenario.overrides import apply_set, apply_unset, interpolate
 from harness.scenario.parse import load_scenario, parse_scenario
 from harness.scenario.spec import (
-    DEFAULT_ACCEPTED,
     ENGINES,
     HANDSHAKES,
     MAX_USERS,
@@ -17,7 +18,6 @@ from harness.scenario.spec import (
     DataTable,
     FlowSpec,
     ModelSpec,
-    RequestSpec,
     Scenario,
     Stage,
     StepSpec,

@@ -6,8 +6,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from harness.clients.extraction import Extract, compile_extract, compile_regex
-from harness.clients.templates import (
+from harness.core.datatable import MAX_DATA_BYTES, CsvError, DataRows, split_header
+from harness.core.extraction import Extract, compile_extract, compile_regex
+from harness.core.templates import (
     BUILTINS,
     StepFailed,
     TemplateError,
@@ -15,7 +16,6 @@ from harness.clients.templates import (
     in_header,
     refs,
 )
-from harness.core.datatable import MAX_DATA_BYTES, CsvError, DataRows, split_header
 from harness.scenario.ctx import _Ctx, _read_file, _show
 from harness.scenario.requests import _request
 from harness.scenario.spec import (

@@ -8,7 +8,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from harness.clients import MODELS, SUB_MODELS
+from harness.core.registry import MODELS, SUB_MODELS
 from harness.errors import ScenarioError
 from harness.scenario.ctx import _Ctx, _show
 from harness.scenario.journeys import _data, _flows

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from harness.clients.templates import FLOW_PREFIX
+from harness.core.templates import FLOW_PREFIX
 from harness.scenario.ctx import _Ctx, _show
 from harness.scenario.spec import (
     _HEADER_NAME,

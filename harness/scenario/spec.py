@@ -6,13 +6,13 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from functools import cached_property
 from typing import Any
 
-from harness.clients import MODELS
-from harness.clients.extraction import Extract
-from harness.clients.failures import DEFAULT_MAX_BODY
-from harness.clients.templates import DEFAULT_ACCEPTED, FLOW_PREFIX
+from harness.core.extraction import Extract
+from harness.core.failures import DEFAULT_MAX_BODY
+from harness.core.registry import MODELS
+from harness.core.steps import RequestSpec
+from harness.core.templates import FLOW_PREFIX
 
 ENGINES = tuple(dict.fromkeys(e for kind in MODELS.values() for e in kind.engines))
 METRICS = ("requests", "failures", "rps", "error_rate", "p50_ms", "p90_ms", "p95_ms", "p99_ms",
@@ -78,23 +78,6 @@ _ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 class Stage:
     duration_s: float
     target: float
-
-
-@dataclass(frozen=True)
-class RequestSpec:
-    name: str
-    method: str = "GET"
-    path: str = "/"
-    headers: tuple[tuple[str, str], ...] = ()
-    body: bytes = b""
-    weight: float = 1.0
-    expect_status: tuple[int, ...] = ()  # empty: any 2xx or 3xx
-
-    @cached_property
-    def accepted_statuses(self) -> frozenset[int]:
-        """The one rule for a successful status, in every model: the listed codes, else
-        any 2xx or 3xx (redirects are answers; no model follows them)."""
-        return frozenset(self.expect_status) if self.expect_status else DEFAULT_ACCEPTED
 
 
 @dataclass(frozen=True)

@@ -381,8 +381,8 @@ def test_a_crafted_job_is_refused_in_one_line(tmp_path, mutate):
     TypeError tracebacks in the worker): the worker checks it and refuses in one line."""
     import zmq
 
-    from harness.control.job import make_job
     from harness.control.messages import VERSION
+    from harness.control.plan import make_job
     from harness.scenario import load_scenario
     path = write(tmp_path, SCENARIO.format(duration="1s", rate=10))
     scenario = load_scenario(path)

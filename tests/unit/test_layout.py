@@ -88,3 +88,82 @@ def test_mockserver_knows_nothing_of_the_harness():
     for module, deps in graph.items():
         if module.startswith("mockserver"):
             assert not any(d.startswith("harness") for d in deps), (module, deps)
+
+
+# -- rooms: the import graph collapsed to folders ----------------------------------------------
+
+BASE = {"errors", "stats", "hdr"}   # harness/*.py modules below every room
+
+
+def _room(module: str) -> str | None:
+    """The room a module lives in: a harness folder, `base` (errors, stats, hdr), `top`
+    (cli, run, recover, the package), or `mockserver`; None outside both packages."""
+    parts = module.split(".")
+    if parts[0] == "mockserver":
+        return "mockserver"
+    if parts[0] != "harness":
+        return None
+    if len(parts) == 1:
+        return "top"
+    if (ROOT / "harness" / parts[1]).is_dir():
+        return parts[1]
+    return "base" if parts[1] in BASE else "top"
+
+
+def room_graph() -> dict[str, dict[str, set[str]]]:
+    """room -> room it imports -> the imports that make the edge. Every import counts:
+    module level, TYPE_CHECKING and those inside functions (lazy is still a dependency)."""
+    out: dict[str, dict[str, set[str]]] = {}
+    for path in (ROOT / "harness").rglob("*.py"):
+        src = _room(_module(path))
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                targets = [f"{node.module}.{a.name}" if (
+                    ROOT / Path(*f"{node.module}.{a.name}".split("."))).is_dir()
+                    else node.module for a in node.names]
+            elif isinstance(node, ast.Import):
+                targets = [a.name for a in node.names]
+            else:
+                continue
+            for target in targets:
+                dst = _room(target)
+                if dst is not None and dst != src:
+                    out.setdefault(src, {}).setdefault(dst, set()).add(
+                        f"{path.relative_to(ROOT)} -> {target}")
+    return out
+
+
+def test_no_cycle_between_rooms():
+    """The harness's folders import one way (issue 21 found three cycles: scenario and
+    clients, control and clients, control and reports): shared vocabulary lives in core/,
+    below all of them."""
+    graph = room_graph()
+    assert {"core", "clients", "control", "scenario", "reports", "live"} <= set(graph)
+    done: set[str] = set()
+
+    def visit(node: str, path: list[str]) -> None:
+        if node in path:
+            cycle = path[path.index(node):] + [node]
+            edges = [sorted(graph[a][b])[0] for a, b in zip(cycle, cycle[1:], strict=False)]
+            raise AssertionError("rooms in a cycle: " + " -> ".join(cycle) + "; " +
+                                 "; ".join(edges))
+        if node in done:
+            return
+        for nxt in sorted(graph.get(node, {})):
+            visit(nxt, path + [node])
+        done.add(node)
+
+    for room in sorted(graph):
+        visit(room, [])
+
+
+def test_nothing_below_imports_the_live_view():
+    """The dashboard, /metrics and progress are read by the top (run, cli) only."""
+    graph = room_graph()
+    importers = {src for src, dsts in graph.items() if "live" in dsts}
+    assert importers <= {"top"}, {src: sorted(graph[src]["live"]) for src in importers - {"top"}}
+
+
+def test_core_imports_nothing_above_it():
+    graph = room_graph()
+    assert set(graph.get("core", {})) <= {"base"}, graph.get("core")

@@ -1,4 +1,4 @@
-"""The dashboard's board (control/live.py) fed as the coordinator feeds it -- closed
+"""The dashboard's board (live/board.py) fed as the coordinator feeds it -- closed
 intervals of real HDR histograms, progress calls -- read as the web thread reads it: the
 points, the totals, thresholds crossed so far (Aggregated and per request, worded as at
 the end), and /metrics' counts and buckets."""
@@ -8,9 +8,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from harness.control.live import BUCKETS_S, LiveBoard
-from harness.control.metrics import registry_for, render
-from harness.control.outcome import ModelResult
+from harness.core.outcome import ModelResult
+from harness.live.board import BUCKETS_S, LiveBoard
+from harness.live.metrics import registry_for, render
 from harness.scenario import parse_scenario
 from harness.stats import IntervalStats, record_batch
 

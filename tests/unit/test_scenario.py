@@ -7,7 +7,7 @@ import time
 import pytest
 
 from harness.clients.pacing import Pacer
-from harness.control.job import make_job
+from harness.control.plan import make_job
 from harness.errors import ScenarioError
 from harness.scenario import apply_set, parse_scenario
 

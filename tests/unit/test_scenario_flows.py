@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from harness.clients.templates import Ref, compile_template
-from harness.control.job import make_job
+from harness.control.plan import make_job
+from harness.core.templates import Ref, compile_template
 from harness.errors import ScenarioError
 from harness.scenario import load_scenario
 
@@ -191,9 +191,9 @@ def test_the_fast_engines_bytes_equal_every_other_models_request(tmp_path, cooki
     """next_wire (the fast engine) and next_request (every other model) put the same
     request on the wire: line, headers in order, Content-Length by wire.length_for, the
     jar's Cookie; escaping by where a value lands (a CSV name with a quote and a comma)."""
-    from harness.clients.extraction import Answer
     from harness.clients.flows import prepare
     from harness.clients.wire import base_headers, length_for
+    from harness.core.extraction import Answer
     text = WIRE_FLOW.replace('extract = { token = { json = "$.token" } }',
                              'extract = { token = { json = "$.token" }, token2 = '
                              '{ json = "$.empty" } }')
@@ -232,10 +232,10 @@ def test_the_fast_engines_bytes_equal_every_other_models_request(tmp_path, cooki
 def test_a_non_ascii_value_fails_the_step_the_same_way_in_every_model(tmp_path):
     """An extracted value that is not ASCII cannot go into a header in any model (the
     libraries would disagree on its bytes): template_failed from both renderings."""
-    from harness.clients.extraction import Answer
     from harness.clients.flows import prepare
-    from harness.clients.templates import StepFailed
     from harness.clients.wire import base_headers
+    from harness.core.extraction import Answer
+    from harness.core.templates import StepFailed
     sc = load(tmp_path, WIRE_FLOW.replace('extract = { token = { json = "$.token" } }',
                                           'extract = { token = { json = "$.token" }, '
                                           'token2 = { json = "$.token" } }'))
@@ -256,7 +256,7 @@ def test_regex_extraction_is_linear_time():
     minute's timeout, so a regression fails instead of hanging the suite."""
     import subprocess
     import sys
-    code = ("from harness.clients.extraction import Answer, CookieJar, Extract, compile_extract\n"
+    code = ("from harness.core.extraction import Answer, CookieJar, Extract, compile_extract\n"
             "f = compile_extract(Extract('v', 'regex', '(a+)+$'))\n"
             "print(f(Answer(200, b'a' * 40 + b'b', []), CookieJar()))\n")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
@@ -270,7 +270,7 @@ def test_what_re2_refuses_runs_on_re_and_is_said(tmp_path):
     assert len(sc.notes) == 1
     note = sc.notes[0]
     assert "[[flows]][0].steps[0].extract.token.regex" in note and "RE2 cannot run" in note
-    from harness.clients.extraction import Answer, CookieJar, Extract, compile_extract
+    from harness.core.extraction import Answer, CookieJar, Extract, compile_extract
     f = compile_extract(Extract("v", "regex", r"(t)\1(k+)"))
     assert f(Answer(200, b"xttkk", []), CookieJar()) == "t"
     assert not load(tmp_path, FLOW.replace('{ json = "$.token" }', '{ regex = "t(k+)" }')).notes

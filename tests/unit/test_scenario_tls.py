@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import trustme
 
-from harness.control.job import make_job
+from harness.control.plan import make_job
 from harness.errors import ScenarioError
 from harness.scenario import load_scenario
 

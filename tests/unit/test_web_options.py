@@ -7,8 +7,8 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from harness.control.web import DEFAULT_HOST, DEFAULT_PORT, check_web, parse_web
 from harness.errors import OptionError
+from harness.live.web import DEFAULT_HOST, DEFAULT_PORT, check_web, parse_web
 
 VALUES = st.one_of(
     st.text(max_size=40),

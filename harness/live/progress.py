@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
-from harness.control.outcome import ModelResult
+from harness.core.outcome import ModelResult
 
 
 def _latest(result: ModelResult) -> tuple[str, str, str, int]:

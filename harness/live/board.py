@@ -17,7 +17,7 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any
 
-from harness.control.outcome import ModelResult, RunOutcome
+from harness.core.outcome import ModelResult, RunOutcome
 from harness.hdr import cumulative_at, summarize
 from harness.reports.intervals import AGGREGATED, is_flow
 from harness.scenario import Scenario

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote, unquote, urlsplit
 
-from harness.clients.templates import literal
+from harness.core.templates import literal
 from harness.errors import UsageError
 from harness.scenario.ctx import _show
 from harness.scenario.journeys import MAX_STEPS

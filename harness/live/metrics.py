@@ -21,7 +21,7 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector
 
-from harness.control.live import BUCKETS_S, LiveBoard
+from harness.live.board import BUCKETS_S, LiveBoard
 from harness.stats import error_kind
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"

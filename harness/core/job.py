@@ -1,4 +1,4 @@
-"""A worker's slice of the run: the Job, as the coordinator divides it.
+"""A worker's slice of the run: the Job (a client's input), as the coordinator divides it.
 
 The coordinator divides concurrency, rate and request count across workers; a Job is
 what one worker receives (as a plain dict over the wire), and the process model divides
@@ -13,24 +13,13 @@ from types import UnionType
 from typing import Any, Union, get_args, get_origin, get_type_hints
 from urllib.parse import urlsplit
 
-from harness.clients.failures import DEFAULT_MAX_BODY
-from harness.clients.templates import FLOW_PREFIX
-from harness.scenario import ModelSpec, RequestSpec, Scenario
-
-MAX_COUNT_RUN_S = 600.0      # a count-bounded run without a duration stops after this
+from harness.core.failures import DEFAULT_MAX_BODY
+from harness.core.steps import RequestSpec
+from harness.core.templates import FLOW_PREFIX
 
 
 class JobError(ValueError):
     """A Job from the wire that does not fit the Job: the worker refuses it in one line."""
-
-
-def data_entry(table: Any) -> dict[str, Any]:
-    """A [[data]] table as the Job carries it: the file's bytes (`blob`, from `offset` on
-    the rows), each load process indexes them itself (core.datatable). The coordinator
-    takes the blob out of PREPARE and ships it apart, in chunks (control.datasend)."""
-    rows = table.rows
-    return {"name": table.name, "order": table.order, "columns": list(table.columns),
-            "blob": getattr(rows, "body", b""), "offset": getattr(rows, "offset", 0)}
 
 
 @functools.cache
@@ -187,35 +176,3 @@ def share_fields(concurrency: int, rate: float | None, stages: list[list[float]]
         "stages": [[d, t * stage_scale if mode == "open" else t / parts] for d, t in stages],
         "total_requests": None if total is None else _split_int(total, index, parts),
     }
-
-
-def make_job(scenario: Scenario, model: ModelSpec, url: str, index: int, workers: int) -> Job:
-    concurrency = 1 if model.model == "sync" else (model.concurrency or scenario.concurrency)
-    stages = [[s.duration_s, s.target] for s in scenario.stages]
-    duration = scenario.run_seconds or MAX_COUNT_RUN_S
-    if scenario.total_requests is not None and not scenario.duration_s and not stages:
-        duration = MAX_COUNT_RUN_S
-    return Job(
-        model=model.model, engine=model.engine, processes=model.processes,
-        sub_model=model.sub_model, cpu_work=model.cpu_work, url=url,
-        requests=[{"name": r.name, "method": r.method, "path": r.path,
-                   "headers": [list(h) for h in r.headers], "body": r.body,
-                   "weight": r.weight, "expect_status": list(r.expect_status)}
-                  for r in scenario.requests],
-        mode=scenario.mode, duration_s=duration,
-        warmup_s=scenario.warmup_s, timeout_s=scenario.timeout_s,
-        think_time_s=scenario.think_time_s, seed=scenario.seed * 7919 + index,
-        label=model.label, tls=asdict(scenario.tls), handshake=scenario.handshake,
-        flows=[{"name": f.name, "weight": f.weight, "steps": [
-            {"name": st.request.name, "method": st.request.method, "path": st.request.path,
-             "headers": [list(h) for h in st.request.headers],
-             "body": st.request.body.decode(), "expect_status": list(st.request.expect_status),
-             "extract": [{"var": e.var, "kind": e.kind, "expr": e.expr} for e in st.extract],
-             "think_time_s": st.think_time_s} for st in f.steps]} for f in scenario.flows],
-        data=[data_entry(t) for t in scenario.data],
-        cookies=scenario.cookies, max_body=scenario.max_body,
-        max_memory=scenario.max_memory, user_offset=users_before(concurrency, index, workers),
-        stream_index=index, stream_count=workers,
-        **share_fields(concurrency, scenario.rate, stages, scenario.total_requests, index,
-                       workers, scenario.mode),
-    )

@@ -2,7 +2,7 @@
 process from a thread of its own (aiohttp on its own event loop).
 
 The coordinator's ZeroMQ loop never waits on a browser: pages, server-sent events and
-scrapes read the LiveBoard's copies (live.py) on this thread. The Stop button sets an
+scrapes read the LiveBoard's copies (board.py) on this thread. The Stop button sets an
 event the coordinator checks as it does Ctrl-C, so a stopped run ends the same way
 (partial, exit 3, every result written).
 
@@ -25,10 +25,10 @@ from urllib.parse import quote, urlsplit
 from aiohttp import web
 
 from harness import assets
-from harness.control import metrics
-from harness.control.live import LiveBoard
 from harness.errors import OptionError
-from mockserver.cli import is_loopback  # the mockserver's rule for its admin API
+from harness.live import metrics
+from harness.live.board import LiveBoard
+from mockserver.addresses import is_loopback  # the mockserver's rule, shared
 
 DEFAULT_HOST, DEFAULT_PORT = "127.0.0.1", 8089
 _HOST = re.compile(r"[A-Za-z0-9._:-]{1,253}")   # a name, an IPv4 or an IPv6 address

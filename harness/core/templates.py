@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 from urllib.parse import quote
 
-from harness.clients.failures import TEMPLATE_FAILED
+from harness.core.failures import TEMPLATE_FAILED
 
 BUILTINS = ("user", "worker", "iteration", "uuid")
 DEFAULT_ACCEPTED = frozenset(range(200, 400))   # success: any 2xx or 3xx, unless listed
