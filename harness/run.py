@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from harness.control.coordinator import Coordinator
 from harness.control.journal import Journal, read_journal
 from harness.control.messages import LOST_AFTER_S, check_cells
+from harness.core.names import AGGREGATED
 from harness.core.outcome import ModelResult, RunOutcome
 from harness.embedded import EmbeddedMock
 from harness.errors import CoordinatorError, RunError
@@ -262,7 +263,7 @@ def _finish(scenario: Scenario, run_dir: Path, outcome: RunOutcome, url: str, em
             mock_stats: dict[str, Any] | None, recovered: bool) -> CompletedRun:
     summary = results.summary_frame(outcome, scenario)
     lines = []
-    agg = summary[summary["name"] == "Aggregated"]
+    agg = summary[summary["name"] == AGGREGATED]
     for row in agg.itertuples():
         lines.append(f"{row.model}: {row.requests} requests, {row.rps:.0f} req/s, "
                      f"p50 {row.p50_ms:.2f} ms, p99 {row.p99_ms:.2f} ms, "

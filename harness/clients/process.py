@@ -25,6 +25,7 @@ from typing import Any
 
 from harness.clients.base import ClientModel, LocalModel
 from harness.core.job import Job
+from harness.core.names import SATURATED_CPU
 from harness.core.registry import MODELS
 from harness.core.timing import HEARTBEAT_S
 from harness.stats import IntervalStats, add_cell, collect_cycles
@@ -36,7 +37,6 @@ def create_local(model: str) -> LocalModel:
     return getattr(import_module(module), cls)()
 
 
-SATURATED_CPU = 0.9   # a second at >= 90% of a core: the load process is its own bottleneck
 WORKER_SILENT_S = 3 * HEARTBEAT_S   # no beat from the worker this long: stop the load
 SHIP_AND_EXIT = signal.SIGUSR1   # kill(): ship what was measured, then exit
 SHIP_GRACE_S = 1.0

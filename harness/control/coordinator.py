@@ -25,6 +25,7 @@ from harness.control.journal import Journal
 from harness.control.messages import HEARTBEAT_S, LOST_AFTER_S, Malformed, VersionMismatch
 from harness.control.plan import make_job
 from harness.core.outcome import ModelResult, RunOutcome, WorkerInfo
+from harness.core.timing import MAX_COUNT_RUN_S
 from harness.errors import CoordinatorError
 from harness.scenario import Scenario
 
@@ -310,7 +311,7 @@ class Coordinator:
         self.broadcast("START", model=index, start_in=START_IN_S)
         t_start = time.monotonic() + START_IN_S
         sc = self.scenario
-        budget = START_IN_S + sc.warmup_s + (sc.run_seconds or 600.0) + sc.timeout_s \
+        budget = START_IN_S + sc.warmup_s + (sc.run_seconds or MAX_COUNT_RUN_S) + sc.timeout_s \
             + DONE_GRACE_S
         aborted_at = None
         while not self._taking_part() <= self.done:

@@ -24,6 +24,10 @@ class ModelKind:
     single_user: bool = False         # always one user (the sync baseline)
     gevent: bool = False              # needs gevent's monkey patches before anything else
     wraps: bool = False               # runs another model (sub_model) in several processes
+    # TLS as far as the model's client allows: the handshake modes it can make, and
+    # whether it can name a server apart from the URL's host ([target.tls].server_name)
+    handshakes: tuple[str, ...] = ("per-connection", "per-request", "resume")
+    server_name: bool = True
 
 
 MODELS: dict[str, ModelKind] = {
@@ -34,9 +38,12 @@ MODELS: dict[str, ModelKind] = {
     "uvloop": ModelKind("asyncio", "harness.clients.aio:UvloopModel",
                         "{model}-{engine}", ("aiohttp", "fast")),
     "process": ModelKind("processes", None, "process-{sub_model}x{processes}", wraps=True),
+    # Locust keeps connections alive only and names the URL's host
     "locust": ModelKind("locust", "harness.clients.locust_model:LocustModel",
-                        open_model=False, gevent=True),
+                        open_model=False, gevent=True, handshakes=("per-connection",),
+                        server_name=False),
     "locust-http": ModelKind("locust", "harness.clients.locust_model:LocustModel",
-                             open_model=False, gevent=True),
+                             open_model=False, gevent=True, handshakes=("per-connection",),
+                             server_name=False),
 }
 SUB_MODELS = ("thread", "asyncio")   # what the process model may run in its processes

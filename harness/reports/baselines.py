@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats as sps
 
+from harness.core.names import AGGREGATED
 from harness.errors import BaselineError, CompareError
 from harness.reports.compare import (
     ALPHA,
@@ -183,7 +184,7 @@ def show(root: Path, name: str) -> str:
     for p in runs:
         try:
             summary = pd.read_csv(p / "summary.csv")
-            agg = summary[summary["name"] == "Aggregated"]
+            agg = summary[summary["name"] == AGGREGATED]
             what = ", ".join(f"{r.model} {int(r.requests)} requests {r.rps:.0f} req/s"
                              for r in agg.itertuples())
         except (OSError, ValueError, AttributeError):

@@ -17,13 +17,12 @@ import math
 from pathlib import Path
 from typing import Any
 
+from harness.core.names import AGGREGATED
 from harness.core.outcome import ModelResult
 from harness.core.templates import FLOW_PREFIX
 from harness.hdr import summarize
 from harness.scenario import Scenario
 from harness.stats import IntervalStats, collect_cycles, error_kind
-
-AGGREGATED = "Aggregated"
 
 
 def is_flow(name: str) -> bool:

@@ -20,6 +20,7 @@ from typing import Any
 import pandas as pd
 from hdrh.histogram import HdrHistogram
 
+from harness.core.names import SATURATED_CPU
 from harness.core.outcome import ModelResult, RunOutcome
 from harness.hdr import WireSum
 from harness.reports.intervals import (
@@ -40,7 +41,7 @@ SUMMARY_COLUMNS = ["model", "name", "requests", "failures", "error_rate", "rps",
                    "p50_ms", "p90_ms", "p95_ms", "p99_ms", "p999_ms", "max_ms", "mean_ms",
                    "min_ms", "bytes_in", "duration_s", "cpu_pct", "rss_peak_mb", "sent", "late",
                    "skipped", *TLS_COLUMNS]
-# A load process at >= 90% of a core in a second (clients/process.py) is measuring itself
+# A load process at >= SATURATED_CPU of a core in a second (clients/process.py) measures itself
 SATURATED_SHARE = 0.25     # when it is so for more than a quarter of the measured seconds
 # Columns added after the first release: files written before them still read.
 _LATER = ("ok_rps", "status", *TLS_COLUMNS)
@@ -133,9 +134,10 @@ def _summed(dicts: Any) -> dict[str, int]:
     return out
 
 
-SIGNALS = {"cpu": "its load process used >= 90% of a core",
+SIGNALS = {"cpu": f"its load process used >= {SATURATED_CPU:.0%} of a core",
            "starved": "its load process wanted a core and waited for one (CPU plus "
-                      "run-queue wait >= 90% of a core: another job on its host)"}
+                      f"run-queue wait >= {SATURATED_CPU:.0%} of a core: another job on its "
+                      "host)"}
 
 
 def saturation_text(label: str, saturated_s: int, sampled_s: int,
@@ -143,7 +145,7 @@ def saturation_text(label: str, saturated_s: int, sampled_s: int,
     """The one sentence that says a model measured its own client, and which signal said
     so: printed after the run, in junit.xml and in report.html."""
     why = "; ".join(f"{SIGNALS.get(k, k)} in {n} s" for k, n in sorted(by.items())) or \
-        "its load process used >= 90% of a core"
+        SIGNALS["cpu"]
     return (f"{label} saturated its client in {saturated_s} of {sampled_s} measured seconds "
             f"({why}): its latencies include its own queueing and its requests/s is its "
             "own limit")

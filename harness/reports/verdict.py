@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
+from harness.core.names import AGGREGATED
 from harness.core.registry import MODELS
 from harness.scenario import Scenario
 
@@ -39,7 +40,7 @@ def workload_kind(scenario: Scenario, summary: pd.DataFrame) -> str:
     if any(m.cpu_work > 0 for m in scenario.models) or any(
             r.path.startswith("/cpu/") for r in scenario.requests):
         return "cpu-bound"
-    agg = summary[summary["name"] == "Aggregated"]
+    agg = summary[summary["name"] == AGGREGATED]
     median = agg["p50_ms"].min()
     return "io-slow" if median >= SLOW_IO_MS else "io-fast"
 
@@ -58,7 +59,7 @@ def decide(scenario: Scenario, summary: pd.DataFrame,
     TIE_FRACTION of the best requests/s are tied on throughput (common when the target, not
     the client, sets the pace) and the one spending the least client CPU per request wins
     among them; p99 breaks what is left."""
-    agg = summary[summary["name"] == "Aggregated"].copy()
+    agg = summary[summary["name"] == AGGREGATED].copy()
     if len(agg) < 2:
         return None
     table = agg[["model", "rps", "p50_ms", "p99_ms", "failures", "error_rate", "cpu_pct",

@@ -138,15 +138,16 @@ def parse_scenario(raw: dict[str, Any], source: str, base: Path | None = None) -
         if not MODELS[m.model].open_model and mode == "open":
             raise ctx.fail(f"[[models]][{i}].model", f'"{m.model}" runs the closed model only '
                                                      '(it has no open, rate-based mode)')
-        if m.model.startswith("locust") and target.tls.server_name:
+        if not MODELS[m.model].server_name and target.tls.server_name:
             raise ctx.fail(f"[[models]][{i}].model",
-                           f'"{m.model}" cannot set [target.tls].server_name (Locust\'s '
-                           "clients name the URL's host): use a URL with the host name")
-        if m.model.startswith("locust") and target.handshake != "per-connection":
+                           f'"{m.model}" cannot set [target.tls].server_name (its '
+                           "client names the URL's host): use a URL with the host name")
+        if target.handshake not in MODELS[m.model].handshakes:
+            able = [name for name, kind in MODELS.items() if target.handshake in kind.handshakes]
             raise ctx.fail(f"[[models]][{i}].model",
-                           f'"{m.model}" keeps connections alive only (Locust has no '
-                           f'per-request or resumed handshakes): handshake = '
-                           f'"{target.handshake}" needs one of our models')
+                           f'"{m.model}" makes {", ".join(MODELS[m.model].handshakes)} '
+                           f'handshakes only: handshake = "{target.handshake}" needs one of '
+                           f'{", ".join(able)}')
     requests = _requests(ctx, raw.get("requests"), flows="flows" in raw)
     data = _data(ctx, raw.get("data"), base)
     names = {r.name for r in requests}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from harness.core.names import AGGREGATED
 from harness.core.templates import FLOW_PREFIX
 from harness.scenario.ctx import _Ctx, _show
 from harness.scenario.spec import (
@@ -42,8 +43,8 @@ def _request(ctx: _Ctx, item: dict[str, Any], where: str, names: set[str],
     references standing for one character (what they render to is percent-encoded)."""
     name = ctx.string(item.get("name", default_name), f"{where}.name", _REQUEST_NAME,
                       "a name of 1 to 200 characters, no control characters")
-    if name in names or name == "Aggregated" or name.startswith(FLOW_PREFIX):
-        raise ctx.fail(f"{where}.name", f'expected a unique name (not "Aggregated" nor '
+    if name in names or name == AGGREGATED or name.startswith(FLOW_PREFIX):
+        raise ctx.fail(f"{where}.name", f'expected a unique name (not "{AGGREGATED}" nor '
                                         f'starting "{FLOW_PREFIX}"), got "{name}"')
     names.add(name)
     method = item.get("method", "GET")

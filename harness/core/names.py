@@ -1,0 +1,5 @@
+"""Names and lines the rooms share: the row that sums a model's requests, the saturation
+line a load process is judged against."""
+
+AGGREGATED = "Aggregated"   # the summary's and timeseries' row over every request name
+SATURATED_CPU = 0.9         # a second at >= 90% of a core: the load process is its own limit
