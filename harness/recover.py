@@ -14,12 +14,9 @@ from harness.core.outcome import ModelResult, RunOutcome, WorkerInfo
 from harness.errors import ReportError
 from harness.reports.intervals import IntervalSink
 from harness.reports.results import model_totals
+from harness.reports.writers import remove_written
 from harness.run import CompletedRun, finish
 from harness.scenario import parse_scenario
-
-# the files a run writes; a recovery writes them all anew from the journal
-_WRITTEN = ("summary.csv", "summary-histograms.csv", "timeseries.csv", "errors.csv",
-            "statuses.csv", "verdict.csv", "junit.xml", "report.html")
 
 
 def unfinished(run_dir: Path) -> bool:
@@ -38,10 +35,7 @@ def recover(run_dir: Path) -> CompletedRun:
         reading = read_journal(run_dir)
     except (OSError, KeyError, ValueError) as exc:
         raise ReportError(f"{run_dir}: cannot recover: {exc}") from None
-    for name in _WRITTEN:
-        (run_dir / name).unlink(missing_ok=True)
-    for path in (run_dir / "histograms").glob("*.csv"):
-        path.unlink()
+    remove_written(run_dir)   # every file a writer or the sink makes, written anew
     outcome = replay(reading.records, IntervalSink(run_dir, scenario))
     done = finish(scenario, run_dir, outcome, str(meta.get("target_url")),
                   bool(meta.get("embedded_mockserver")), None, recovered=True)
@@ -106,10 +100,7 @@ def add_journals(run_dir: Path, files: list[Path]) -> CompletedRun:
         journal.close()
         if journal.error is not None:
             raise ReportError(f"{run_dir}: cannot append to the journal: {journal.error}")
-    for name in _WRITTEN:
-        (run_dir / name).unlink(missing_ok=True)
-    for path in (run_dir / "histograms").glob("*.csv"):
-        path.unlink()
+    remove_written(run_dir)   # every file a writer or the sink makes, written anew
     outcome = replay(read_journal(run_dir).records, IntervalSink(run_dir, scenario))
     outcome.recovered = bool(meta.get("recovered"))
     done_run = finish(scenario, run_dir, outcome, str(meta.get("target_url")),

@@ -28,10 +28,9 @@ from harness.embedded import EmbeddedMock
 from harness.errors import CoordinatorError, RunError
 from harness.live.progress import Progress
 from harness.reports import results, thresholds
-from harness.reports.html import build_report
 from harness.reports.intervals import IntervalSink, is_flow
-from harness.reports.junit import write_run_junit
 from harness.reports.verdict import decide, format_verdict
+from harness.reports.writers import Judged, write_all
 from harness.scenario import Scenario
 from harness.stats import error_kind
 
@@ -278,15 +277,12 @@ def _finish(scenario: Scenario, run_dir: Path, outcome: RunOutcome, url: str, em
         lines.append(format_verdict(verdict))
         extra["verdict"] = lines[-1].splitlines()[-1]
         extra["verdict_agrees"] = verdict.agrees
-    results.write_run(run_dir, scenario, outcome, summary, url=url, embedded=embedded,
-                      mock_stats=mock_stats, extra=extra)
-    if verdict is not None:
-        verdict.table.to_csv(run_dir / "verdict.csv", index=False)
     said = {label: results.saturation_text(label, t.saturated_s, t.sampled_s,
                                            t.saturated_by)
             for label, t in saturated.items()}
-    write_run_junit(run_dir, scenario, summary, said)
-    build_report(run_dir)
+    write_all(Judged(run_dir, scenario, outcome, summary, verdict, said,
+                     {"url": url, "embedded": embedded, "mock_stats": mock_stats,
+                      "extra": extra}))
     for line in said.values():
         lines.append(f"warning: {line}")
     for line in crossed:

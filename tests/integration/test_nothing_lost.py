@@ -385,3 +385,20 @@ def test_a_worker_lost_for_good_is_merged_from_its_own_journal(tmp_path, mock: M
     j.close()
     wrong = run_harness("report", str(run_dir), "--add", str(other))
     assert wrong.returncode == 2 and "not of" in wrong.stderr, wrong.stderr
+
+
+def test_every_file_of_a_run_is_one_writers(tmp_path):
+    """The one list of writers (reports/writers.py) names every file a run leaves, so a
+    rebuild (recovery, report --add) removes and writes them all: nothing stale is left."""
+    from harness.reports.writers import PER_SECOND, WRITERS
+    path = write(tmp_path, OPEN.format(duration="1s", rate=20))
+    proc = run_harness("run", str(path), "--out", str(tmp_path / "out"), "--quiet")
+    assert proc.returncode == 0, proc.stderr
+    run_dir = Path(proc.stdout.strip().splitlines()[-1])
+    named = {f for w in WRITERS for f in w.files}
+    left = [p.relative_to(run_dir).as_posix() for p in run_dir.rglob("*") if p.is_file()]
+    for name in left:
+        if name.startswith("journal/"):
+            continue
+        assert name in named or any(Path(name).match(p) for p in PER_SECOND), name
+    assert named - {"verdict.csv"} <= set(left)   # verdict.csv: only when models compete

@@ -86,7 +86,8 @@ def test_tls_mistakes_name_the_key(tmp_path, certs, target, key, message):
 
 
 @pytest.mark.parametrize("target, message", [
-    ('[target]\nurl = "https://h"\nhandshake = "per-request"', "makes per-connection handshakes only"),
+    ('[target]\nurl = "https://h"\nhandshake = "per-request"',
+     "makes per-connection handshakes only"),
     ('[target]\nurl = "https://127.0.0.1"\n[target.tls]\nserver_name = "api.example.test"',
      "cannot set [target.tls].server_name"),
 ])
