@@ -45,19 +45,23 @@ class FastConnection(asyncio.Protocol):
         self.parser = httptools.HttpResponseParser(self)
         self.waiter: asyncio.Future[tuple[int, int]] | None = None
         self.deadline = 0.0  # loop time; checked by a sweeper, not one timer per request
-        self.status = 0
-        self.nbytes = 0
-        self.length = -1
-        self.chunked = False
-        self.headers_done = False
-        self.head = False
-        self.keep_alive = True
+        self._reset_message(False)
         self.capture = 0      # flow steps: 1 keeps the headers, 2 the body as well
         self.got_headers: list[tuple[str, str]] = []
         self.chunks: list[bytes] = []
         self.wanted: frozenset[bytes] = frozenset()   # header names a flow step keeps
         self.wanted_sizes: frozenset[int] = frozenset()
         self.max_body = DEFAULT_MAX_BODY   # a captured body beyond it: body_too_large
+
+    def _reset_message(self, is_head: bool) -> None:
+        """What one answer's parse state starts from (a new connection, each request)."""
+        self.status = 0
+        self.nbytes = 0
+        self.length = -1
+        self.chunked = False
+        self.headers_done = False
+        self.head = is_head
+        self.keep_alive = True
 
     # -- protocol ---------------------------------------------------------------------------
 
@@ -158,13 +162,7 @@ class FastConnection(asyncio.Protocol):
             self.chunks = []
             if wanted is not self.wanted:
                 self.wanted, self.wanted_sizes = wanted, frozenset(map(len, wanted))
-        self.status = 0
-        self.nbytes = 0
-        self.length = -1
-        self.chunked = False
-        self.headers_done = False
-        self.head = is_head
-        self.keep_alive = True
+        self._reset_message(is_head)
         self.waiter = waiter = self.loop.create_future()
         self.deadline = self.loop.time() + timeout
         self.transport.write(data)  # type: ignore[union-attr]
