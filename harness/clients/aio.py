@@ -20,6 +20,7 @@ from harness.clients.tls import UserContext, user_contexts
 from harness.clients.wire import READ_CHUNK, base_headers, headers_for, request_bytes
 from harness.core.extraction import Answer
 from harness.core.failures import BODY_TOO_LARGE, TIMEOUT, RequestFailed, classify_aiohttp
+from harness.core.steps import AS_BYTES
 
 
 class AsyncioModel(LocalModel):
@@ -100,7 +101,7 @@ class AsyncioModel(LocalModel):
                     return conn.request(data, step.is_head, timeout, step.capture,
                                         step.wanted)
                 return client.send(step.k, data, step.is_head, step.capture, step.wanted)
-            return Journeys(flows, user, exchange, wire=True)
+            return Journeys(flows, user, exchange, takes=AS_BYTES)
 
         sweeper = asyncio.ensure_future(sweep_timeouts())
         try:

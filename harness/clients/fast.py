@@ -32,6 +32,7 @@ from harness.core.failures import (
     RequestFailed,
     classify_stdlib,
 )
+from harness.core.steps import KEEP_BODY, KEEP_NOTHING
 
 
 class FastConnection(asyncio.Protocol):
@@ -46,7 +47,7 @@ class FastConnection(asyncio.Protocol):
         self.waiter: asyncio.Future[tuple[int, int]] | None = None
         self.deadline = 0.0  # loop time; checked by a sweeper, not one timer per request
         self._reset_message(False)
-        self.capture = 0      # flow steps: 1 keeps the headers, 2 the body as well
+        self.capture = KEEP_NOTHING   # flow steps: KEEP_HEADERS, KEEP_BODY (core.steps)
         self.got_headers: list[tuple[str, str]] = []
         self.chunks: list[bytes] = []
         self.wanted: frozenset[bytes] = frozenset()   # header names a flow step keeps
@@ -110,7 +111,7 @@ class FastConnection(asyncio.Protocol):
 
     def on_body(self, body: bytes) -> None:
         self.nbytes += len(body)
-        if self.capture == 2:
+        if self.capture == KEEP_BODY:
             if self.nbytes > self.max_body:   # held for extraction: never without bound
                 self._finish_error(RequestFailed(
                     BODY_TOO_LARGE, f"answer body over max_body ({self.max_body} bytes)"))
@@ -151,11 +152,11 @@ class FastConnection(asyncio.Protocol):
             self.transport.abort()
             self.transport = None
 
-    def request(self, data: bytes, is_head: bool, timeout: float, capture: int = 0,
+    def request(self, data: bytes, is_head: bool, timeout: float, capture: int = KEEP_NOTHING,
                 wanted: frozenset[bytes] = frozenset()) -> asyncio.Future:
         """Send one request; the future resolves to (status, body bytes) -- or, with
-        `capture`, to the Answer of a flow step: its `wanted` headers (1), and its body too
-        (2)."""
+        `capture`, to the Answer of a flow step: its `wanted` headers (KEEP_HEADERS), and
+        its body too (KEEP_BODY)."""
         self.capture = capture
         if capture:
             self.got_headers = []
@@ -188,7 +189,7 @@ class FastClient:
         if self.conn is not None:
             self.conn.check_timeout(now)
 
-    async def send(self, k: int, data: bytes, is_head: bool, capture: int = 0,
+    async def send(self, k: int, data: bytes, is_head: bool, capture: int = KEEP_NOTHING,
                    wanted: frozenset[bytes] = frozenset()) -> Any:
         """One request on this user's connection, (re)connecting first: (status, bytes),
         or a flow step's Answer with `capture` (FastConnection.request)."""

@@ -21,6 +21,7 @@ from harness.clients.wire import length_for, ordered
 from harness.core.datatable import DataRows
 from harness.core.extraction import _NO_COOKIES, Answer, CookieJar, Extract, compile_extract
 from harness.core.failures import BODY_TOO_LARGE, DEFAULT_MAX_BODY, EXTRACT_FAILED, STATUS
+from harness.core.steps import KEEP_BODY, KEEP_HEADERS
 from harness.core.templates import (
     DEFAULT_ACCEPTED,
     Compiled,
@@ -110,8 +111,8 @@ class Step:
 
     @property
     def capture(self) -> int:
-        """What the fast engine keeps of the answer: 1 the wanted headers, 2 the body too."""
-        return 2 if self.wants_body else 1
+        """What the fast engine keeps of the answer (core.steps: KEEP_HEADERS, KEEP_BODY)."""
+        return KEEP_BODY if self.wants_body else KEEP_HEADERS
 
 
 @dataclass

@@ -16,6 +16,7 @@ from harness.clients.pacing import LATE_NS, Pacer, Picker, sleep_until
 from harness.core.extraction import Answer
 from harness.core.failures import ABORTED, STATUS, RequestFailed
 from harness.core.job import Job
+from harness.core.steps import AS_BYTES, AS_REQUEST
 from harness.core.templates import StepFailed
 from harness.stats import Recorder
 
@@ -32,8 +33,8 @@ class Journeys:
 
     flows: list[Flow]
     user: FlowUser
-    exchange: Callable[[Any], Any]   # an Outgoing, or with `wire` the step's bytes
-    wire: bool = False      # the exchange takes the step as bytes (Iteration.next_wire)
+    exchange: Callable[[Any], Any]   # takes the step as `takes` says
+    takes: str = AS_REQUEST          # AS_REQUEST (an Outgoing) or AS_BYTES (core.steps)
 
 
 class FlowRun:
@@ -122,7 +123,7 @@ async def run_flow_async(it: Iteration, rec: Recorder, sent: list[int], user: in
     perf_ns = time.perf_counter_ns
     append_sample = rec.samples.append
     exchange = journeys.exchange
-    next_out = it.next_wire if journeys.wire else it.next_request
+    next_out = it.next_wire if journeys.takes == AS_BYTES else it.next_request
     t_step = last = t_start
     while True:
         try:

@@ -8,6 +8,15 @@ from functools import cached_property
 
 from harness.core.templates import DEFAULT_ACCEPTED
 
+# What a transport keeps of an answer (plain ints: read on the fast engine's hot path)
+KEEP_NOTHING = 0   # a fixed request: status and size
+KEEP_HEADERS = 1   # a flow step: the headers it reads (and Set-Cookie for the jar)
+KEEP_BODY = 2      # a flow step that extracts from the body: its headers and body
+
+# How a model hands a rendered step to its exchange
+AS_REQUEST = "request"   # an Outgoing (method, path, headers, body): aiohttp, http.client
+AS_BYTES = "bytes"       # the step's bytes as they go on the wire: the fast engine
+
 
 @dataclass(frozen=True)
 class RequestSpec:

@@ -12,6 +12,7 @@ import pytest
 from harness.clients.fast import FastConnection
 from harness.core.extraction import Answer
 from harness.core.failures import BODY_LENGTH, BODY_TOO_LARGE, RequestFailed
+from harness.core.steps import KEEP_BODY
 
 ANSWERS = {
     "length": (b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nX-Id: 7\r\n\r\nhello", 200, 5),
@@ -54,7 +55,7 @@ async def test_every_split_of_an_answer_reads_the_same(shape):
 async def test_a_captured_answer_keeps_its_headers_and_body_at_every_split():
     raw, _, _ = ANSWERS["chunked"]
     for cut in range(len(raw) + 1):
-        got = await _exchange([raw[:cut], raw[cut:]], capture=2)
+        got = await _exchange([raw[:cut], raw[cut:]], capture=KEEP_BODY)
         assert isinstance(got, Answer)
         assert (got.status, got.body, got.headers) == (201, b"abcdefg", [("X-Id", "7")]), cut
 
@@ -79,5 +80,5 @@ async def test_a_captured_body_over_max_body_fails_whatever_the_split():
     raw = b"HTTP/1.1 200 OK\r\nContent-Length: 20\r\n\r\n" + b"y" * 20
     for cut in range(len(raw) - 25, len(raw) + 1):
         with pytest.raises(RequestFailed) as err:
-            await _exchange([raw[:cut], raw[cut:]], capture=2, max_body=10)
+            await _exchange([raw[:cut], raw[cut:]], capture=KEEP_BODY, max_body=10)
         assert err.value.kind == BODY_TOO_LARGE, cut
