@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ast
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -64,23 +65,32 @@ def import_graph() -> dict[str, set[str]]:
     return graph
 
 
+def find_cycle(graph: dict[str, Any]) -> list[str] | None:
+    """The first cycle of a directed graph (node -> its successors), or None."""
+    done: set[str] = set()
+
+    def visit(node: str, path: list[str]) -> list[str] | None:
+        if node in path:
+            return path[path.index(node):] + [node]
+        if node in done:
+            return None
+        for nxt in sorted(graph.get(node, ())):
+            if (cycle := visit(nxt, path + [node])) is not None:
+                return cycle
+        done.add(node)
+        return None
+
+    for node in sorted(graph):
+        if (cycle := visit(node, [])) is not None:
+            return cycle
+    return None
+
+
 def test_no_import_cycle():
     graph = import_graph()
     assert "harness.control.coordinator" in graph and "mockserver.state" in graph
-    done: set[str] = set()
-
-    def visit(node: str, path: list[str]) -> None:
-        if node in path:
-            cycle = path[path.index(node):] + [node]
-            raise AssertionError("import cycle: " + " -> ".join(cycle))
-        if node in done:
-            return
-        for nxt in sorted(graph[node]):
-            visit(nxt, path + [node])
-        done.add(node)
-
-    for module in sorted(graph):
-        visit(module, [])
+    cycle = find_cycle(graph)
+    assert cycle is None, "import cycle: " + " -> ".join(cycle or [])
 
 
 def test_mockserver_knows_nothing_of_the_harness():
@@ -139,22 +149,11 @@ def test_no_cycle_between_rooms():
     below all of them."""
     graph = room_graph()
     assert {"core", "clients", "control", "scenario", "reports", "live"} <= set(graph)
-    done: set[str] = set()
-
-    def visit(node: str, path: list[str]) -> None:
-        if node in path:
-            cycle = path[path.index(node):] + [node]
-            edges = [sorted(graph[a][b])[0] for a, b in zip(cycle, cycle[1:], strict=False)]
-            raise AssertionError("rooms in a cycle: " + " -> ".join(cycle) + "; " +
-                                 "; ".join(edges))
-        if node in done:
-            return
-        for nxt in sorted(graph.get(node, {})):
-            visit(nxt, path + [node])
-        done.add(node)
-
-    for room in sorted(graph):
-        visit(room, [])
+    cycle = find_cycle(graph)
+    if cycle is not None:
+        edges = [sorted(graph[a][b])[0] for a, b in zip(cycle, cycle[1:], strict=False)]
+        raise AssertionError("rooms in a cycle: " + " -> ".join(cycle) + "; " +
+                             "; ".join(edges))
 
 
 def test_nothing_below_imports_the_live_view():
