@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from harness.control.coordinator import Coordinator
-from harness.control.journal import Journal, read_journal
+from harness.control.journal import Journal, iter_records
 from harness.control.messages import LOST_AFTER_S, check_cells
 from harness.core.names import AGGREGATED
 from harness.core.outcome import ModelResult, RunOutcome
@@ -147,11 +147,12 @@ def _execute(scenario: Scenario, out: Path, target: str | None, n: int, bind: st
     journal = _made(lambda: Journal(run_dir), run_dir)
     sink = _made(lambda: IntervalSink(run_dir, scenario), run_dir)
 
-    def journal_cells(model: int) -> list[tuple[int, str, dict[str, Any]]]:
+    def journal_cells(model: int, seconds: set[int]
+                      ) -> Iterator[tuple[int, str, dict[str, Any]]]:
         journal.flush()
-        return [cell for r in read_journal(run_dir).records
-                if r.get("k") == "stats" and r.get("model") == model
-                for cell in check_cells(r["cells"])]
+        for r in iter_records(journal.path):
+            if r.get("k") == "stats" and r.get("model") == model:
+                yield from (c for c in check_cells(r["cells"]) if c[0] in seconds)
     sink.journal_cells = journal_cells
     if board is not None:
         sink.listeners.append(board)

@@ -83,6 +83,24 @@ def read_journal(run_dir: Path) -> Reading:
     return read_records(run_dir / "journal" / FILE)
 
 
+def iter_records(path: Path) -> Iterator[dict[str, Any]]:
+    """Every intact record of a journal file, read a record at a time (a long run's
+    journal is GBs: never held whole); stops at the first torn or damaged one."""
+    with open(path, "rb") as f:
+        while len(head := f.read(HEADER.size)) == HEADER.size:
+            length, crc = HEADER.unpack(head)
+            payload = f.read(length)
+            if len(payload) < length or zlib.crc32(payload) != crc:
+                return
+            try:
+                record = msgpack.unpackb(payload, raw=False, strict_map_key=False)
+            except Exception:  # msgpack raises several types on garbage
+                return
+            if not isinstance(record, dict):
+                return
+            yield record
+
+
 def read_records(path: Path) -> Reading:
     """Every intact record of a journal file, in order; stops at the first torn or
     damaged one."""

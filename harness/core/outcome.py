@@ -46,9 +46,9 @@ class ModelResult:
     decoded and merged, handed to the interval sink (a timeseries row, errors, statuses
     and histograms, written out), and folded into `by_name`: memory is O(names), never
     O(seconds). A cell for an interval already closed (a worker back from a partition)
-    is counted in `late_cells`, kept in `late` until the model ends and then folded into
-    the totals; the seconds it belongs to are in `late_seconds`, for the interval sink to
-    rewrite from the journal (folding it into an open second drew a false spike)."""
+    is counted in `late_cells` and folded into the totals at once; the seconds it belongs
+    to are in `late_seconds`, for the interval sink to rewrite from the journal at the
+    model's end (folding it into an open second drew a false spike)."""
 
     label: str
     index: int
@@ -66,7 +66,6 @@ class ModelResult:
     closed: int = 0            # intervals below this are written and folded
     max_interval: int = -1     # the newest interval any worker reported
     late_cells: int = 0
-    late: list[dict[str, Any]] = field(default_factory=list)   # wires of closed intervals
     late_seconds: set[int] = field(default_factory=set)
     folded_requests: int = 0   # requests of tallies dropped (progress keeps a running total)
 
@@ -74,7 +73,10 @@ class ModelResult:
         if interval < self.closed:   # written already: its own second is rewritten later
             self.late_cells += 1
             self.late_seconds.add(interval)
-            self.late.append({"name": name, "wire": wire})
+            cell, bad = sum_wires([wire])   # in the totals now: memory stays O(names)
+            self.undecodable += bad
+            if not bad:
+                self.by_name.setdefault(name, IntervalStats()).add(cell)
             return
         self.max_interval = max(self.max_interval, interval)
         self.pending.setdefault((interval, name), []).append(wire)
@@ -109,16 +111,6 @@ class ModelResult:
         for cells in out.values():
             for name, cell in cells.items():
                 self.by_name.setdefault(name, IntervalStats()).add(cell)
-        if upto is None and self.late:   # the model ended: late cells count in the totals
-            by: dict[str, list[dict[str, Any]]] = {}
-            for item in self.late:
-                by.setdefault(item["name"], []).append(item["wire"])
-            self.late = []
-            for name, wires in by.items():
-                cell, bad = sum_wires(wires)
-                self.undecodable += bad
-                if bad < len(wires):
-                    self.by_name.setdefault(name, IntervalStats()).add(cell)
         return out
 
     def sent(self) -> int:

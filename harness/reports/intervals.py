@@ -21,6 +21,7 @@ from harness.core.names import AGGREGATED
 from harness.core.outcome import ModelResult
 from harness.core.templates import FLOW_PREFIX
 from harness.hdr import summarize
+from harness.reports.seconds import replace_seconds
 from harness.scenario import Scenario
 from harness.stats import IntervalStats, collect_cycles, error_kind
 
@@ -34,6 +35,7 @@ TIMESERIES_COLUMNS = ["model", "name", "second", "requests", "failures", "rps", 
 ERRORS_COLUMNS = ["model", "name", "second", "kind", "status", "count"]
 STATUSES_COLUMNS = ["model", "name", "second", "status", "count"]
 HISTOGRAM_COLUMNS = ["name", "second", "hist"]
+ROW_SETS = ("timeseries", "errors", "statuses", "histograms")   # _appenders' order
 
 
 def ms_row(cell: IntervalStats, pcts: tuple[float, ...] = (50.0, 95.0, 99.0)
@@ -74,10 +76,14 @@ class _Appender:
     """One CSV file opened for appending, its header written when it is new."""
 
     def __init__(self, path: Path, columns: list[str]) -> None:
-        self.path = path
-        new = not path.exists() or path.stat().st_size == 0
-        self.file = open(path, "a", newline="")  # noqa: SIM115 - open for the run
-        self.writer = csv.DictWriter(self.file, columns, extrasaction="ignore")
+        self.path, self.columns = path, columns
+        self.reopen()
+
+    def reopen(self) -> None:
+        """(Re)open for appending; the header only into a new, empty file."""
+        new = not self.path.exists() or self.path.stat().st_size == 0
+        self.file = open(self.path, "a", newline="")  # noqa: SIM115 - open for the run
+        self.writer = csv.DictWriter(self.file, self.columns, extrasaction="ignore")
         if new:
             self.writer.writeheader()
 
@@ -103,11 +109,9 @@ class IntervalSink:
         self.statuses = _Appender(run_dir / "statuses.csv", STATUSES_COLUMNS)
         (run_dir / "histograms").mkdir(exist_ok=True)
         self.histograms: dict[str, _Appender] = {}
-        # where each model's rows begin in each file: its rows are rewritten from there
-        # when late cells came (a worker back from a partition)
-        self.starts: dict[str, dict[str, int]] = {}
-        # a model's cells as the run's journal holds them, (interval, name, wire), for that
-        # rewrite (run.py reads the journal, flushed first); None: no rewrite
+        # (interval, name, wire) of a model's cells in the given intervals, as the run's
+        # journal holds them, for the rewrite of late seconds (run.py streams the journal,
+        # flushed first); None: no rewrite
         self.journal_cells: Any = None
         # who else sees each closed interval (the dashboard's board): listener.interval(
         # result, second, cells, span), after the rows are written
@@ -146,27 +150,27 @@ class IntervalSink:
             self._rewrite(result, measured_s, last)
 
     def _rewrite(self, result: ModelResult, measured_s: float, last: int | None) -> None:
-        """Late cells in their own seconds: this model's rows (the last in each file, as
-        models run one after another) rewritten from the journal, where every cell the
-        coordinator received is kept with its interval."""
+        """Late cells in their own seconds: only those seconds' rows of this model are
+        rewritten (reports/seconds.py), from every cell of them the journal holds --
+        streamed, so neither the journal nor the files are ever held whole."""
+        seconds = set(result.late_seconds)
+        again = ModelResult(result.label, result.index)
         try:
-            cells = self.journal_cells(result.index)
+            for k, name, wire in self.journal_cells(result.index, seconds):
+                again.add_wire(k, name, wire)
         except (OSError, ValueError):
             return   # the rows stay as written; late cells are in the totals
-        again = ModelResult(result.label, result.index)
-        for k, name, wire in cells:
-            again.add_wire(k, name, wire)
-        starts = self.starts.get(result.label)
-        if starts is None:
-            return
+        sets = {k: self._row_sets(result.label, k, cells,
+                                  min(1.0, max(measured_s - k, 1e-3)))
+                for k, cells in again.take(None, fold_from=last).items()}
         try:
             self._each(lambda a: a.file.flush())
-            for appender in self._appenders(result.label):
-                appender.file.truncate(starts[str(appender.path)])
-                appender.file.seek(0, 2)
-            for k, cells in again.take(None, fold_from=last).items():
-                self._rows(result, k, cells, min(1.0, max(measured_s - k, 1e-3)))
-            self._flush()
+            for key, appender in zip(ROW_SETS, self._appenders(result.label), strict=True):
+                appender.close()
+                replace_seconds(appender.path, appender.columns,
+                                None if key == "histograms" else result.label,
+                                {k: rows[key] for k, rows in sets.items()})
+                appender.reopen()
         except OSError as exc:
             self.error = exc
         result.late_seconds.clear()
@@ -199,32 +203,38 @@ class IntervalSink:
         if label not in self.histograms:
             self.histograms[label] = _Appender(self.run_dir / "histograms" / f"{label}.csv",
                                                HISTOGRAM_COLUMNS)
-        if label not in self.starts:   # this model's first rows: where they begin
-            self._each(lambda a: a.file.flush())
-            self.starts[label] = {str(a.path): a.file.tell() for a in self._appenders(label)}
+        rows = self._row_sets(label, k, cells, span)
+        for key, appender in zip(ROW_SETS, self._appenders(label), strict=True):
+            appender.rows(rows[key])
+
+    @staticmethod
+    def _row_sets(label: str, k: int, cells: dict[str, IntervalStats],
+                  span: float) -> dict[str, list[dict[str, Any]]]:
+        """One second's rows for each per-second file (ROW_SETS)."""
         agg = IntervalStats()
         for name, cell in cells.items():
             if not is_flow(name):   # a flow's row sums its steps: never count them twice
                 agg.add(cell)
-        rows = []
+        series = []
         for name, cell in [*sorted(cells.items()), (AGGREGATED, agg)]:
             n = cell.hist.get_total_count()
-            rows.append({"model": label, "name": name, "second": k, "requests": n,
-                         "failures": sum(cell.errors.values()), "rps": n / span,
-                         "ok_rps": cell.ok / span, **ms_row(cell), **tls_row(cell)})
-        self.timeseries.rows(rows)
-        self.errors.rows([{"model": label, "name": name, "second": k, "kind": kind,
-                           "status": status, "count": n}
-                          for name, cell in sorted(cells.items())
-                          for key, n in sorted(cell.errors.items())
-                          for kind, status in [error_kind(key)]])
-        self.statuses.rows([{"model": label, "name": name, "second": k, "status": status,
-                             "count": n} for name, cell in sorted(cells.items())
-                            for status, n in sorted(cell.statuses.items())])
-        self.histograms[label].rows([
-            {"name": name, "second": k,
-             "hist": base64.b64encode(cell.hist.encode()).decode("ascii")}
-            for name, cell in sorted(cells.items())])
+            series.append({"model": label, "name": name, "second": k, "requests": n,
+                           "failures": sum(cell.errors.values()), "rps": n / span,
+                           "ok_rps": cell.ok / span, **ms_row(cell), **tls_row(cell)})
+        return {
+            "timeseries": series,
+            "errors": [{"model": label, "name": name, "second": k, "kind": kind,
+                        "status": status, "count": n}
+                       for name, cell in sorted(cells.items())
+                       for key, n in sorted(cell.errors.items())
+                       for kind, status in [error_kind(key)]],
+            "statuses": [{"model": label, "name": name, "second": k, "status": status,
+                          "count": n} for name, cell in sorted(cells.items())
+                         for status, n in sorted(cell.statuses.items())],
+            "histograms": [{"name": name, "second": k,
+                            "hist": base64.b64encode(cell.hist.encode()).decode("ascii")}
+                           for name, cell in sorted(cells.items())],
+        }
 
     def close(self) -> None:
         self._each(_Appender.close)
