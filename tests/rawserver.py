@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 # A hostile target's answers after the head of a request (`fault`); each ends by the
 # client's hanging up (the server sends until its write fails) or as said.
 FAULTS = ("endless", "huge_length", "gzip_bomb", "reset_mid_body", "close_mid_body",
-          "close_before_answer")
+          "close_before_answer", "short_length")
 BOMB_MIB = 512
 
 
@@ -103,6 +103,9 @@ class RawServer:
                     bomb = gzip_bomb()
                     conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\n"
                                  b"Content-Length: %d\r\n\r\n" % len(bomb) + bomb)
+                    continue
+                if self.fault == "short_length":   # says 2 bytes, sends 7, keeps alive
+                    conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nokEXTRA")
                     continue
                 if self.fault is not None:
                     self._hostile(conn)

@@ -29,6 +29,7 @@ from harness.core.extraction import Answer
 from harness.core.failures import (
     BODY_LENGTH,
     BODY_TOO_LARGE,
+    MALFORMED,
     RESET,
     TIMEOUT,
     TLS_HANDSHAKE,
@@ -36,6 +37,31 @@ from harness.core.failures import (
     classify_stdlib,
 )
 from harness.core.job import Job
+
+
+class CheckedResponse(http.client.HTTPResponse):
+    """An answer that notes bytes after its announced end arriving with it: http.client
+    drops them with its reader, the fast engine and aiohttp say malformed_response."""
+
+    unsolicited = False
+
+    def _close_conn(self) -> None:
+        fp = self.fp
+        raw = getattr(fp, "raw", None)
+        sock = getattr(raw, "_sock", None)
+        if fp is not None and sock is not None:
+            timeout = sock.gettimeout()
+            try:
+                sock.settimeout(0)   # what is buffered or already arrived, never a wait
+                self.unsolicited = bool(fp.peek(1))
+            except (OSError, ValueError):
+                pass
+            finally:
+                try:
+                    sock.settimeout(timeout)
+                except OSError:
+                    pass
+        super()._close_conn()
 
 
 class TimedHTTPSConnection(http.client.HTTPSConnection):
@@ -132,6 +158,7 @@ class BlockingClient:
             else:
                 self.conn = TimedHTTPSConnection(self.host, self.port, timeout=self.timeout,
                                                  context=self.ctx)
+            self.conn.response_class = CheckedResponse
         return self.conn
 
     def send(self, k: int) -> tuple[int, int]:
@@ -165,6 +192,8 @@ class BlockingClient:
             resp = conn.getresponse()
             in_body = True
             size = self._read_body(resp, keep)
+            if getattr(resp, "unsolicited", False):
+                raise RequestFailed(MALFORMED, "bytes after the answer's announced length")
             if isinstance(conn, TimedHTTPSConnection):
                 self._tls_done(k, conn)
             if resp.will_close or self.fresh:

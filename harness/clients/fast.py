@@ -38,7 +38,7 @@ from harness.core.steps import KEEP_BODY, KEEP_NOTHING
 class FastConnection(asyncio.Protocol):
     __slots__ = ("loop", "transport", "parser", "waiter", "status", "nbytes", "length",
                  "chunked", "headers_done", "head", "deadline", "keep_alive", "capture",
-                 "got_headers", "chunks", "wanted", "wanted_sizes", "max_body")
+                 "got_headers", "chunks", "wanted", "wanted_sizes", "max_body", "completed")
 
     def __init__(self) -> None:
         self.loop = asyncio.get_running_loop()
@@ -53,6 +53,7 @@ class FastConnection(asyncio.Protocol):
         self.wanted: frozenset[bytes] = frozenset()   # header names a flow step keeps
         self.wanted_sizes: frozenset[int] = frozenset()
         self.max_body = DEFAULT_MAX_BODY   # a captured body beyond it: body_too_large
+        self.completed = False   # an answer ended in the read being parsed
 
     def _reset_message(self, is_head: bool) -> None:
         """What one answer's parse state starts from (a new connection, each request)."""
@@ -73,7 +74,14 @@ class FastConnection(asyncio.Protocol):
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserError as exc:
+            # bytes after an answer's announced end, in the same read: the answer was not
+            # what it said it was (aiohttp and http.client say malformed_response too)
+            self.completed = False
             self._finish_error(RequestFailed(MALFORMED, str(exc)))
+            return
+        if self.completed:   # resolved after the whole read: see the line above
+            self.completed = False
+            self._finish_ok()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.transport = None
@@ -120,7 +128,7 @@ class FastConnection(asyncio.Protocol):
 
     def on_message_complete(self) -> None:
         if not self.head:
-            self._finish_ok()
+            self.completed = True
 
     # -- requests ---------------------------------------------------------------------------
 

@@ -23,7 +23,8 @@ MAX_MEMORY_MIB = 300
 PER_MODEL = 2
 # what a fault is in errors.csv, the same in every one of our models (README)
 KIND = {"endless": "timeout", "huge_length": "timeout", "reset_mid_body": "body_length_mismatch",
-        "close_mid_body": "body_length_mismatch", "close_before_answer": "reset"}
+        "close_mid_body": "body_length_mismatch", "close_before_answer": "reset",
+        "short_length": "malformed_response"}
 
 
 def _run(tmp: Path, fault: str, models: list[tuple[str, str]]) -> tuple[object, Path, int]:
