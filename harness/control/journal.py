@@ -87,45 +87,37 @@ def iter_records(path: Path) -> Iterator[dict[str, Any]]:
     """Every intact record of a journal file, read a record at a time (a long run's
     journal is GBs: never held whole); stops at the first torn or damaged one."""
     with open(path, "rb") as f:
-        while len(head := f.read(HEADER.size)) == HEADER.size:
-            length, crc = HEADER.unpack(head)
-            payload = f.read(length)
-            if len(payload) < length or zlib.crc32(payload) != crc:
-                return
-            try:
-                record = msgpack.unpackb(payload, raw=False, strict_map_key=False)
-            except Exception:  # msgpack raises several types on garbage
-                return
-            if not isinstance(record, dict):
-                return
+        for record, _ in _records(f):
             yield record
 
 
 def read_records(path: Path) -> Reading:
-    """Every intact record of a journal file, in order; stops at the first torn or
-    damaged one."""
-    data = path.read_bytes()
+    """Every intact record of a journal file, in order, and how many bytes after the last
+    intact one were skipped."""
     records: list[dict[str, Any]] = []
     intact = 0
-    for payload, end in _frames(data):
+    with open(path, "rb") as f:
+        for record, end in _records(f):
+            records.append(record)
+            intact = end
+        size = f.seek(0, 2)
+    return Reading(records, size - intact)
+
+
+def _records(f: Any) -> Iterator[tuple[dict[str, Any], int]]:
+    """(record, offset after it) of each frame whose length, CRC and msgpack map check
+    out, from the start of `f`; ends at the first that does not."""
+    at = 0
+    while len(head := f.read(HEADER.size)) == HEADER.size:
+        length, crc = HEADER.unpack(head)
+        payload = f.read(length)
+        if len(payload) < length or zlib.crc32(payload) != crc:
+            return
         try:
             record = msgpack.unpackb(payload, raw=False, strict_map_key=False)
         except Exception:  # msgpack raises several types on garbage
-            break
+            return
         if not isinstance(record, dict):
-            break
-        records.append(record)
-        intact = end
-    return Reading(records, len(data) - intact)
-
-
-def _frames(data: bytes) -> Iterator[tuple[bytes, int]]:
-    """(payload, offset after it) of each frame whose length and CRC check out."""
-    at = 0
-    while at + HEADER.size <= len(data):
-        length, crc = HEADER.unpack_from(data, at)
-        payload = data[at + HEADER.size: at + HEADER.size + length]
-        if len(payload) < length or zlib.crc32(payload) != crc:
             return
         at += HEADER.size + length
-        yield payload, at
+        yield record, at
