@@ -28,7 +28,7 @@ class CsvError(ValueError):
 
 
 class DataRows:
-    """The rows under the header: len(), rows[i] -> tuple of str, fields(j) -> a column."""
+    """The rows under the header: len(), rows[i] -> tuple of str."""
 
     def __init__(self, body: bytes, width: int, offset: int = 0) -> None:
         """The rows of `body` from `offset` on (the header before it is not copied off)."""
@@ -85,11 +85,6 @@ class DataRows:
         if self.tuples is not None:
             return self.tuples[i]
         return tuple(self.body[self.starts[i]:self.ends[i]].decode("utf-8").split(","))
-
-    def fields(self, j: int) -> Iterator[tuple[int, str]]:
-        """(row index, value) of column j, for a check over one column."""
-        for i in range(len(self)):
-            yield i, self[i][j]
 
     def suspects(self, wanted: bytes) -> Iterator[int]:
         """Indexes of the rows holding any byte of `wanted` or a non-ASCII byte: what a
