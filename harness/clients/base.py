@@ -87,12 +87,12 @@ class LocalModel(ClientModel):
                                  not_on_wire=NOT_ON_WIRE)
         # imported here, not at the top: a Locust load process must patch ssl for gevent
         # before anything imports it
-        from harness.clients.tls import Handshakes
+        from harness.transports.tls import Handshakes
         self.handshakes = Handshakes()
 
     def handshake_note(self) -> Callable[[int, int, Any], None]:
-        """What this model's clients call after each TLS handshake (clients/tls.py)."""
-        from harness.clients.tls import handshake_note
+        """What this model's clients call after each TLS handshake (transports/tls.py)."""
+        from harness.transports.tls import handshake_note
         assert self.recorder is not None
         return handshake_note(self.recorder, self.handshakes)
 

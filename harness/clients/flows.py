@@ -17,11 +17,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from harness.clients.wire import length_for, ordered
 from harness.core.datatable import DataRows
 from harness.core.extraction import _NO_COOKIES, Answer, CookieJar, Extract, compile_extract
 from harness.core.failures import BODY_TOO_LARGE, DEFAULT_MAX_BODY, EXTRACT_FAILED, STATUS
-from harness.core.steps import KEEP_BODY, KEEP_HEADERS
+from harness.core.steps import HTTP, KEEP_BODY, KEEP_HEADERS, Outgoing
 from harness.core.templates import (
     DEFAULT_ACCEPTED,
     Compiled,
@@ -37,6 +36,7 @@ from harness.core.templates import (
     renderer,
     static_text,
 )
+from harness.transports.wire import length_for, ordered
 
 
 @dataclass
@@ -104,6 +104,7 @@ class Step:
     sets_cookie: bool = False    # it has its own Cookie header: the jar's is not added
     inflate_to: int = 0          # it asked for gzip/deflate: inflate the answer to this
     is_head: bool = False
+    kind: str = HTTP         # which transport call sends it (core.steps.STEP_KINDS)
     # the fast engine's shortcuts where a part has no reference: the head, and the body
     # with its Content-Length line before it (end_of_head), joined once
     head_text: str | None = None
@@ -164,6 +165,7 @@ def compile_flow(raw: dict[str, Any], k: int, first_step_k: int,
                     head=renderer(head_c),
                     wanted=named | {b"set-cookie"} if cookies else named,
                     sets_cookie="cookie" in own, is_head=s["method"] == "HEAD",
+                    kind=s.get("kind", HTTP),
                     head_text=static_text(head_c),
                     body_tail=None if body_text is None else
                     end_of_head(s["method"], body_text.encode()))
@@ -191,19 +193,6 @@ def _head(method: str, base_path: str, path: Compiled,
     for name, pieces in headers:
         parts += [f"{name}: ", *pieces, "\r\n"]
     return merge_text(parts)
-
-
-@dataclass
-class Outgoing:
-    """A rendered request: what a model other than the fast engine sends."""
-
-    k: int
-    method: str
-    path: str
-    headers: list[tuple[str, str]]
-    body: bytes
-    wants_body: bool
-    wanted: frozenset[bytes] = frozenset()   # the answer headers the step needs
 
 
 class FlowUser:

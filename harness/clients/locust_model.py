@@ -18,11 +18,17 @@ from typing import Any
 
 from harness.clients.base import LocalModel
 from harness.clients.flows import prepare
-from harness.clients.loops import FlowRun, cpu_work
+from harness.clients.loops import FlowRun, cpu_work, run_flow
 from harness.clients.pacing import Picker
-from harness.clients.wire import base_headers, headers_for
 from harness.core.extraction import Answer
-from harness.core.failures import EXTRACT_FAILED, STATUS, classify_locust
+from harness.core.failures import (
+    EXTRACT_FAILED,
+    OTHER,
+    STATUS,
+    RequestFailed,
+    classify_locust,
+)
+from harness.transports.wire import base_headers, headers_for
 
 
 class LocustModel(LocalModel):
@@ -84,37 +90,36 @@ class LocustModel(LocalModel):
                 return {c.name: c.value for c in jar}
 
             def run_flow(self, flow: Any) -> None:
-                """A flow iteration: its steps in sequence (what a SequentialTaskSet would
-                run), each sent through Locust's client under the step's name; the flow's
-                own row is timed here."""
-                run = FlowRun(self.journey.start(flow), rec, rec.sent, 0, perf_ns())
-                while (out := run.next()) is not None:
-                    think = 0.0
-                    with self.client.request(out.method, out.path, headers=dict(out.headers),
-                                             data=out.body or None, name=run.it.step.name,
-                                             catch_response=True,
-                                             allow_redirects=False) as resp:
-                        status = resp.status_code or 0
-                        if status:
-                            # the jar's cookies as Set-Cookie lines: `cookie` extraction
-                            # finds what Locust's jar took from this answer
-                            answer = Answer(status, resp.content or b"",
-                                            [*resp.headers.items(),
-                                             *(("Set-Cookie", f"{k}={v}")
-                                               for k, v in self.cookies().items())])
-                            think = run.answered(answer)
-                            if run.it.aborted:
-                                resp.failure(f"{run.it.failure}: {status}")
-                            else:
-                                resp.success()
-                        else:   # no answer: Locust reports the error under the step
-                            run.it.fail()
-                    if not job.cookies:
-                        (self.client.cookiejar if fast else self.client.cookies).clear()
-                    if think:
-                        gevent.sleep(think)
-                    run.restart_clock(bool(think))
-                run.finish()
+                """A flow iteration: the one flow driver (loops.run_flow) over Locust's
+                client, each step sent under its own name (what a SequentialTaskSet would
+                run); the step and the flow's rows are recorded by the driver."""
+                run_flow(FlowRun(self.journey.start(flow), rec, rec.sent, 0, perf_ns()),
+                         self.exchange, gevent.sleep)
+
+            def exchange(self, out: Any, step: Any) -> Answer:
+                """One rendered step through Locust's client: its Answer, or RequestFailed
+                when no answer came."""
+                with self.client.request(out.method, out.path, headers=dict(out.headers),
+                                         data=out.body or None, name=step.name,
+                                         catch_response=True,
+                                         allow_redirects=False) as resp:
+                    status = resp.status_code or 0
+                    error = getattr(resp, "error", None)
+                    answer = None
+                    if status:
+                        # the jar's cookies as Set-Cookie lines: `cookie` extraction finds
+                        # what Locust's jar took from this answer
+                        answer = Answer(status, resp.content or b"",
+                                        [*resp.headers.items(),
+                                         *(("Set-Cookie", f"{k}={v}")
+                                           for k, v in self.cookies().items())])
+                    resp.success()   # our recorder judges the step (the driver), not Locust
+                if not job.cookies:
+                    (self.client.cookiejar if fast else self.client.cookies).clear()
+                if answer is None:
+                    raise RequestFailed(classify_locust(error) if error is not None
+                                        else OTHER, str(error or "no answer"))
+                return answer
 
             @task
             def one(self) -> None:
@@ -198,7 +203,7 @@ class LocustTls:
         import os
         import tempfile
 
-        from harness.clients.tls import write_private  # after gevent's patches (ssl)
+        from harness.transports.tls import write_private  # after gevent's patches (ssl)
         tls = job.tls if job.secure else {}
         self.dir = tempfile.mkdtemp(prefix="loadharness-locust-tls-")
         self.verify_on = bool(tls.get("verify", True))

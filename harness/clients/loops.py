@@ -11,7 +11,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from harness.clients.flows import Flow, FlowUser, Iteration, Outgoing
+from harness.clients.flows import Flow, FlowUser, Iteration
 from harness.clients.pacing import LATE_NS, Pacer, Picker, sleep_until
 from harness.core.extraction import Answer
 from harness.core.failures import ABORTED, STATUS, RequestFailed
@@ -33,28 +33,34 @@ class Journeys:
 
     flows: list[Flow]
     user: FlowUser
-    exchange: Callable[[Any], Any]   # takes the step as `takes` says
+    exchange: Callable[[Any, Any], Any]   # (the step as `takes` says, the step) -> Answer
     takes: str = AS_REQUEST          # AS_REQUEST (an Outgoing) or AS_BYTES (core.steps)
 
 
 class FlowRun:
-    """The bookkeeping of one flow iteration for the blocking driver and Locust: each step
-    timed (the first from the iteration's start: its intended start in the open model),
-    recorded under its name, counted as sent; then the flow's own row. run_flow_async
-    does the same, written out for the hot path (the every-model journey test holds
-    both to the server's counts)."""
+    """The one driver of a flow iteration's bookkeeping, in every model: each step timed
+    (the first from the iteration's start: its intended start in the open model),
+    recorded under its name, counted as sent; then the flow's own row. The blocking,
+    async and Locust loops are thin loops over it: next step, send it, answered or failed,
+    think, restart the clock; finish."""
+
+    __slots__ = ("it", "rec", "sent", "user", "t_start", "t_step", "t_step_next", "last",
+                 "k", "render", "append_sample")
 
     def __init__(self, it: Iteration, rec: Recorder, sent: list[int], user: int,
-                 t_start: int) -> None:
+                 t_start: int, takes: str = AS_REQUEST) -> None:
         self.it, self.rec, self.sent, self.user = it, rec, sent, user
         self.t_start = self.t_step = self.t_step_next = self.last = t_start
         self.k = -1
+        self.render = it.next_wire if takes == AS_BYTES else it.next_request
+        self.append_sample = rec.samples.append
 
-    def next(self) -> Outgoing | None:
-        """The next rendered step to send, or None: the iteration is over."""
+    def next(self) -> Any:
+        """The next rendered step to send (as the transport takes it), or None: the
+        iteration is over."""
         it = self.it
         try:
-            out = it.next_request()
+            out = self.render()
         except StepFailed as exc:   # a value that cannot go where it goes
             self.last = time.perf_counter_ns()
             self.rec.fail(it.step.k, self.last, self.last - self.t_step,  # type: ignore
@@ -72,11 +78,12 @@ class FlowRun:
         self.last = self.t_step_next = done = time.perf_counter_ns()
         failed = self.it.answer(answer)
         if failed is None:   # Recorder.ok inlined: this runs once per step
-            self.rec.samples.append((done, self.k, (done - self.t_step) // 1000,
-                                     answer.size, answer.status))
+            self.append_sample((done, self.k, (done - self.t_step) // 1000, answer.size,
+                                answer.status))
         else:
             self.rec.fail(self.k, done, done - self.t_step, failed[0], answer.status)
-        return self._think()
+        it = self.it
+        return it.step.think_s if not it.aborted and not it.done else 0.0  # type: ignore
 
     def failed(self, kind: str) -> float:
         """The step got no answer (reset, timeout...): the iteration ends."""
@@ -84,10 +91,6 @@ class FlowRun:
         self.rec.fail(self.k, done, done - self.t_step, kind)
         self.it.fail()
         return 0.0
-
-    def _think(self) -> float:
-        it = self.it
-        return it.step.think_s if not it.aborted and not it.done else 0.0  # type: ignore
 
     def restart_clock(self, waited: bool = True) -> None:
         """The next step's clock: now after a think time, else when the last answered."""
@@ -102,64 +105,34 @@ class FlowRun:
             self.rec.fail(it.flow.k, last, last - self.t_start, ABORTED)
 
 
-def run_flow(run: FlowRun, exchange: Callable[[Outgoing], Answer]) -> None:
-    """One flow iteration in a blocking model."""
+def run_flow(run: FlowRun, exchange: Callable[[Any, Any], Answer],
+             sleep: Callable[[float], Any] = time.sleep) -> None:
+    """One flow iteration in a blocking model (and Locust's, with gevent's sleep)."""
+    it = run.it
     while (out := run.next()) is not None:
         try:
-            think = run.answered(exchange(out))
+            think = run.answered(exchange(out, it.step))
         except RequestFailed as exc:
             think = run.failed(exc.kind)
         if think:
-            time.sleep(think)
+            sleep(think)
         run.restart_clock(bool(think))
     run.finish()
 
 
-async def run_flow_async(it: Iteration, rec: Recorder, sent: list[int], user: int,
-                         t_start: int, journeys: Journeys) -> None:
-    """One flow iteration in an asyncio-based model: FlowRun's bookkeeping, written out
-    for the hot path as async_user is (locals, no method call per step but the
-    iteration's own): the fast engine's steps must cost little more than its requests."""
-    perf_ns = time.perf_counter_ns
-    append_sample = rec.samples.append
-    exchange = journeys.exchange
-    next_out = it.next_wire if journeys.takes == AS_BYTES else it.next_request
-    t_step = last = t_start
-    while True:
+async def run_flow_async(run: FlowRun, exchange: Callable[[Any, Any], Awaitable[Answer]]
+                         ) -> None:
+    """One flow iteration in an asyncio-based model: run_flow's loop, awaiting."""
+    it = run.it
+    while (out := run.next()) is not None:
         try:
-            out = next_out()
-        except StepFailed as exc:   # a value that cannot go where it goes
-            last = perf_ns()
-            rec.fail(it.step.k, last, last - t_step, exc.kind)  # type: ignore[union-attr]
-            it.fail()
-            break
-        if out is None:
-            break
-        sent[user] += 1
-        step = it.step
-        k = step.k   # type: ignore[union-attr]
-        try:
-            answer = await exchange(out)
-            last = done = perf_ns()
-            failed = it.answer(answer)
-            if failed is None:
-                append_sample((done, k, (done - t_step) // 1000, answer.size, answer.status))
-            else:
-                rec.fail(k, done, done - t_step, failed[0], answer.status)
+            think = run.answered(await exchange(out, it.step))
         except RequestFailed as exc:
-            last = done = perf_ns()
-            rec.fail(k, done, done - t_step, exc.kind)
-            it.fail()
-        think = step.think_s   # type: ignore[union-attr]
-        if think and not it.aborted and not it.done:
+            think = run.failed(exc.kind)
+        if think:
             await asyncio.sleep(think)
-            t_step = perf_ns()
-        else:
-            t_step = done
-    if it.done:
-        rec.ok(it.flow.k, last, last - t_start, 0, 0)
-    else:
-        rec.fail(it.flow.k, last, last - t_start, ABORTED)
+        run.restart_clock(bool(think))
+    run.finish()
 
 
 def blocking_user(user: int, job: Job, pacer: Pacer, rec: Recorder,
@@ -197,7 +170,7 @@ def blocking_user(user: int, job: Job, pacer: Pacer, rec: Recorder,
             if k >= n_requests:
                 assert journeys is not None
                 run_flow(FlowRun(journeys.user.start(journeys.flows[k - n_requests]), rec,
-                                 rec.sent, user, t_start), journeys.exchange)
+                                 rec.sent, user, t_start, journeys.takes), journeys.exchange)
                 if job.think_time_s and not open_model:
                     time.sleep(job.think_time_s)
                 continue
@@ -269,8 +242,9 @@ async def async_user(user: int, job: Job, pacer: Pacer, rec: Recorder,
         k = 0 if single else pick()
         if k >= n_requests:   # a flow: its steps, then its own row
             assert journeys is not None
-            await run_flow_async(journeys.user.start(journeys.flows[k - n_requests]), rec,
-                                 sent, user, t_start, journeys)
+            await run_flow_async(FlowRun(journeys.user.start(journeys.flows[k - n_requests]),
+                                         rec, sent, user, t_start, journeys.takes),
+                                 journeys.exchange)
             if think and not open_model:
                 await asyncio.sleep(think)
             continue

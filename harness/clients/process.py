@@ -312,7 +312,7 @@ class ProcessModel(ClientModel):
         out["sent"] += sum(n for i, n in self.sent_by.items() if i not in self.done_by)
         out["saturated_by"] = by
         if any("tls" in t for t in self.done):   # not from Locust: it hides handshakes
-            from harness.clients.tls import merge_tls
+            from harness.transports.tls import merge_tls
             out["tls"] = merge_tls([t["tls"] for t in self.done if "tls" in t])
         return out
 

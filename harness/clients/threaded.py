@@ -1,14 +1,13 @@
 """The sync model (one thread, one connection, one request at a time) and the thread model
-(N threads, each with its own keep-alive connection)."""
+(N threads, each with its own keep-alive connection), over a blocking transport (stdlib)."""
 
 from __future__ import annotations
 
 from harness.clients.base import LocalModel
-from harness.clients.blocking import BlockingClient
 from harness.clients.flows import prepare
 from harness.clients.loops import Journeys, blocking_user
-from harness.clients.tls import user_contexts
-from harness.clients.wire import base_headers
+from harness.transports.base import transport_for
+from harness.transports.wire import base_headers
 
 
 class ThreadModel(LocalModel):
@@ -17,15 +16,15 @@ class ThreadModel(LocalModel):
     def launch(self) -> None:
         assert self.pacer is not None and self.recorder is not None
         job = self.job
-        contexts = user_contexts(job, job.concurrency)
-        note = self.handshake_note()
         host, port = job.host_port
         flows, flow_user = prepare(job, base_headers(host, port, job.default_port))
+        transport = transport_for(job)(job, self.handshake_note())
         for user in range(job.concurrency):
-            client = BlockingClient(job, contexts[user], note)
-            journeys = Journeys(flows, flow_user(user), client.exchange) if flows else None
-            self.spawn(blocking_user, user, job, self.pacer, self.recorder, client.send,
-                       client.close, journeys)
+            link = transport.user(user)
+            journeys = Journeys(flows, flow_user(user), link.exchange, transport.takes) \
+                if flows else None
+            self.spawn(blocking_user, user, job, self.pacer, self.recorder, link.send,
+                       link.close, journeys)
 
 
 class SyncModel(ThreadModel):

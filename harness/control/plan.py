@@ -44,7 +44,8 @@ def make_job(scenario: Scenario, model: ModelSpec, url: str, index: int, workers
              "headers": [list(h) for h in st.request.headers],
              "body": st.request.body.decode(), "expect_status": list(st.request.expect_status),
              "extract": [{"var": e.var, "kind": e.kind, "expr": e.expr} for e in st.extract],
-             "think_time_s": st.think_time_s} for st in f.steps]} for f in scenario.flows],
+             "think_time_s": st.think_time_s, "kind": st.kind} for st in f.steps]}
+            for f in scenario.flows],
         data=[data_entry(t) for t in scenario.data],
         cookies=scenario.cookies, max_body=scenario.max_body,
         max_memory=scenario.max_memory, user_offset=users_before(concurrency, index, workers),

@@ -13,13 +13,31 @@ from dataclasses import dataclass
 
 
 @dataclass(frozen=True)
+class TransportKind:
+    """How a request goes on the wire (harness/transports/): a new protocol is one module
+    and one line here."""
+
+    impl: str                 # "module:Class" of its Transport, imported where it runs
+    blocking: bool            # driven from threads (sync, thread) or an event loop
+    protocol: str = "HTTP/1.1"
+
+
+TRANSPORTS: dict[str, TransportKind] = {
+    "stdlib": TransportKind("harness.transports.http1_stdlib:StdlibTransport", True),
+    "aiohttp": TransportKind("harness.transports.http1_aiohttp:AiohttpTransport", False),
+    "fast": TransportKind("harness.transports.http1_fast:FastTransport", False),
+}
+
+
+@dataclass(frozen=True)
 class ModelKind:
     """What the rest of the harness needs to know about one client model."""
 
     family: str                       # the verdict's family: the lesson's rule names these
     local: str | None                 # "module:Class" of the LocalModel a load process runs
     label: str = "{model}"            # how results name it (format fields: ModelSpec's)
-    engines: tuple[str, ...] = ()     # choices of `engine`; the first is the default
+    transports: tuple[str, ...] = ()  # TRANSPORTS it drives, the first by default; with
+    # more than one they are the choices of the scenario's `engine` key (Locust: its own)
     open_model: bool = True           # supports [load] mode = "open"
     single_user: bool = False         # always one user (the sync baseline)
     gevent: bool = False              # needs gevent's monkey patches before anything else
@@ -29,10 +47,22 @@ class ModelKind:
     handshakes: tuple[str, ...] = ("per-connection", "per-request", "resume")
     server_name: bool = True
 
+    @property
+    def engines(self) -> tuple[str, ...]:
+        """The choices of `engine`: the transports, when there is more than one."""
+        return self.transports if len(self.transports) > 1 else ()
+
+    def transport(self, engine: str | None) -> TransportKind:
+        """The transport a model of this kind sends through, given the `engine` chosen
+        (a model without a choice ignores it: the scenario's default names aiohttp)."""
+        return TRANSPORTS[engine if engine in self.engines else self.transports[0]]
+
 
 MODELS: dict[str, ModelKind] = {
-    "sync": ModelKind("sync", "harness.clients.threaded:SyncModel", single_user=True),
-    "thread": ModelKind("threads", "harness.clients.threaded:ThreadModel"),
+    "sync": ModelKind("sync", "harness.clients.threaded:SyncModel", transports=("stdlib",),
+                      single_user=True),
+    "thread": ModelKind("threads", "harness.clients.threaded:ThreadModel",
+                        transports=("stdlib",)),
     "asyncio": ModelKind("asyncio", "harness.clients.aio:AsyncioModel",
                          "{model}-{engine}", ("aiohttp", "fast")),
     "uvloop": ModelKind("asyncio", "harness.clients.aio:UvloopModel",

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import cached_property
+from typing import Protocol
 
 from harness.core.templates import DEFAULT_ACCEPTED
 
@@ -16,6 +17,11 @@ KEEP_BODY = 2      # a flow step that extracts from the body: its headers and bo
 # How a model hands a rendered step to its exchange
 AS_REQUEST = "request"   # an Outgoing (method, path, headers, body): aiohttp, http.client
 AS_BYTES = "bytes"       # the step's bytes as they go on the wire: the fast engine
+
+# A step's kind: which transport call sends it. HTTP is the only one today; WebSocket
+# messages and HTTP/2 streams are the next (their own issues).
+HTTP = "http"
+STEP_KINDS = (HTTP,)
 
 
 @dataclass(frozen=True)
@@ -33,3 +39,29 @@ class RequestSpec:
         """The one rule for a successful status, in every model: the listed codes, else
         any 2xx or 3xx (redirects are answers; no model follows them)."""
         return frozenset(self.expect_status) if self.expect_status else DEFAULT_ACCEPTED
+
+
+@dataclass
+class Outgoing:
+    """A rendered flow step: what a transport that takes AS_REQUEST sends."""
+
+    k: int
+    method: str
+    path: str
+    headers: list[tuple[str, str]]
+    body: bytes
+    wants_body: bool
+    wanted: frozenset[bytes] = frozenset()   # the answer headers the step needs
+
+
+class StepView(Protocol):
+    """What a transport reads of a compiled flow step (clients.flows.Step) when it sends
+    the step's bytes: its row, whether it is HEAD, what of the answer to keep."""
+
+    k: int
+    kind: str
+    is_head: bool
+    wanted: frozenset[bytes]
+
+    @property
+    def capture(self) -> int: ...

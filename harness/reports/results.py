@@ -92,7 +92,7 @@ class ModelTotals:
 def tls_meta(result: ModelResult) -> dict[str, Any]:
     """What TLS negotiated for a model (versions and ciphers, by handshake count) and how
     often a session was resumed (the `resume` mode's reuse ratio)."""
-    from harness.clients.tls import merge_tls
+    from harness.transports.tls import merge_tls
     reported = [t["tls"] for t in result.totals.values() if "tls" in t]
     tls = merge_tls(reported)
     tls["session_reuse_ratio"] = round(tls["resumed"] / tls["handshakes"], 4) \

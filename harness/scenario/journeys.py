@@ -8,6 +8,7 @@ from typing import Any
 
 from harness.core.datatable import MAX_DATA_BYTES, CsvError, DataRows, split_header
 from harness.core.extraction import Extract, compile_extract, compile_regex
+from harness.core.steps import HTTP, STEP_KINDS
 from harness.core.templates import (
     BUILTINS,
     StepFailed,
@@ -132,9 +133,13 @@ def _flows(ctx: _Ctx, raw: Any, tables: tuple[DataTable, ...], names: set[str],
         steps = []
         for j, at, st in ctx.entries(raw_steps, f"{where}.steps",
                                      ("name", "method", "path", "headers", "body",
-                                      "expect_status", "extract", "think_time")):
+                                      "expect_status", "extract", "think_time", "kind")):
+            kind = st.get("kind", HTTP)
+            if kind not in STEP_KINDS:
+                raise ctx.fail(f"{at}.kind", f"expected one of {', '.join(STEP_KINDS)}, got "
+                                             f"{_show(kind)}")
             request = _request(ctx, {k: v for k, v in st.items()
-                                     if k not in ("extract", "think_time")}, at, names,
+                                     if k not in ("extract", "think_time", "kind")}, at, names,
                                f"{name}-{j}", templated=True)
             for key, text in [("path", request.path), ("body", request.body.decode()),
                               *((f"headers.{k}", v) for k, v in request.headers)]:
@@ -145,7 +150,7 @@ def _flows(ctx: _Ctx, raw: Any, tables: tuple[DataTable, ...], names: set[str],
             defined |= {e.var for e in extracts}
             steps.append(StepSpec(request, extracts,
                                   ctx.duration(st.get("think_time", 0), f"{at}.think_time",
-                                               allow_zero=True, maximum=3600)))
+                                               allow_zero=True, maximum=3600), kind))
         out.append(FlowSpec(name, weight, tuple(steps)))
     return tuple(out)
 

@@ -11,7 +11,7 @@ from typing import Any
 from harness.core.extraction import Extract
 from harness.core.failures import DEFAULT_MAX_BODY
 from harness.core.registry import MODELS
-from harness.core.steps import RequestSpec
+from harness.core.steps import HTTP, RequestSpec
 from harness.core.templates import FLOW_PREFIX
 
 ENGINES = tuple(dict.fromkeys(e for kind in MODELS.values() for e in kind.engines))
@@ -94,6 +94,7 @@ class StepSpec:
     request: RequestSpec            # its path, header values and body are templates
     extract: tuple[Extract, ...]
     think_time_s: float
+    kind: str = HTTP                # which transport call sends it (core.steps.STEP_KINDS)
 
 
 @dataclass(frozen=True)

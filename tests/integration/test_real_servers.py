@@ -15,7 +15,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from harness.clients.wire import USER_AGENT
+from harness.transports.wire import USER_AGENT
 from tests.conftest import load_meta, run_harness
 from tests.rawserver import RawServer
 

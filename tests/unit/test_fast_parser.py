@@ -1,4 +1,4 @@
-"""The fast engine's connection (clients/fast.py) against answers split at every byte: its
+"""The fast engine's connection (transports/http1_fast.py) against answers split at every byte: its
 parser callbacks must not depend on how the bytes arrive. A real socket pair, the
 connection on one end, the answer written in two parts on the other."""
 
@@ -9,10 +9,10 @@ import socket
 
 import pytest
 
-from harness.clients.fast import FastConnection
 from harness.core.extraction import Answer
 from harness.core.failures import BODY_LENGTH, BODY_TOO_LARGE, RequestFailed
 from harness.core.steps import KEEP_BODY
+from harness.transports.http1_fast import FastConnection
 
 ANSWERS = {
     "length": (b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nX-Id: 7\r\n\r\nhello", 200, 5),

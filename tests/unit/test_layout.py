@@ -166,3 +166,37 @@ def test_nothing_below_imports_the_live_view():
 def test_core_imports_nothing_above_it():
     graph = room_graph()
     assert set(graph.get("core", {})) <= {"base"}, graph.get("core")
+
+
+def test_transports_sit_below_the_clients():
+    """A transport knows nothing of users, runs or reports: it imports only core/ and the
+    base modules; and the clients never name a concrete transport -- they take it from
+    the registry (core.registry.TRANSPORTS), so a new protocol is one module and one line."""
+    graph = room_graph()
+    assert set(graph.get("transports", {})) <= {"core", "base"}, graph.get("transports")
+    concrete = {edge for edge in graph.get("clients", {}).get("transports", set())
+                if not edge.endswith(("transports.base", "transports.wire",
+                                      "transports.tls"))}
+    assert not concrete, sorted(concrete)
+
+
+def test_every_transport_is_registered_and_is_a_transport():
+    """The registry and the room agree: each entry names a Transport subclass of its own
+    module in harness/transports/, and each protocol module there has an entry."""
+    import importlib
+
+    from harness.core.registry import MODELS, TRANSPORTS
+    from harness.transports.base import Transport
+
+    modules = set()
+    for name, kind in TRANSPORTS.items():
+        module, _, cls = kind.impl.partition(":")
+        assert module.startswith("harness.transports."), (name, kind.impl)
+        impl = getattr(importlib.import_module(module), cls)
+        assert issubclass(impl, Transport) and impl is not Transport, (name, impl)
+        modules.add(module.rsplit(".", 1)[1])
+    protocol_modules = {p.stem for p in (ROOT / "harness" / "transports").glob("*.py")
+                        if p.stem not in ("__init__", "base", "wire", "tls")}
+    assert protocol_modules == modules
+    for model, kind in MODELS.items():
+        assert set(kind.transports) <= set(TRANSPORTS), model

@@ -192,8 +192,8 @@ def test_the_fast_engines_bytes_equal_every_other_models_request(tmp_path, cooki
     request on the wire: line, headers in order, Content-Length by wire.length_for, the
     jar's Cookie; escaping by where a value lands (a CSV name with a quote and a comma)."""
     from harness.clients.flows import prepare
-    from harness.clients.wire import base_headers, length_for
     from harness.core.extraction import Answer
+    from harness.transports.wire import base_headers, length_for
     text = WIRE_FLOW.replace('extract = { token = { json = "$.token" } }',
                              'extract = { token = { json = "$.token" }, token2 = '
                              '{ json = "$.empty" } }')
@@ -233,9 +233,9 @@ def test_a_non_ascii_value_fails_the_step_the_same_way_in_every_model(tmp_path):
     """An extracted value that is not ASCII cannot go into a header in any model (the
     libraries would disagree on its bytes): template_failed from both renderings."""
     from harness.clients.flows import prepare
-    from harness.clients.wire import base_headers
     from harness.core.extraction import Answer
     from harness.core.templates import StepFailed
+    from harness.transports.wire import base_headers
     sc = load(tmp_path, WIRE_FLOW.replace('extract = { token = { json = "$.token" } }',
                                           'extract = { token = { json = "$.token" }, '
                                           'token2 = { json = "$.token" } }'))

@@ -128,7 +128,7 @@ def test_sum_wires_refuses_another_layout():
 
 
 def test_merge_tls_adds_up_and_leaves_out_malformed_parts():
-    from harness.clients.tls import merge_tls
+    from harness.transports.tls import merge_tls
     good = {"handshakes": 3, "resumed": 2, "versions": {"TLSv1.3": 3}, "ciphers": {"X": 3}}
     merged = merge_tls([good, good, {"handshakes": "many"}, "junk", {"versions": [1]}])
     assert merged == {"handshakes": 6, "resumed": 4, "versions": {"TLSv1.3": 6},

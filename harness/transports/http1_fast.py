@@ -1,4 +1,4 @@
-"""The `fast` engine: a raw asyncio.Protocol and the httptools response parser.
+"""The `fast` transport: a raw asyncio.Protocol and the httptools response parser.
 
 No client library between the socket and the bytes: one connection per user, the request
 bytes built once per spec, one sweeper for every timeout. Handles Content-Length, chunked
@@ -17,7 +17,6 @@ from typing import Any
 
 import httptools
 
-from harness.clients.tls import UserContext
 from harness.core.extraction import Answer
 from harness.core.failures import (
     BODY_LENGTH,
@@ -32,7 +31,11 @@ from harness.core.failures import (
     RequestFailed,
     classify_stdlib,
 )
-from harness.core.steps import KEEP_BODY, KEEP_NOTHING
+from harness.core.job import Job
+from harness.core.steps import AS_BYTES, KEEP_BODY, KEEP_NOTHING, StepView
+from harness.transports.base import Link, OnHandshake, Transport
+from harness.transports.tls import UserContext, user_contexts
+from harness.transports.wire import request_bytes
 
 
 class FastConnection(asyncio.Protocol):
@@ -261,3 +264,62 @@ class FastClient:
     def close(self) -> None:
         if self.conn is not None:
             self.conn.close()
+
+
+class FastTransport(Transport):
+    """A FastClient per user, the fixed requests' bytes built once, one sweeper for every
+    user's timeout. A user's `send` on a kept-alive connection returns the request's bare
+    future (the hot path: no coroutine per request); a new connection goes through
+    FastClient.send, a coroutine. Flow steps come as the bytes to send (AS_BYTES)."""
+
+    takes = AS_BYTES
+
+    def __init__(self, job: Job, on_handshake: OnHandshake | None = None) -> None:
+        super().__init__(job, on_handshake)
+        host, port = job.host_port
+        self.wire = [(request_bytes(s, host, port, job.base_path, job.default_port),
+                      s.method == "HEAD") for s in job.specs]
+        self.contexts = user_contexts(job, job.concurrency)
+        self.clients: list[FastClient] = []
+        self.sweeper: asyncio.Future[None] | None = None
+
+    def user(self, i: int) -> Link:
+        job = self.job
+        client = FastClient(*job.host_port, job.timeout_s, self.contexts[i],
+                            self.on_handshake, job.fresh_connections, job.max_body)
+        self.clients.append(client)
+        wire, timeout, fresh = self.wire, job.timeout_s, job.fresh_connections
+
+        def send(k: int) -> Any:
+            data, is_head = wire[k]
+            conn = client.conn
+            if conn is not None and conn.transport is not None and not fresh:
+                return conn.request(data, is_head, timeout)  # hot path: the bare future
+            return client.send(k, data, is_head)  # (re)connect first: a coroutine
+
+        def exchange(data: bytes, step: StepView) -> Any:
+            conn = client.conn
+            if conn is not None and conn.transport is not None and not fresh:
+                # kept alive: the bare future, as the fixed requests' hot path
+                return conn.request(data, step.is_head, timeout, step.capture, step.wanted)
+            return client.send(step.k, data, step.is_head, step.capture, step.wanted)
+        return Link(send, exchange, client.close)
+
+    async def _sweep_timeouts(self) -> None:
+        loop = asyncio.get_running_loop()
+        every = min(0.1, self.job.timeout_s / 4)
+        while True:
+            await asyncio.sleep(every)
+            now = loop.time()
+            for client in self.clients:
+                client.check_timeout(now)
+
+    async def __aenter__(self) -> FastTransport:
+        self.sweeper = asyncio.ensure_future(self._sweep_timeouts())
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self.sweeper is not None:
+            self.sweeper.cancel()
+        for client in self.clients:
+            client.close()

@@ -1,5 +1,5 @@
-"""A blocking HTTP/1.1 client (stdlib http.client) for the sync and thread models: what
-plain synchronous Python code uses, with its errors sorted into our kinds.
+"""The `stdlib` transport: blocking HTTP/1.1 through http.client, for the sync and thread
+models -- what plain synchronous Python code uses, with its errors sorted into our kinds.
 
 Keep-alive by default; with `handshake = "per-request"` or `"resume"` every request opens
 a new connection (and, over HTTPS, a new TLS handshake, resumed or full).
@@ -22,9 +22,6 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from harness.clients.flows import Outgoing
-from harness.clients.tls import UserContext
-from harness.clients.wire import READ_CHUNK, headers_for
 from harness.core.extraction import Answer
 from harness.core.failures import (
     BODY_LENGTH,
@@ -37,6 +34,10 @@ from harness.core.failures import (
     classify_stdlib,
 )
 from harness.core.job import Job
+from harness.core.steps import Outgoing
+from harness.transports.base import Link, OnHandshake, Transport
+from harness.transports.tls import UserContext, user_contexts
+from harness.transports.wire import READ_CHUNK, headers_for
 
 
 class CheckedResponse(http.client.HTTPResponse):
@@ -119,6 +120,19 @@ class Deadlines:
                     client.expire()
 
 
+class StdlibTransport(Transport):
+    """A BlockingClient per user, each with its own keep-alive connection; the process's
+    Deadlines sweeper bounds them all."""
+
+    def __init__(self, job: Job, on_handshake: OnHandshake | None = None) -> None:
+        super().__init__(job, on_handshake)
+        self.contexts = user_contexts(job, job.concurrency)
+
+    def user(self, i: int) -> Link:
+        client = BlockingClient(self.job, self.contexts[i], self.on_handshake)
+        return Link(client.send, client.exchange, client.close)
+
+
 class BlockingClient:
     def __init__(self, job: Job, ctx: UserContext | None = None,
                  on_handshake: Callable[[int, int, Any], None] | None = None) -> None:
@@ -167,7 +181,7 @@ class BlockingClient:
                                           self.headers[k], keep=False)
         return status, size
 
-    def exchange(self, out: Outgoing) -> Answer:
+    def exchange(self, out: Outgoing, step: Any = None) -> Answer:
         """A rendered flow step: its answer with headers and body (for extraction and the
         cookie jar)."""
         self.kept: list[bytes] = []

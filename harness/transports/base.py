@@ -1,0 +1,82 @@
+"""The one client-side interface between how users are scheduled (clients/) and how a
+request goes on the wire (this room), as httpx's BaseTransport cuts its API from the
+network.
+
+A Transport is opened once per load process for one model's job: it holds what the users
+share (a session, a timeout sweeper, the TLS contexts) and gives each user its `Link`.
+A link sends one request and hands back its answer:
+
+- `send(k)`: the job's fixed request k -> (status, body size);
+- `exchange(out, step)`: a rendered flow step (an Outgoing, or its bytes when the
+  transport `takes` AS_BYTES) -> the Answer the step extracts from;
+- `close()`: the user is done.
+
+A blocking transport's calls return the answer; an async transport's return awaitables
+(the fast engine's hot path returns the bare future of the request: no coroutine frame per
+request), and the transport is an async context manager around its users' lifetime.
+Failures are RequestFailed with one of core.failures' kinds, the same kind for the same
+fault in every transport. A new protocol is one module here and one registry line
+(core.registry.TRANSPORTS).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from harness.core.job import Job
+from harness.core.steps import AS_REQUEST
+
+# what a transport calls after each TLS handshake: (request row, handshake ns, SSL object)
+OnHandshake = Callable[[int, int, Any], None]
+
+
+@dataclass(frozen=True, slots=True)
+class Link:
+    """One user's way to the target: its calls, bound to its connection(s)."""
+
+    send: Callable[[int], Any]
+    exchange: Callable[[Any, Any], Any]
+    close: Callable[[], None]
+
+
+class Transport:
+    """What every transport is: built from the job (and the model's handshake hook), one
+    Link per user. Subclasses set `takes` and implement `user`."""
+
+    takes: ClassVar[str] = AS_REQUEST   # what exchange() is given (core.steps AS_*)
+
+    def __init__(self, job: Job, on_handshake: OnHandshake | None = None) -> None:
+        self.job = job
+        self.on_handshake = on_handshake
+
+    def user(self, i: int) -> Link:
+        """User i's link (its connection opens on its first request)."""
+        raise NotImplementedError
+
+    # blocking transports: a context manager too, so a model drives both kinds alike
+    def __enter__(self) -> Transport:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+    async def __aenter__(self) -> Transport:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        return None
+
+
+def transport_for(job: Job) -> type[Transport]:
+    """The Transport class the job's model sends through (core.registry), imported only
+    here, in the load process that runs it."""
+    import importlib
+
+    from harness.core.registry import MODELS
+    kind = MODELS[job.model]
+    if kind.wraps:   # the process model: its processes run the sub-model's users
+        kind = MODELS[job.sub_model]
+    module, _, name = kind.transport(job.engine).impl.partition(":")
+    return getattr(importlib.import_module(module), name)
