@@ -10,7 +10,8 @@ from typing import Any
 
 from harness.control.journal import Journal, read_journal, read_records
 from harness.control.messages import check_cells
-from harness.core.outcome import ModelResult, RunOutcome, WorkerInfo
+from harness.control.runstate import RECORDS, RunState, record, well_formed
+from harness.core.outcome import RunOutcome
 from harness.errors import ReportError
 from harness.reports.intervals import IntervalSink
 from harness.reports.results import model_totals
@@ -81,6 +82,8 @@ def add_journals(run_dir: Path, files: list[Path]) -> CompletedRun:
         try:
             new = [r for r in records[1:] if _missing(r, have, done)]
             for r in new:
+                if not well_formed(r):
+                    raise ValueError(f"a {str(r.get('k'))[:20]!r} record without its fields")
                 if r["k"] == "stats":
                     check_cells(r["cells"])
         except (KeyError, TypeError, ValueError) as exc:
@@ -96,7 +99,7 @@ def add_journals(run_dir: Path, files: list[Path]) -> CompletedRun:
     if adding:
         journal = Journal(run_dir)
         for r in adding:
-            journal.append(r["k"], **{k: v for k, v in r.items() if k not in ("k", "at")})
+            journal.append_record(record(r["k"], **{k: r[k] for k in RECORDS[r["k"]]}))
         journal.close()
         if journal.error is not None:
             raise ReportError(f"{run_dir}: cannot append to the journal: {journal.error}")
@@ -118,41 +121,16 @@ def _missing(r: dict[str, Any], have: set[Any], done: set[Any]) -> bool:
 
 
 def replay(records: list[dict[str, Any]], sink: IntervalSink) -> RunOutcome:
-    """The coordinator's view, rebuilt record by record."""
-    workers: dict[int, WorkerInfo] = {}
-    models: dict[int, ModelResult] = {}
-    refused = 0
+    """The coordinator's view, rebuilt record by record through the coordinator's own
+    state change (control.runstate.RunState.apply). A record that is not of a declared
+    kind with its fields (a newer version's, a damaged one) is skipped."""
+    state = RunState()
     for r in records:
-        kind = r.get("k")
-        if kind == "join":
-            workers[r["worker"]] = WorkerInfo(b"", r["name"], r["worker"], r["host"], 0.0)
-        elif kind == "lost" and r["worker"] in workers:
-            workers[r["worker"]].lost_at = r["at"]
-            workers[r["worker"]].lost_during = r.get("during")
-        elif kind == "back" and r["worker"] in workers:
-            w = workers[r["worker"]]
-            w.gaps.append((w.lost_at or r["at"], r["at"]))
-            w.lost_at = None
-        elif kind == "refused":
-            refused += 1
-        elif kind == "model":
-            models[r["model"]] = ModelResult(r["label"], r["model"], started_wall=r["started"],
-                                             aborted=True)  # until its model_end
-        elif kind == "stats" and r["model"] in models:
-            result = models[r["model"]]
-            for k, name, wire in check_cells(r["cells"]):
-                result.add_wire(k, name, wire)
-            result.sent_seen[r["worker"]] = max(result.sent_seen.get(r["worker"], 0), r["sent"])
-        elif kind == "done" and r["model"] in models:
-            models[r["model"]].totals[r["worker"]] = dict(r["totals"])
-            if r["error"]:
-                models[r["model"]].errors.append(f"worker {r['worker']}: {r['error']}")
-        elif kind == "model_end" and r["model"] in models:
-            models[r["model"]].ended_wall = r["ended"]
-            models[r["model"]].aborted = r["aborted"]
-    ordered = [models[i] for i in sorted(models)]
+        if well_formed(r):
+            state.apply(r)
+    ordered = state.ordered_models()
     for result in ordered:
         sink.finish(result)
     sink.close()
-    return RunOutcome(ordered, [workers[i] for i in sorted(workers)], 0, refused,
+    return RunOutcome(ordered, state.ordered_workers(), 0, state.refused,
                       interrupted=False, recovered=True)

@@ -186,8 +186,7 @@ def _execute(scenario: Scenario, out: Path, target: str | None, n: int, bind: st
                         run_dir, scenario, url=url, embedded=mock is not None,
                         state="failed", reason=reason,
                         dropped_messages=coordinator.dropped,     # type: ignore[union-attr]
-                        refused_workers=coordinator.refused       # type: ignore[union-attr]
-                        + coordinator.handshakes_refused), run_dir)  # type: ignore[union-attr]
+                        refused_workers=coordinator.refused), run_dir)  # type: ignore
                     raise
             finally:
                 terminal.close()

@@ -16,14 +16,14 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-import zmq
-from zmq.utils.monitor import recv_monitor_message
-
 from harness.control import messages
 from harness.control.datasend import DataShipper
 from harness.control.journal import Journal
+from harness.control.membership import Membership
 from harness.control.messages import HEARTBEAT_S, LOST_AFTER_S, Malformed, VersionMismatch
 from harness.control.plan import make_job
+from harness.control.router import Router
+from harness.control.runstate import RunState, record
 from harness.core.outcome import ModelResult, RunOutcome, WorkerInfo
 from harness.core.timing import MAX_COUNT_RUN_S
 from harness.errors import CoordinatorError
@@ -43,6 +43,10 @@ ProgressHook = Callable[[ModelResult, float, dict[str, Any]], None]
 
 
 class Coordinator:
+    """Orchestration: each model across its workers, one after another. The socket is a
+    Router's, membership a Membership's, and the run's state a RunState changed only by
+    journal records (`record`), the way recovery changes it."""
+
     def __init__(self, scenario: Scenario, url: str, bind: str, expect_workers: int,
                  progress: ProgressHook | None = None, curve_secret: bytes | None = None,
                  authenticator: Any = None, journal: Journal | None = None,
@@ -54,83 +58,63 @@ class Coordinator:
         self.stop = stop             # a threading.Event another thread may set: Ctrl-C's effect
         self.journal = journal
         self.sink = sink             # reports.intervals.IntervalSink: closed intervals go out
-        self.lost_after_s = lost_after_s
         self.url = url
-        self.expect = expect_workers
         self.progress = progress
-        self.ctx = zmq.Context.instance()
-        self.sock = self.ctx.socket(zmq.ROUTER)
-        self.sock.setsockopt(zmq.LINGER, 1000)
-        self.sock.setsockopt(zmq.MAXMSGSIZE, messages.MAX_FRAME)  # a hostile peer: cut off
-        self.sock.setsockopt(zmq.ROUTER_MANDATORY, 0)
-        if curve_secret is not None:
-            self.sock.curve_server = True
-            self.sock.curve_secretkey = curve_secret
-        self.authenticator = authenticator
-        try:
-            if bind.endswith(":0"):
-                port = self.sock.bind_to_random_port(bind.rsplit(":", 1)[0])
-                self.endpoint = f"{bind.rsplit(':', 1)[0]}:{port}"
-            else:
-                self.sock.bind(bind)
-                self.endpoint = bind
-        except zmq.ZMQError as exc:
-            self.sock.close()
-            raise CoordinatorError(f"cannot bind {bind}: {exc}") from None
-        # handshakes refused before any message (no CURVE keys, a wrong key): counted too
-        self.monitor = self.sock.get_monitor_socket(
-            zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL
-            | zmq.EVENT_HANDSHAKE_FAILED_AUTH)
-        self.handshakes_refused = 0
-        self.workers: dict[bytes, WorkerInfo] = {}
+        self.router = Router(bind, curve_secret, authenticator)
+        self.endpoint = self.router.endpoint
+        self.state = RunState()
+        self.members = Membership(expect_workers, lost_after_s, self.record)
         self.dropped = 0
-        self.refused = 0
         self.interrupted = False
-        self.accepting = True
         self.last_beat = 0.0
         self.last_check = 0.0
         self.current: ModelResult | None = None
         self.ready: set[bytes] = set()
         self.done: set[bytes] = set()
-        self.spares: set[bytes] = set()
         self.taking_part: set[bytes] = set()
+
+    @property
+    def refused(self) -> int:
+        """Peers refused: a protocol version we do not speak, a CURVE handshake failed."""
+        return self.state.refused
+
+    # -- the state: journal first, then the one state change -------------------------------
+
+    def record(self, kind: str, checked: list[Any] | None = None, /, **fields: Any) -> Any:
+        """A journal record (runstate.RECORDS) written, then applied to the run's state:
+        the same change recovery makes when it reads the record back."""
+        r = record(kind, **fields)
+        if self.journal is not None:
+            self.journal.append_record(r)
+        return self.state.apply(r, checked)
 
     # -- messaging --------------------------------------------------------------------------
 
     def send(self, identity: bytes, kind: str, **fields: Any) -> None:
-        try:
-            self.sock.send_multipart([identity, messages.encode(kind, **fields)],
-                                     flags=zmq.NOBLOCK)
-        except zmq.Again:
-            pass  # a worker that cannot take messages is caught by the heartbeat check
+        self.router.send(identity, kind, **fields)
 
     def broadcast(self, kind: str, **fields: Any) -> None:
         # heartbeats reach lost workers too: one back from a partition hears us again
-        for w in self.workers.values() if kind == "HEARTBEAT" else self.alive():
+        members = self.members
+        for w in members.workers.values() if kind == "HEARTBEAT" else members.alive():
             self.send(w.identity, kind, **fields)
         if kind in ("HEARTBEAT", "WRAPUP", "BYE"):  # spares only wait for the end
-            for identity in self.spares:
+            for identity in members.spares:
                 self.send(identity, kind, **fields)
 
     def alive(self) -> list[WorkerInfo]:
-        return [w for w in self.workers.values() if w.alive]
+        return self.members.alive()
 
     def pump(self, timeout_s: float) -> None:
         """Handle every message arriving within timeout_s; heartbeats and loss checks."""
         deadline = time.monotonic() + timeout_s
         while True:
-            remaining = max(0.0, deadline - time.monotonic())
-            if self.sock.poll(int(remaining * 1000)):
-                frames = self.sock.recv_multipart()
+            frames = self.router.receive(max(0.0, deadline - time.monotonic()))
+            if frames is not None:
                 self.handle(frames)
             self.housekeeping()
             if time.monotonic() >= deadline or self.interrupted:
                 return
-
-    def note(self, kind: str, **fields: Any) -> None:
-        """An event for the journal (when the run has one)."""
-        if self.journal is not None:
-            self.journal.append(kind, **fields)
 
     def handle(self, frames: list[bytes]) -> None:
         if len(frames) != 2:
@@ -140,85 +124,46 @@ class Coordinator:
         try:
             msg = messages.decode(frame)
         except VersionMismatch as exc:
-            self.refused += 1
             self.send(identity, "REFUSE", reason=str(exc))
-            self.note("refused", reason=str(exc))
+            self.record("refused", reason=str(exc))
             print(f"coordinator: refused a worker: {exc}", file=sys.stderr)
             return
         except Malformed:
             self.dropped += 1
             return
         kind = msg["t"]
-        worker = self.workers.get(identity)
         if kind == "HELLO":
-            self.on_hello(identity, msg, worker)
+            reply, worker = self.members.hello(identity, msg["name"], msg["host"])
+            if worker is None:
+                self.send(identity, reply)
+            else:
+                self.send(identity, reply, index=worker.index,
+                          lost_after=self.members.lost_after_s, run=self.run_id)
             return
-        if identity in self.spares:
+        if identity in self.members.spares:
             return  # a spare's heartbeats: it only waits for the end
+        worker = self.members.heard(identity)
         if worker is None:
             self.dropped += 1  # not one of ours: nothing it says counts
             return
-        if not worker.alive:
-            self.readmit(worker)
-        worker.last_heard = time.monotonic()
         current = self.current
         try:
             if kind == "READY" and current and msg["model"] == current.index:
                 self.ready.add(identity)
             elif kind == "STATS" and current and msg["model"] == current.index:
                 cells = messages.check_cells(msg["cells"])
-                self.note("stats", model=current.index, worker=worker.index,
-                          cells=msg["cells"], sent=msg["sent"], seq=msg["seq"])
-                for k, name, wire in cells:
-                    current.add_wire(k, name, wire)
-                    if k > current.newest.get(worker.index, -1):
-                        current.newest[worker.index] = k
-                current.sent_seen[worker.index] = max(current.sent_seen.get(worker.index, 0),
-                                                      msg["sent"])
+                self.record("stats", cells, model=current.index, worker=worker.index,
+                            cells=msg["cells"], sent=msg["sent"], seq=msg["seq"])
             elif kind == "HAVE":
                 self.shipper.ack(identity, msg["table"], msg["got"])
             elif kind == "DONE" and current and msg["model"] == current.index:
-                current.totals[worker.index] = dict(msg["totals"])
-                if msg["error"]:
-                    current.errors.append(f"{worker.name}: {msg['error']}")
-                self.note("done", model=current.index, worker=worker.index,
-                          totals=msg["totals"], error=msg["error"])
+                self.record("done", model=current.index, worker=worker.index,
+                            totals=msg["totals"], error=msg["error"])
                 self.done.add(identity)
             elif kind != "HEARTBEAT":
                 self.dropped += 1
         except (Malformed, ValueError, TypeError, KeyError):
             self.dropped += 1  # a STATS whose histogram does not decode, and the like
-
-    def on_hello(self, identity: bytes, msg: dict[str, Any], worker: WorkerInfo | None) -> None:
-        if worker is not None:  # a repeated HELLO
-            self.send(identity, "WELCOME", index=worker.index, lost_after=self.lost_after_s,
-                      run=self.run_id)
-            return
-        if not self.accepting or len(self.workers) >= self.expect:
-            # one worker too many (compose --scale above WORKERS): a spare waits for BYE
-            # instead of failing, which would stop a whole compose stack
-            if identity not in self.spares:
-                self.spares.add(identity)
-                print(f"coordinator: {msg['name']} waits as a spare (the run has all "
-                      f"{self.expect} workers)", file=sys.stderr)
-            self.send(identity, "SPARE")
-            return
-        info = WorkerInfo(identity, msg["name"], len(self.workers), msg["host"],
-                          time.monotonic())
-        self.workers[identity] = info
-        self.note("join", worker=info.index, name=info.name, host=info.host)
-        self.send(identity, "WELCOME", index=info.index, lost_after=self.lost_after_s,
-                  run=self.run_id)
-
-    def readmit(self, worker: WorkerInfo) -> None:
-        """A worker marked lost speaks again (a partition healed): it is ours again, and
-        every interval it sends is merged. The gap is kept for meta.json."""
-        back = time.time()
-        worker.gaps.append((worker.lost_at or back, back))
-        worker.lost_at = None
-        self.note("back", worker=worker.index)
-        print(f"coordinator: {worker.name} is back after "
-              f"{back - worker.gaps[-1][0]:.1f}s; re-admitted", file=sys.stderr)
 
     def housekeeping(self) -> None:
         """Heartbeats out, silent workers marked lost: at most ten times a second, so a
@@ -232,34 +177,27 @@ class Coordinator:
         if now - self.last_beat >= HEARTBEAT_S:
             self.broadcast("HEARTBEAT")
             self.last_beat = now
-        for w in self.alive():
-            if now - w.last_heard > self.lost_after_s:
-                w.lost_at = time.time()
-                w.lost_during = self.current.label if self.current else None
-                self.note("lost", worker=w.index, during=w.lost_during)
+        self.members.check_lost(now, self.current.label if self.current else None)
         if self.journal is not None:
             self.journal.flush(force=False)
         self._count_refusals()
 
     def _count_refusals(self) -> None:
-        while self.monitor.poll(0):
-            try:
-                recv_monitor_message(self.monitor)
-            except zmq.ZMQError:
-                return
-            self.handshakes_refused += 1
-            self.note("refused", reason="handshake")
+        for _ in range(self.router.refused_handshakes()):
+            self.record("refused", reason="handshake")
 
     # -- the run ----------------------------------------------------------------------------
 
     def wait_for_workers(self, timeout_s: float) -> None:
         deadline = time.monotonic() + timeout_s
-        while len(self.workers) < self.expect:
+        members = self.members
+        while not members.complete():
             if time.monotonic() > deadline or self.interrupted:
-                raise CoordinatorError(f"expected {self.expect} workers at {self.endpoint}, "
-                                       f"{len(self.workers)} came within {timeout_s:.0f}s")
+                raise CoordinatorError(f"expected {members.expect} workers at "
+                                       f"{self.endpoint}, {len(members.workers)} came within "
+                                       f"{timeout_s:.0f}s")
             self.pump(0.1)
-        self.accepting = False
+        members.accepting = False
 
     def run(self, worker_timeout_s: float = 60.0) -> RunOutcome:
         """Every model, one after another; then WRAPUP: workers wait for `bye()`, which the
@@ -280,12 +218,11 @@ class Coordinator:
             self.broadcast("WRAPUP")
             self.pump(0.1)
         self._count_refusals()
-        refused = self.refused + self.handshakes_refused
-        return RunOutcome(results, list(self.workers.values()), self.dropped, refused,
-                          self.interrupted)
+        return RunOutcome(results, list(self.members.workers.values()), self.dropped,
+                          self.refused, self.interrupted)
 
     def run_model(self, index: int, model: Any) -> ModelResult:
-        result = ModelResult(model.label, index)
+        result = self.state.models[index] = ModelResult(model.label, index)
         self.current = result
         self.ready, self.done = set(), set()
         workers = self.alive()
@@ -306,8 +243,7 @@ class Coordinator:
                 result.aborted = True
                 return result
             self.pump(0.05)
-        result.started_wall = time.time() + START_IN_S
-        self.note("model", model=index, label=model.label, started=result.started_wall)
+        self.record("model", model=index, label=model.label, started=time.time() + START_IN_S)
         self.broadcast("START", model=index, start_in=START_IN_S)
         t_start = time.monotonic() + START_IN_S
         sc = self.scenario
@@ -332,7 +268,7 @@ class Coordinator:
                 newest = [result.newest.get(w.index, -1) for w in self.alive()
                           if w.identity in self.taking_part]
                 self.sink.advance(result, min(newest, default=-1))
-        result.ended_wall = time.time()
+        self.record("model_end", model=index, ended=time.time(), aborted=result.aborted)
         self.current = None
         if self.sink is not None:
             self.sink.finish(result)
@@ -341,7 +277,6 @@ class Coordinator:
         if self.progress is not None:
             self.progress(result, max(0.0, time.monotonic() - t_start),
                           {**self._progress_extra(result), "ended": True})
-        self.note("model_end", model=index, ended=result.ended_wall, aborted=result.aborted)
         self.dropped += result.undecodable  # corrupt histograms count as dropped
         return result
 
@@ -349,7 +284,7 @@ class Coordinator:
         """The workers as a watcher sees them: name, host, alive, requests sent."""
         sent = result.sent_seen
         return {"workers": [{"name": w.name, "host": w.host, "alive": w.alive,
-                             "sent": sent.get(w.index, 0)} for w in self.workers.values()]}
+                             "sent": sent.get(w.index, 0)} for w in self.members.workers.values()]}
 
     def _ship_data(self, result: ModelResult) -> bool:
         """[[data]] to the workers taking part, before PREPARE (control.datasend); False
@@ -386,8 +321,4 @@ class Coordinator:
         self.broadcast("BYE")
 
     def close(self) -> None:
-        self.sock.disable_monitor()
-        self.monitor.close(0)
-        self.sock.close(linger=500)
-        if self.authenticator is not None:
-            self.authenticator.stop()
+        self.router.close()

@@ -42,9 +42,14 @@ class Journal:
         self.bytes = 0
 
     def append(self, kind: str, **fields: Any) -> None:
+        self.append_record({"k": kind, "at": time.time(), **fields})
+
+    def append_record(self, record: dict[str, Any]) -> None:
+        """One record (control.runstate.record makes the run journal's) framed and
+        written."""
         if self.file.closed:
             return
-        payload = msgpack.packb({"k": kind, "at": time.time(), **fields}, use_bin_type=True)
+        payload = msgpack.packb(record, use_bin_type=True)
         try:
             self.file.write(HEADER.pack(len(payload), zlib.crc32(payload)) + payload)
             self.bytes += HEADER.size + len(payload)

@@ -26,6 +26,7 @@ from harness.control import messages
 from harness.control.datasend import DataReceiver
 from harness.control.journal import Journal
 from harness.control.messages import HEARTBEAT_S, LOST_AFTER_S, PATIENCE_FACTOR, Malformed
+from harness.control.runstate import WORKER_RECORDS, record
 from harness.core.datatable import MAX_DATA_BYTES
 from harness.core.job import Job, JobError
 from harness.core.registry import MODELS
@@ -160,11 +161,12 @@ class Worker:
         except OSError as exc:
             raise WorkerError(f"--journal {self.journal_path}: cannot write: "
                               f"{exc.strerror or exc}") from None
-        self.journal.append("join", run=run, worker=self.index, name=self.name)
+        self._note("join", run=run, worker=self.index, name=self.name)
 
     def _note(self, kind: str, **fields: Any) -> None:
+        """A record of this worker's journal (runstate.WORKER_RECORDS declares them)."""
         if self.journal is not None:
-            self.journal.append(kind, **fields)
+            self.journal.append_record(record(kind, WORKER_RECORDS, **fields))
 
     def serve(self) -> int:
         raise_nofile()
