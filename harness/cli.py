@@ -29,8 +29,8 @@ class _Parser(argparse.ArgumentParser):
 
 def _shown(text: str) -> str:
     """An option's value as a message quotes it: escaped, on one line, cut."""
-    from harness.scenario.ctx import _show
-    return _show(text)
+    from harness.scenario.ctx import show
+    return show(text)
 
 
 def _number(kind: type, lo: float, hi: float, unit: str = "") -> Callable[[str], Any]:

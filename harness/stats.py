@@ -245,11 +245,11 @@ class Recorder:
             arr = np.fromiter(chain.from_iterable(self.samples[:n]), dtype=np.int64,
                               count=5 * n).reshape(-1, 5)
             del self.samples[:n]
-            k = (arr[:, 0] - self.t_measure_ns) // self.interval_ns
-            measured = k >= 0
-            arr, k = arr[measured], k[measured]
+            second = (arr[:, 0] - self.t_measure_ns) // self.interval_ns
+            measured = second >= 0
+            arr, second = arr[measured], second[measured]
             width = len(self.names)
-            key = k * width + arr[:, 1]
+            key = second * width + arr[:, 1]
             for u in np.unique(key).tolist():
                 rows = arr[key == u]
                 cell = out.setdefault((u // width, self.names[u % width]), IntervalStats())

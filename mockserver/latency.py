@@ -229,7 +229,7 @@ class Mixture:
                 "components": [{"weight": w, **m.to_dict()} for w, m in self.components]}
 
 
-MODELS: dict[str, Any] = {m.name: m for m in (Fixed, Uniform, Normal, LogNormal, Exponential,
+DISTRIBUTIONS: dict[str, Any] = {m.name: m for m in (Fixed, Uniform, Normal, LogNormal, Exponential,
                                                Pareto, Mixture)}
 
 
@@ -241,10 +241,10 @@ def parse_latency(spec: Any, field: str = "latency") -> LatencyModel:
         raise ConfigError(field,
                           f"expected a table like {{dist = \"fixed\", ms = 10}}, got {spec!r}")
     dist = spec.get("dist")
-    if not isinstance(dist, str) or dist not in MODELS:
+    if not isinstance(dist, str) or dist not in DISTRIBUTIONS:
         raise ConfigError(f"{field}.dist",
-                          f"expected one of {', '.join(MODELS)}, got {dist!r}")
-    return MODELS[dist].parse(spec, field)
+                          f"expected one of {', '.join(DISTRIBUTIONS)}, got {dist!r}")
+    return DISTRIBUTIONS[dist].parse(spec, field)
 
 
 def parse_latency_header(value: str) -> LatencyModel:
@@ -262,7 +262,7 @@ def parse_latency_header(value: str) -> LatencyModel:
                                             '"lognormal;median=50;p99=200"')
     name, *pairs = parts
     spec: dict[str, Any] = {"dist": name}
-    allowed = MODELS[name].__dataclass_fields__ if name in MODELS else {}
+    allowed = DISTRIBUTIONS[name].__dataclass_fields__ if name in DISTRIBUTIONS else {}
     for pair in pairs:
         key, sep, raw = pair.partition("=")
         if not sep:

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from harness.core.datatable import DataRows
-from harness.core.extraction import _NO_COOKIES, Answer, CookieJar, Extract, compile_extract
+from harness.core.extraction import NO_COOKIES, Answer, CookieJar, Extract, compile_extract
 from harness.core.failures import BODY_TOO_LARGE, DEFAULT_MAX_BODY, EXTRACT_FAILED, STATUS
 from harness.core.steps import HTTP, KEEP_BODY, KEEP_HEADERS, Outgoing
 from harness.core.templates import (
@@ -297,7 +297,7 @@ class Iteration:
                 return BODY_TOO_LARGE, 0
             answer = dataclasses.replace(answer, body=body)
         for var, extract in step.extracts:
-            value = extract(answer, jar or _NO_COOKIES)
+            value = extract(answer, jar or NO_COOKIES)
             if value is None:
                 self.aborted, self.failure = True, EXTRACT_FAILED
                 return EXTRACT_FAILED, 0

@@ -96,10 +96,10 @@ class RunState:
             return None
         if kind == "stats":
             w = r["worker"]
-            for k, name, wire in cells if cells is not None else check_cells(r["cells"]):
-                result.add_wire(k, name, wire)
-                if k > result.newest.get(w, -1):
-                    result.newest[w] = k
+            for second, name, wire in cells if cells is not None else check_cells(r["cells"]):
+                result.add_wire(second, name, wire)
+                if second > result.newest.get(w, -1):
+                    result.newest[w] = second
             result.sent_seen[w] = max(result.sent_seen.get(w, 0), r["sent"])
         elif kind == "done":
             result.totals[r["worker"]] = dict(r["totals"])

@@ -180,4 +180,4 @@ class CookieJar:
         return "; ".join(f"{k}={v}" for k, v in self.cookies.items())
 
 
-_NO_COOKIES = CookieJar()   # what extraction reads when cookies are off
+NO_COOKIES = CookieJar()   # what extraction reads when cookies are off

@@ -91,7 +91,7 @@ class ModelResult:
         merged, by interval and name; intervals from `fold_from` on are counted as
         `fold_from` (requests in flight at the end belong to the last second)."""
         closing: dict[tuple[int, str], list[dict[str, Any]]] = {}
-        for key in sorted(k for k in self.pending if upto is None or k[0] < upto):
+        for key in sorted(key for key in self.pending if upto is None or key[0] < upto):
             interval, name = key
             if fold_from is not None:
                 interval = min(interval, fold_from)
@@ -106,8 +106,8 @@ class ModelResult:
             self.closed = max(self.closed, self.max_interval + 1)
         else:
             self.closed = max(self.closed, upto)
-        for k in [k for k in self.tallies if k < self.closed - 2]:
-            self.folded_requests += self.tallies.pop(k).requests  # progress: the newest few
+        for second in [second for second in self.tallies if second < self.closed - 2]:
+            self.folded_requests += self.tallies.pop(second).requests  # progress: the newest few
         for cells in out.values():
             for name, cell in cells.items():
                 self.by_name.setdefault(name, IntervalStats()).add(cell)

@@ -133,8 +133,8 @@ class IntervalSink:
         if last is not None:
             upto = min(upto, last)
         if upto > result.closed:
-            for k, cells in result.take(upto).items():
-                self._write(result, k, cells, 1.0)
+            for second, cells in result.take(upto).items():
+                self._write(result, second, cells, 1.0)
             self._flush()   # each closed second reaches the disk: tail -f shows it, and a
             collect_cycles()  # kill -9 leaves it written (it sat in an 8 KiB buffer)
 
@@ -143,8 +143,8 @@ class IntervalSink:
         measured_s = measured_seconds(result, self.scenario)
         last = max(math.ceil(measured_s - 1e-9) - 1, 0) if self.scenario.run_seconds \
             else None
-        for k, cells in result.take(None, fold_from=last).items():
-            self._write(result, k, cells, min(1.0, max(measured_s - k, 1e-3)))
+        for second, cells in result.take(None, fold_from=last).items():
+            self._write(result, second, cells, min(1.0, max(measured_s - second, 1e-3)))
         self._flush()
         if result.late_seconds and self.journal_cells is not None and self.error is None:
             self._rewrite(result, measured_s, last)
@@ -156,20 +156,20 @@ class IntervalSink:
         seconds = set(result.late_seconds)
         again = ModelResult(result.label, result.index)
         try:
-            for k, name, wire in self.journal_cells(result.index, seconds):
-                again.add_wire(k, name, wire)
+            for second, name, wire in self.journal_cells(result.index, seconds):
+                again.add_wire(second, name, wire)
         except (OSError, ValueError):
             return   # the rows stay as written; late cells are in the totals
-        sets = {k: self._row_sets(result.label, k, cells,
-                                  min(1.0, max(measured_s - k, 1e-3)))
-                for k, cells in again.take(None, fold_from=last).items()}
+        sets = {second: self._row_sets(result.label, second, cells,
+                                       min(1.0, max(measured_s - second, 1e-3)))
+                for second, cells in again.take(None, fold_from=last).items()}
         try:
             self._each(lambda a: a.file.flush())
             for key, appender in zip(ROW_SETS, self._appenders(result.label), strict=True):
                 appender.close()
                 replace_seconds(appender.path, appender.columns,
                                 None if key == "histograms" else result.label,
-                                {k: rows[key] for k, rows in sets.items()})
+                                {second: rows[key] for second, rows in sets.items()})
                 appender.reopen()
         except OSError as exc:
             self.error = exc
@@ -186,29 +186,29 @@ class IntervalSink:
         except OSError as exc:
             self.error = exc
 
-    def _write(self, result: ModelResult, k: int, cells: dict[str, IntervalStats],
+    def _write(self, result: ModelResult, second: int, cells: dict[str, IntervalStats],
                span: float) -> None:
         for listener in self.listeners:
-            listener.interval(result, k, cells, span)
+            listener.interval(result, second, cells, span)
         if self.error is not None:
             return
         try:
-            self._rows(result, k, cells, span)
+            self._rows(result, second, cells, span)
         except OSError as exc:
             self.error = exc
 
-    def _rows(self, result: ModelResult, k: int, cells: dict[str, IntervalStats],
+    def _rows(self, result: ModelResult, second: int, cells: dict[str, IntervalStats],
               span: float) -> None:
         label = result.label
         if label not in self.histograms:
             self.histograms[label] = _Appender(self.run_dir / "histograms" / f"{label}.csv",
                                                HISTOGRAM_COLUMNS)
-        rows = self._row_sets(label, k, cells, span)
+        rows = self._row_sets(label, second, cells, span)
         for key, appender in zip(ROW_SETS, self._appenders(label), strict=True):
             appender.rows(rows[key])
 
     @staticmethod
-    def _row_sets(label: str, k: int, cells: dict[str, IntervalStats],
+    def _row_sets(label: str, second: int, cells: dict[str, IntervalStats],
                   span: float) -> dict[str, list[dict[str, Any]]]:
         """One second's rows for each per-second file (ROW_SETS)."""
         agg = IntervalStats()
@@ -218,20 +218,20 @@ class IntervalSink:
         series = []
         for name, cell in [*sorted(cells.items()), (AGGREGATED, agg)]:
             n = cell.hist.get_total_count()
-            series.append({"model": label, "name": name, "second": k, "requests": n,
+            series.append({"model": label, "name": name, "second": second, "requests": n,
                            "failures": sum(cell.errors.values()), "rps": n / span,
                            "ok_rps": cell.ok / span, **ms_row(cell), **tls_row(cell)})
         return {
             "timeseries": series,
-            "errors": [{"model": label, "name": name, "second": k, "kind": kind,
+            "errors": [{"model": label, "name": name, "second": second, "kind": kind,
                         "status": status, "count": n}
                        for name, cell in sorted(cells.items())
                        for key, n in sorted(cell.errors.items())
                        for kind, status in [error_kind(key)]],
-            "statuses": [{"model": label, "name": name, "second": k, "status": status,
+            "statuses": [{"model": label, "name": name, "second": second, "status": status,
                           "count": n} for name, cell in sorted(cells.items())
                          for status, n in sorted(cell.statuses.items())],
-            "histograms": [{"name": name, "second": k,
+            "histograms": [{"name": name, "second": second,
                             "hist": base64.b64encode(cell.hist.encode()).decode("ascii")}
                            for name, cell in sorted(cells.items())],
         }

@@ -10,18 +10,18 @@ from typing import Any
 
 from harness.errors import ScenarioError
 from harness.scenario.spec import (
-    _DURATION,
-    _UNITS,
+    DURATION,
     MAX_DURATION_S,
     MAX_RATE,
     MAX_USERS,
+    UNITS,
     size_bytes,
 )
 from mockserver import checks
 from mockserver.errors import ConfigError
 
 
-class _Ctx:
+class Ctx:
     def __init__(self, source: str) -> None:
         self.source = source
         self.notes: list[str] = []   # what validation says without refusing
@@ -31,7 +31,7 @@ class _Ctx:
 
     def table(self, raw: Any, key: str) -> dict[str, Any]:
         if not isinstance(raw, dict):
-            raise self.fail(key, f"expected a table, got {_show(raw)}")
+            raise self.fail(key, f"expected a table, got {show(raw)}")
         return raw
 
     def entries(self, raw: list[Any], key: str, allowed: tuple[str, ...]
@@ -40,7 +40,7 @@ class _Ctx:
         name for messages like `[[requests]][2]`, the table). Not a list (`--set
         load.stages=5`): one line saying what was expected."""
         if not isinstance(raw, list):
-            raise self.fail(key, f"expected an array of tables, got {_show(raw)}")
+            raise self.fail(key, f"expected an array of tables, got {show(raw)}")
         for i, item in enumerate(raw):
             where = f"{key}[{i}]"
             table = self.table(item, where)
@@ -71,14 +71,14 @@ class _Ctx:
     def string(self, raw: Any, key: str, pattern: re.Pattern[str] | None = None,
                expected: str = "a non-empty string") -> str:
         if not isinstance(raw, str) or not raw or (pattern and not pattern.fullmatch(raw)):
-            raise self.fail(key, f"expected {expected}, got {_show(raw)}")
+            raise self.fail(key, f"expected {expected}, got {show(raw)}")
         return raw
 
     def size(self, raw: Any, key: str, minimum: int, maximum: int) -> int:
         value = size_bytes(raw)
         if value is None or not minimum <= value <= maximum:
             raise self.fail(key, f'expected a size like "1MiB", "512KiB" or a number of '
-                                 f"bytes, from {minimum} to {maximum}, got {_show(raw)}")
+                                 f"bytes, from {minimum} to {maximum}, got {show(raw)}")
         return value
 
     def duration(self, raw: Any, key: str, *, allow_zero: bool = False,
@@ -86,19 +86,19 @@ class _Ctx:
         seconds: float | None = None
         if isinstance(raw, int | float) and not isinstance(raw, bool):
             seconds = float(raw)
-        elif isinstance(raw, str) and (m := _DURATION.match(raw)):
-            seconds = float(m.group(1)) * _UNITS[m.group(2)]
+        elif isinstance(raw, str) and (m := DURATION.match(raw)):
+            seconds = float(m.group(1)) * UNITS[m.group(2)]
         if seconds is None or not math.isfinite(seconds) or seconds < 0 \
                 or (seconds == 0 and not allow_zero) or seconds > maximum:
             raise self.fail(key, f'expected a duration like "10s", "500ms" or "2m", '
-                                 f"at most {maximum:g} s, got {_show(raw)}")
+                                 f"at most {maximum:g} s, got {show(raw)}")
         return seconds
 
 
 SHOWN_MAX = 60
 
 
-def _show(value: Any) -> str:
+def show(value: Any) -> str:
     """A value as an error message quotes it: on one line (control characters, CR and LF
     escaped, so neither a second line nor a terminal escape sequence gets through), cut to
     SHOWN_MAX characters (a 1 MB value is not echoed whole)."""
@@ -117,7 +117,7 @@ def _show(value: Any) -> str:
 
 
 
-def _read_file(ctx: _Ctx, key: str, path: Path, limit: int, what: str) -> bytes:
+def read_file(ctx: Ctx, key: str, path: Path, limit: int, what: str) -> bytes:
     """A file a scenario names (relative to it), at most `limit` bytes: its contents, or
     one line naming the key and the path."""
     try:

@@ -21,9 +21,9 @@ from urllib.parse import quote, unquote, urlsplit
 
 from harness.core.templates import literal
 from harness.errors import UsageError
-from harness.scenario.ctx import _show
+from harness.scenario.ctx import show
 from harness.scenario.journeys import MAX_STEPS
-from harness.scenario.spec import _HEADER_NAME, _HEADER_VALUE, MAX_HEADERS
+from harness.scenario.spec import HEADER_NAME, HEADER_VALUE, MAX_HEADERS
 from mockserver import checks
 
 MAX_HAR_BYTES = 256 << 20
@@ -106,7 +106,7 @@ def import_har(path: Path, *, include_static: bool = False, keep_auth: bool = Fa
                            skipped := []))
         if notes is not None:
             notes.extend(f"note: left out: {path}: log.entries[{e['index']}]."
-                         f"request.headers[{j}] ({_show(k[:40])}): {why}" for j, k, why in skipped)
+                         f"request.headers[{j}] ({show(k[:40])}): {why}" for j, k, why in skipped)
     if stripped and notes is not None:
         notes.append(f"note: {len(stripped)} step(s) lost a credential header ("
                      f"{', '.join(sorted({h for _, h in stripped}))}): "
@@ -149,7 +149,7 @@ def _entry(path: Path, i: int, raw: Any) -> dict[str, Any]:
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise HarError(f"{where}: expected request.url, request.method and startedDateTime "
                        f"({type(exc).__name__}: {str(exc)[:80]})") from None
-    shown = _show(str(req["url"]))
+    shown = show(str(req["url"]))
     try:
         port = f":{url.port}" if url.port else ""
     except ValueError:
@@ -208,9 +208,9 @@ def _step(e: dict[str, Any], i: int, names: set[str], keep_auth: bool,
             continue
         if key.startswith(":") or low in DROP or low.startswith("sec-"):
             continue
-        if not _HEADER_NAME.fullmatch(key):
+        if not HEADER_NAME.fullmatch(key):
             skipped.append((j, key, "not a header name (a token)"))
-        elif not _HEADER_VALUE.fullmatch(value):
+        elif not HEADER_VALUE.fullmatch(value):
             skipped.append((j, key, "its value is not printable ASCII"))
         elif len(headers) >= MAX_HEADERS:
             skipped.append((j, key, f"a request holds at most {MAX_HEADERS} headers"))

@@ -17,11 +17,11 @@ from harness.core.templates import (
     in_header,
     refs,
 )
-from harness.scenario.ctx import _Ctx, _read_file, _show
-from harness.scenario.requests import _request
+from harness.scenario.ctx import Ctx, read_file, show
+from harness.scenario.requests import parse_request
 from harness.scenario.spec import (
-    _NAME_RE,
-    _REQUEST_NAME,
+    NAME_RE,
+    REQUEST_NAME,
     DataTable,
     FlowSpec,
     StepSpec,
@@ -31,23 +31,23 @@ _ORDERS = ("per-user", "sequential", "random")
 MAX_STEPS = 100
 
 
-def _data(ctx: _Ctx, raw: Any, base: Path | None) -> tuple[DataTable, ...]:
+def parse_data(ctx: Ctx, raw: Any, base: Path | None) -> tuple[DataTable, ...]:
     """[[data]]: CSV files with a header row, read (UTF-8, quoting as the csv module
     reads it) when the scenario is validated; their rows travel with the Job."""
     if raw is None:
         return ()
     if not isinstance(raw, list):
-        raise ctx.fail("[[data]]", f"expected an array of tables, got {_show(raw)}")
+        raise ctx.fail("[[data]]", f"expected an array of tables, got {show(raw)}")
     out: list[DataTable] = []
     for _, where, item in ctx.entries(raw, "[[data]]", ("name", "file", "order")):
-        name = ctx.string(item.get("name"), f"{where}.name", _NAME_RE,
+        name = ctx.string(item.get("name"), f"{where}.name", NAME_RE,
                           "a name of letters, digits, _ or - (templates say {{name.column}})")
         if any(t.name == name for t in out):
             raise ctx.fail(f"{where}.name", f'expected a unique name, got "{name}" again')
         order = item.get("order", "per-user")
         if order not in _ORDERS:
             raise ctx.fail(f"{where}.order", f"expected one of {', '.join(_ORDERS)}, got "
-                                             f"{_show(order)}")
+                                             f"{show(order)}")
         file = ctx.string(item.get("file"), f"{where}.file", expected="a CSV file path")
         columns: tuple[str, ...] = ()
         rows: tuple[tuple[str, ...], ...] = ()
@@ -57,11 +57,11 @@ def _data(ctx: _Ctx, raw: Any, base: Path | None) -> tuple[DataTable, ...]:
     return tuple(out)
 
 
-def _read_csv(ctx: _Ctx, key: str, path: Path) -> tuple[tuple[str, ...], DataRows]:
+def _read_csv(ctx: Ctx, key: str, path: Path) -> tuple[tuple[str, ...], DataRows]:
     """Columns and rows of a data file, streamed: UTF-8 checked a chunk at a time, rows
     held as the file's bytes and offsets (core.datatable), so a 64 MiB file of 16 M rows
     validates in seconds and a few hundred MiB."""
-    data = _read_file(ctx, key, path, MAX_DATA_BYTES, "a CSV file")
+    data = read_file(ctx, key, path, MAX_DATA_BYTES, "a CSV file")
     bad = _utf8_problem(data)
     if bad is not None:
         raise ctx.fail(key, f"expected UTF-8 text: {path} (byte {bad})")
@@ -75,13 +75,13 @@ def _read_csv(ctx: _Ctx, key: str, path: Path) -> tuple[tuple[str, ...], DataRow
     # a file that is not a CSV of names (/proc/self/environ, a .env, a shadow file) is
     # named, never echoed: at most the first SHOWN_COLUMN characters of the bad column
     for i, c in enumerate(header):
-        if not _NAME_RE.fullmatch(c):
-            cut = _show(c[:SHOWN_COLUMN]) + ("..." if len(c) > SHOWN_COLUMN else "")
+        if not NAME_RE.fullmatch(c):
+            cut = show(c[:SHOWN_COLUMN]) + ("..." if len(c) > SHOWN_COLUMN else "")
             raise ctx.fail(key, f"expected a header row of column names (letters, digits, "
                                 f"_ or -): {path} column {i + 1} is {cut}")
         if c in header[:i]:
             raise ctx.fail(key, f"expected unique column names: {path} has "
-                                f"{_show(c)} twice")
+                                f"{show(c)} twice")
     try:
         rows = DataRows(data, len(header), offset)
     except CsvError as exc:
@@ -109,18 +109,18 @@ def _utf8_problem(data: bytes) -> int | None:
 SHOWN_COLUMN = 16
 
 
-def _flows(ctx: _Ctx, raw: Any, tables: tuple[DataTable, ...], names: set[str],
+def parse_flows(ctx: Ctx, raw: Any, tables: tuple[DataTable, ...], names: set[str],
            recovered: bool) -> tuple[FlowSpec, ...]:
     """[[flows]] with their steps; every template compiled and every name it uses defined
     (a data column, a built-in, or a value an earlier step of the flow extracts)."""
     if raw is None:
         return ()
     if not isinstance(raw, list):
-        raise ctx.fail("[[flows]]", f"expected an array of tables, got {_show(raw)}")
+        raise ctx.fail("[[flows]]", f"expected an array of tables, got {show(raw)}")
     columns = {t.name: set(t.columns) for t in tables}
     out: list[FlowSpec] = []
     for _, where, item in ctx.entries(raw, "[[flows]]", ("name", "weight", "steps")):
-        name = ctx.string(item.get("name"), f"{where}.name", _REQUEST_NAME,
+        name = ctx.string(item.get("name"), f"{where}.name", REQUEST_NAME,
                           "a name of 1 to 200 characters, no control characters")
         if any(f.name == name for f in out):
             raise ctx.fail(f"{where}.name", f'expected a unique flow name, got "{name}" again')
@@ -128,7 +128,7 @@ def _flows(ctx: _Ctx, raw: Any, tables: tuple[DataTable, ...], names: set[str],
         raw_steps = item.get("steps")
         if not isinstance(raw_steps, list) or not raw_steps or len(raw_steps) > MAX_STEPS:
             raise ctx.fail(f"{where}.steps", f"expected 1 to {MAX_STEPS} [[flows.steps]], got "
-                                             f"{_show(raw_steps)}")
+                                             f"{show(raw_steps)}")
         defined: set[str] = set()
         steps = []
         for j, at, st in ctx.entries(raw_steps, f"{where}.steps",
@@ -137,8 +137,8 @@ def _flows(ctx: _Ctx, raw: Any, tables: tuple[DataTable, ...], names: set[str],
             kind = st.get("kind", HTTP)
             if kind not in STEP_KINDS:
                 raise ctx.fail(f"{at}.kind", f"expected one of {', '.join(STEP_KINDS)}, got "
-                                             f"{_show(kind)}")
-            request = _request(ctx, {k: v for k, v in st.items()
+                                             f"{show(kind)}")
+            request = parse_request(ctx, {k: v for k, v in st.items()
                                      if k not in ("extract", "think_time", "kind")}, at, names,
                                f"{name}-{j}", templated=True)
             for key, text in [("path", request.path), ("body", request.body.decode()),
@@ -155,7 +155,7 @@ def _flows(ctx: _Ctx, raw: Any, tables: tuple[DataTable, ...], names: set[str],
     return tuple(out)
 
 
-def _check_header_values(ctx: _Ctx, key: str, text: str,
+def _check_header_values(ctx: Ctx, key: str, text: str,
                          tables: tuple[DataTable, ...]) -> None:
     """Every row of a data column a header template uses must fit in a header (ASCII, no
     CR, LF or NUL): refused now, naming the file and the row, not at run time where every
@@ -176,7 +176,7 @@ def _check_header_values(ctx: _Ctx, key: str, text: str,
                                     "(it goes into a header)") from None
 
 
-def _check_template(ctx: _Ctx, key: str, text: str, columns: dict[str, set[str]],
+def _check_template(ctx: Ctx, key: str, text: str, columns: dict[str, set[str]],
                     defined: set[str], recovered: bool) -> None:
     try:
         pieces = compile_template(text)
@@ -195,18 +195,18 @@ def _check_template(ctx: _Ctx, key: str, text: str, columns: dict[str, set[str]]
                                 "earlier step of this flow extracts it")
 
 
-def _extracts(ctx: _Ctx, raw: Any, where: str) -> tuple[Extract, ...]:
+def _extracts(ctx: Ctx, raw: Any, where: str) -> tuple[Extract, ...]:
     table = ctx.table(raw, where)
     out = []
     for var, how in table.items():
-        if not _NAME_RE.fullmatch(var) or var in BUILTINS:
+        if not NAME_RE.fullmatch(var) or var in BUILTINS:
             raise ctx.fail(f"{where}.{var}", "expected a value name (letters, digits, _ or -; "
                                              "not a built-in)")
         how = ctx.table(how, f"{where}.{var}")
         if len(how) != 1 or next(iter(how)) not in ("json", "regex", "header", "cookie"):
             raise ctx.fail(f"{where}.{var}", 'expected one of { json = "$.path" }, '
                                              '{ regex = "..." }, { header = "Name" }, '
-                                             f'{{ cookie = "name" }}, got {_show(how)}')
+                                             f'{{ cookie = "name" }}, got {show(how)}')
         kind, expr = next(iter(how.items()))
         expr = ctx.string(expr, f"{where}.{var}.{kind}")
         spec = Extract(var, kind, expr)

@@ -10,7 +10,7 @@ from typing import Any
 
 from harness.errors import ScenarioError
 from harness.scenario.spec import (
-    _ENV,
+    ENV_REF,
 )
 
 
@@ -75,7 +75,7 @@ def _key(parts: tuple[str | int, ...]) -> str:
     return out
 
 
-_ENV_OR_ESCAPE = re.compile(r"\$\$\{|" + _ENV.pattern)
+_ENV_OR_ESCAPE = re.compile(r"\$\$\{|" + ENV_REF.pattern)
 
 
 def interpolate(value: Any, source: str, parts: tuple[str | int, ...] = ()) -> Any:

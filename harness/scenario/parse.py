@@ -10,13 +10,11 @@ from typing import Any
 
 from harness.core.registry import MODELS, SUB_MODELS
 from harness.errors import ScenarioError
-from harness.scenario.ctx import _Ctx, _show
-from harness.scenario.journeys import _data, _flows
+from harness.scenario.ctx import Ctx, show
+from harness.scenario.journeys import parse_data, parse_flows
 from harness.scenario.overrides import apply_set, apply_unset, interpolate
-from harness.scenario.requests import _requests
+from harness.scenario.requests import parse_requests
 from harness.scenario.spec import (
-    _RUN_NAME,
-    _THRESHOLD,
     DEFAULT_MAX_BODY,
     ENGINES,
     MAX_CPU_WORK,
@@ -25,20 +23,22 @@ from harness.scenario.spec import (
     MAX_REQUESTS,
     MAX_SEED,
     METRICS,
+    RUN_NAME,
+    THRESHOLD,
     ModelSpec,
     Scenario,
     Stage,
     Threshold,
 )
-from harness.scenario.target import _target
+from harness.scenario.target import parse_target
 from mockserver import checks
 
 
-def _models(ctx: _Ctx, raw: Any) -> tuple[ModelSpec, ...]:
+def _models(ctx: Ctx, raw: Any) -> tuple[ModelSpec, ...]:
     if raw is None:
         return (ModelSpec("asyncio"),)
     if not isinstance(raw, list) or not raw:
-        raise ctx.fail("[[models]]", f"expected at least one model, got {_show(raw)}")
+        raise ctx.fail("[[models]]", f"expected at least one model, got {show(raw)}")
     out = []
     for _, where, item in ctx.entries(raw, "[[models]]", ("model", "engine", "processes",
                                                         "sub_model", "cpu_work",
@@ -46,17 +46,17 @@ def _models(ctx: _Ctx, raw: Any) -> tuple[ModelSpec, ...]:
         model = item.get("model")
         if not isinstance(model, str) or model not in MODELS:
             raise ctx.fail(f"{where}.model", f"expected one of {', '.join(MODELS)}, "
-                                             f"got {_show(model)}")
+                                             f"got {show(model)}")
         engine = item.get("engine", ENGINES[0])
         if engine not in ENGINES or (engine != ENGINES[0]
                                      and engine not in MODELS[model].engines):
             with_engines = " and ".join(m for m, k in MODELS.items() if len(k.engines) > 1)
             raise ctx.fail(f"{where}.engine", f"expected one of {', '.join(ENGINES)} "
-                                              f"({with_engines} models only), got {_show(engine)}")
+                                              f"({with_engines} models only), got {show(engine)}")
         sub = item.get("sub_model", SUB_MODELS[-1])
         if sub not in SUB_MODELS:
             raise ctx.fail(f"{where}.sub_model", "expected "
-                           + " or ".join(f'"{m}"' for m in SUB_MODELS) + f", got {_show(sub)}")
+                           + " or ".join(f'"{m}"' for m in SUB_MODELS) + f", got {show(sub)}")
         conc = item.get("concurrency")
         out.append(ModelSpec(
             model, engine,
@@ -69,7 +69,7 @@ def _models(ctx: _Ctx, raw: Any) -> tuple[ModelSpec, ...]:
     return tuple(out)
 
 
-def _thresholds(ctx: _Ctx, raw: Any, names: set[str]) -> tuple[Threshold, ...]:
+def _thresholds(ctx: Ctx, raw: Any, names: set[str]) -> tuple[Threshold, ...]:
     out = []
     table = ctx.table(raw, "[thresholds]")
     for key, value in table.items():
@@ -84,12 +84,12 @@ def _thresholds(ctx: _Ctx, raw: Any, names: set[str]) -> tuple[Threshold, ...]:
     return tuple(out)
 
 
-def _threshold(ctx: _Ctx, where: str, metric: str, cond: Any, request: str | None) -> Threshold:
+def _threshold(ctx: Ctx, where: str, metric: str, cond: Any, request: str | None) -> Threshold:
     if metric not in METRICS:
         raise ctx.fail(where, f"unknown metric (expected one of {', '.join(METRICS)})")
-    m = _THRESHOLD.match(cond) if isinstance(cond, str) else None
+    m = THRESHOLD.match(cond) if isinstance(cond, str) else None
     if m is None:
-        raise ctx.fail(where, f'expected a condition like "< 250", got {_show(cond)}')
+        raise ctx.fail(where, f'expected a condition like "< 250", got {show(cond)}')
     return Threshold(metric, m.group(1), float(m.group(2)), request)
 
 
@@ -98,7 +98,7 @@ def _threshold(ctx: _Ctx, where: str, metric: str, cond: Any, request: str | Non
 def parse_scenario(raw: dict[str, Any], source: str, base: Path | None = None) -> Scenario:
     """Validate a scenario's tables; `base` is the directory its relative paths (TLS
     files) are read from, None to read none (a run recovered from meta.json)."""
-    ctx = _Ctx(source)
+    ctx = Ctx(source)
     raw = interpolate(raw, source)
     ctx.keys(raw, ("run", "target", "load", "requests", "models", "thresholds", "data",
                    "flows"), "scenario")
@@ -123,7 +123,7 @@ def parse_scenario(raw: dict[str, Any], source: str, base: Path | None = None) -
 
     mode = load.get("mode", "open" if "rate" in load else "closed")
     if mode not in ("closed", "open"):
-        raise ctx.fail("[load].mode", f'expected "closed" or "open", got {_show(mode)}')
+        raise ctx.fail("[load].mode", f'expected "closed" or "open", got {show(mode)}')
     rate = ctx.number(load["rate"], "[load].rate") if "rate" in load else None
     if mode == "open" and rate is None and not stages:
         raise ctx.fail("[load].rate", "expected a positive number for the open model")
@@ -132,7 +132,7 @@ def parse_scenario(raw: dict[str, Any], source: str, base: Path | None = None) -
     if stages and mode == "closed":
         concurrency = max(concurrency if "concurrency" in load else 1,
                           math.ceil(max(s.target for s in stages)) or 1)
-    target = _target(ctx, ctx.table(raw.get("target", {}), "[target]"), base)
+    target = parse_target(ctx, ctx.table(raw.get("target", {}), "[target]"), base)
     models = _models(ctx, raw.get("models"))
     for i, m in enumerate(models):
         if not MODELS[m.model].open_model and mode == "open":
@@ -148,21 +148,21 @@ def parse_scenario(raw: dict[str, Any], source: str, base: Path | None = None) -
                            f'"{m.model}" makes {", ".join(MODELS[m.model].handshakes)} '
                            f'handshakes only: handshake = "{target.handshake}" needs one of '
                            f'{", ".join(able)}')
-    requests = _requests(ctx, raw.get("requests"), flows="flows" in raw)
-    data = _data(ctx, raw.get("data"), base)
+    requests = parse_requests(ctx, raw.get("requests"), flows="flows" in raw)
+    data = parse_data(ctx, raw.get("data"), base)
     names = {r.name for r in requests}
-    flows = _flows(ctx, raw.get("flows"), data, names, recovered=base is None)
+    flows = parse_flows(ctx, raw.get("flows"), data, names, recovered=base is None)
     if not requests and not flows:
         raise ctx.fail("[[requests]]", "expected at least one request or flow")
     cookies = load.get("cookies", True)
     if not isinstance(cookies, bool):
-        raise ctx.fail("[load].cookies", f"expected true or false, got {_show(cookies)}")
+        raise ctx.fail("[load].cookies", f"expected true or false, got {show(cookies)}")
     workers = ctx.integer(run.get("workers", 1), "[run].workers")
     if workers > 64:
         raise ctx.fail("[run].workers", f"expected at most 64 local workers, got {workers}")
     return Scenario(
         source=source,
-        name=ctx.string(run.get("name", _default_name(source)), "[run].name", _RUN_NAME,
+        name=ctx.string(run.get("name", _default_name(source)), "[run].name", RUN_NAME,
                         "1 to 100 letters, digits, spaces or . _ - (it names the results "
                         "directory)"),
         duration_s=duration,

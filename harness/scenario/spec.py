@@ -57,21 +57,21 @@ def default_max_memory() -> int:
         total = 8 << 30
     return min(4 << 30, total // 4)
 # run.name becomes part of a directory name: letters, digits, space . _ -, at most 100.
-_RUN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9 ._-]{0,99}")
+RUN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9 ._-]{0,99}")
 # a path is sent as is: printable ASCII, no space (percent-encode anything else)
-_PATH = re.compile(r"/[\x21-\x7e]{0,8191}")
-_HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]{1,256}")
+PATH_RE = re.compile(r"/[\x21-\x7e]{0,8191}")
+HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]{1,256}")
 # a header value: visible ASCII, space and tab, never CR, LF or NUL; no obs-text: the
 # client libraries disagree on its bytes (http.client latin-1, aiohttp UTF-8)
-_HEADER_VALUE = re.compile(r"[\t\x20-\x7e]{0,8192}")
-_REQUEST_NAME = re.compile(r"[^\x00-\x1f\x7f]{1,200}")
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
-_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
-_THRESHOLD = re.compile(r"^\s*(<=|>=|<|>|==)\s*(-?\d+(?:\.\d+)?)\s*$")
-_TEMPLATE_REF = re.compile(r"\{\{.*?\}\}", re.S)
-_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_-]{0,63}")   # data tables, columns, values
-_HOSTNAME = re.compile(r"[A-Za-z0-9]([A-Za-z0-9.-]{0,252})")
-_ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+HEADER_VALUE = re.compile(r"[\t\x20-\x7e]{0,8192}")
+REQUEST_NAME = re.compile(r"[^\x00-\x1f\x7f]{1,200}")
+DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
+UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
+THRESHOLD = re.compile(r"^\s*(<=|>=|<|>|==)\s*(-?\d+(?:\.\d+)?)\s*$")
+TEMPLATE_REF = re.compile(r"\{\{.*?\}\}", re.S)
+NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_-]{0,63}")   # data tables, columns, values
+HOSTNAME = re.compile(r"[A-Za-z0-9]([A-Za-z0-9.-]{0,252})")
+ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 
 @dataclass(frozen=True)

@@ -9,10 +9,10 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from harness.scenario.ctx import _Ctx, _read_file, _show
+from harness.scenario.ctx import Ctx, read_file, show
 from harness.scenario.spec import (
-    _HOSTNAME,
     HANDSHAKES,
+    HOSTNAME,
     MAX_PEM_BYTES,
     TlsSpec,
 )
@@ -29,7 +29,7 @@ class _Target:
     handshake: str
 
 
-def _target(ctx: _Ctx, raw: dict[str, Any], base: Path | None) -> _Target:
+def parse_target(ctx: Ctx, raw: dict[str, Any], base: Path | None) -> _Target:
     ctx.keys(raw, ("url", "mock", "tls", "handshake"), "[target]")
     url = raw.get("url")
     if url is not None:
@@ -41,7 +41,7 @@ def _target(ctx: _Ctx, raw: dict[str, Any], base: Path | None) -> _Target:
         table = dict(ctx.table(raw["mock"], "[target.mock]"))
         mock_tls = table.pop("tls", False)
         if not isinstance(mock_tls, bool):
-            raise ctx.fail("[target.mock].tls", f"expected true or false, got {_show(mock_tls)}")
+            raise ctx.fail("[target.mock].tls", f"expected true or false, got {show(mock_tls)}")
         mock = mock_config(table)
         try:
             parse_config(mock)
@@ -53,7 +53,7 @@ def _target(ctx: _Ctx, raw: dict[str, Any], base: Path | None) -> _Target:
     if "tls" in raw:
         table = ctx.table(raw["tls"], "[target.tls]")
         if isinstance(url, str) and url.startswith("http://"):
-            raise ctx.fail("[target.tls]", f"TLS settings need an https:// URL, got {_show(url)}")
+            raise ctx.fail("[target.tls]", f"TLS settings need an https:// URL, got {show(url)}")
         if url is None and "mock" in raw and not mock_tls:
             raise ctx.fail("[target.tls]", "the embedded mock serves plain HTTP: set "
                                            "[target.mock].tls = true, or an https:// url")
@@ -65,7 +65,7 @@ def _target(ctx: _Ctx, raw: dict[str, Any], base: Path | None) -> _Target:
     where = "[target.tls].handshake" if "handshake" in raw.get("tls", {}) \
         else "[target].handshake"
     if handshake not in HANDSHAKES:
-        raise ctx.fail(where, f"expected one of {', '.join(HANDSHAKES)}, got {_show(handshake)}")
+        raise ctx.fail(where, f"expected one of {', '.join(HANDSHAKES)}, got {show(handshake)}")
     if handshake == "resume" and isinstance(url, str) and url.startswith("http://"):
         raise ctx.fail(where, '"resume" resumes TLS sessions: it needs an https:// URL')
     return _Target(url, mock, mock_tls, tls, handshake)
@@ -84,7 +84,7 @@ def target_url(url: object) -> tuple[str, str | None]:
     Refused: a query or fragment (models would put them in different places, or drop the
     path), user:password@ (some libraries turn it into Basic auth, others drop it: set an
     Authorization header instead)."""
-    shown = _show(url)
+    shown = show(url)
     if not isinstance(url, str) or not url.startswith(("http://", "https://")):
         return str(url), f"expected an http:// or https:// URL, got {shown}"
     try:
@@ -108,7 +108,7 @@ def target_url(url: object) -> tuple[str, str | None]:
     return f"{parts.scheme}://{parts.netloc}{parts.path.rstrip('/')}", None
 
 
-def _tls(ctx: _Ctx, table: dict[str, Any], base: Path | None, pinned: bool) -> TlsSpec:
+def _tls(ctx: Ctx, table: dict[str, Any], base: Path | None, pinned: bool) -> TlsSpec:
     """[target.tls]: flags checked, files read (relative to the scenario file) and parsed
     as PEM, so a bad file is an exit-2 error before anything starts. `base` None (a run
     recovered from meta.json) keeps the checks but reads no file."""
@@ -116,7 +116,7 @@ def _tls(ctx: _Ctx, table: dict[str, Any], base: Path | None, pinned: bool) -> T
              "[target.tls]")
     verify = table.get("verify", True)
     if not isinstance(verify, bool):
-        raise ctx.fail("[target.tls].verify", f"expected true or false, got {_show(verify)}")
+        raise ctx.fail("[target.tls].verify", f"expected true or false, got {show(verify)}")
     if ("cert" in table) != ("key" in table):
         given, missing = ("cert", "key") if "cert" in table else ("key", "cert")
         raise ctx.fail(f"[target.tls].{given}",
@@ -126,7 +126,7 @@ def _tls(ctx: _Ctx, table: dict[str, Any], base: Path | None, pinned: bool) -> T
                                           "automatically; ca is for a target of your own")
     server_name = table.get("server_name")
     if server_name is not None:
-        server_name = ctx.string(server_name, "[target.tls].server_name", _HOSTNAME,
+        server_name = ctx.string(server_name, "[target.tls].server_name", HOSTNAME,
                                  "a host name like api.example.test")
     pems: dict[str, str | None] = {}
     for key in ("ca", "cert", "key"):
@@ -143,9 +143,9 @@ def _tls(ctx: _Ctx, table: dict[str, Any], base: Path | None, pinned: bool) -> T
 
 
 
-def _pem_file(ctx: _Ctx, key: str, path: Path) -> str:
+def _pem_file(ctx: Ctx, key: str, path: Path) -> str:
     where = f"[target.tls].{key}"
-    text = _read_file(ctx, where, path, MAX_PEM_BYTES, "a PEM file").decode("ascii",
+    text = read_file(ctx, where, path, MAX_PEM_BYTES, "a PEM file").decode("ascii",
                                                                                "replace")
     marker = "PRIVATE KEY-----" if key == "key" else "-----BEGIN CERTIFICATE-----"
     if marker not in text:
@@ -160,7 +160,7 @@ def _pem_file(ctx: _Ctx, key: str, path: Path) -> str:
     return text
 
 
-def _check_client_pair(ctx: _Ctx, cert_pem: str, key_pem: str) -> None:
+def _check_client_pair(ctx: Ctx, cert_pem: str, key_pem: str) -> None:
     """The client certificate parses, the key is unencrypted, and they belong together."""
     from cryptography import x509
     from cryptography.hazmat.primitives import serialization

@@ -200,3 +200,15 @@ def test_every_transport_is_registered_and_is_a_transport():
     assert protocol_modules == modules
     for model, kind in MODELS.items():
         assert set(kind.transports) <= set(TRANSPORTS), model
+
+
+def test_no_module_imports_another_modules_private_names():
+    """What a module shares it names without an underscore (parse.py used to import
+    eight private names from its siblings)."""
+    private = []
+    for path in (ROOT / "harness").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("harness"):
+                private += [f"{path.relative_to(ROOT)}: {node.module}.{a.name}"
+                            for a in node.names if a.name.startswith("_")]
+    assert not private, private
