@@ -8,6 +8,7 @@ reuses) the response bytes. Admin requests go to admin.py.
 from __future__ import annotations
 
 import json
+import time
 
 from mockserver import admin
 from mockserver.cluster import Cluster
@@ -45,6 +46,13 @@ class App:
                 answer = Answer(answer.label, 400,
                                 json.dumps({"error": str(exc)}).encode() + b"\n",
                                 content_type=b"application/json")
+        if answer.queue is not None:   # wait for a server, or 503 when the queue is full
+            held = state.station(answer.label, answer.queue).admit(time.monotonic(), state.rng)
+            if held is None:
+                answer = Answer(answer.label, 503, b'{"error": "queue full"}\n',
+                                content_type=b"application/json")
+            else:
+                answer.delay += held
         faults = answer.faults if answer.faults is not None else config.faults
         if faults.any:
             reply = inject(answer, faults, state.rng, state.stats)

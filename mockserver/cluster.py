@@ -44,7 +44,7 @@ class Cluster:
         """Carry out one admin operation on this process only."""
         op = msg.get("op")
         if op == "stats":
-            return self.state.stats.snapshot()
+            return {**self.state.stats.snapshot(), "queues": self.state.queues()}
         if op == "reset":
             self.state.stats.reset()
             return {"ok": True}

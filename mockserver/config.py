@@ -19,6 +19,7 @@ from mockserver.errors import ConfigError
 from mockserver.faults import Faults, parse_faults
 from mockserver.http import METHODS
 from mockserver.latency import LatencyModel, parse_latency
+from mockserver.queue import QueueSpec, parse_queue
 
 
 @dataclass(frozen=True)
@@ -29,6 +30,7 @@ class Profile:
     status: int = 200
     body_bytes: int = 2
     faults: Faults | None = None  # None: the global faults apply
+    queue: QueueSpec | None = None  # a queueing station in front of it (queue.py)
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -38,10 +40,12 @@ class Profile:
         }
         if self.faults is not None:
             out["faults"] = self.faults.to_dict()
+        if self.queue is not None:
+            out["queue"] = self.queue.to_dict()
         return out
 
 
-_PROFILE_KEYS = {"latency", "status", "body_bytes", "faults"}
+_PROFILE_KEYS = {"latency", "status", "body_bytes", "faults", "queue"}
 
 
 def parse_profile(raw: Any, name: str, extra_keys: frozenset[str] = frozenset()) -> Profile:
@@ -62,6 +66,7 @@ def parse_profile(raw: Any, name: str, extra_keys: frozenset[str] = frozenset())
         body_bytes=number(raw.get("body_bytes", 2), f"{name}.body_bytes", 0, 64 << 20,
                           integer=True),
         faults=parse_faults(raw["faults"], f"{name}.faults") if "faults" in raw else None,
+        queue=parse_queue(raw["queue"], f"{name}.queue") if "queue" in raw else None,
     )
 
 

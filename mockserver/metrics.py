@@ -69,6 +69,27 @@ class _Snapshot(Collector):
                                     "Server processes that did not answer the scrape")
         missing.add_metric([], snap.get("missing_processes", 0))
         yield missing
+        yield from _queue_families(snap.get("queues", {}))
+
+
+# queueing stations (queue.py), by route: (name, help, key, gauge or counter)
+_QUEUE = [
+    ("mock_queue_depth", "Requests waiting for a server now", "depth", True),
+    ("mock_queue_busy", "Servers busy now", "busy", True),
+    ("mock_queue_capacity_rps", "Servers / mean service time", "capacity_rps", True),
+    ("mock_queue_wait_ms_mean", "Mean wait for a server (ms)", "wait_ms_mean", True),
+    ("mock_queue_served", "Requests a station admitted", "served", False),
+    ("mock_queue_rejected", "Requests answered 503: the queue was full", "rejected", False),
+]
+
+
+def _queue_families(queues: dict[str, dict[str, Any]]) -> Any:
+    for name, help_text, key, gauge in _QUEUE:
+        family = (GaugeMetricFamily if gauge else CounterMetricFamily)(name, help_text,
+                                                                        labels=["route"])
+        for route, q in sorted(queues.items()):
+            family.add_metric([route], q[key])
+        yield family
 
 
 def render(snap: dict[str, Any]) -> bytes:

@@ -17,6 +17,7 @@ from mockserver.config import MockConfig, Profile
 from mockserver.faults import Faults
 from mockserver.http import Request, body_bytes
 from mockserver.latency import MAX_LATENCY_MS, delay_s
+from mockserver.queue import QueueSpec
 
 MAX_DELAY_MS = int(MAX_LATENCY_MS)  # /delay/{ms}: the one latency cap
 MAX_BYTES = 64 << 20            # /bytes/{n} and /drip
@@ -36,6 +37,7 @@ class Answer:
     chunked: bool = True          # a paced body is chunked, unless a fault keeps its length
     faults: Faults | None = None  # a route's own faults; None means the global ones
     extra: bytes = b""            # more header lines (each ending CRLF): Set-Cookie...
+    queue: QueueSpec | None = None  # the profile's queueing station (queue.py)
 
 
 class BadParam(ValueError):
@@ -54,7 +56,8 @@ def _int_param(raw: str, name: str, lo: int, hi: int) -> int:
 
 def _profile_answer(label: str, profile: Profile, rng: random.Random) -> Answer:
     delay = delay_s(profile.latency, rng) if profile.latency is not None else 0.0
-    return Answer(label, profile.status, None, profile.body_bytes, delay, faults=profile.faults)
+    return Answer(label, profile.status, None, profile.body_bytes, delay, faults=profile.faults,
+                  queue=profile.queue)
 
 
 def _delay(req: Request, arg: str, rng: random.Random) -> Answer:

@@ -9,10 +9,12 @@ handed to each of them (uvicorn's ServerState plays the same part).
 from __future__ import annotations
 
 import random
+import time
 from typing import Any, Protocol
 
 from mockserver.config import MockConfig
 from mockserver.http import body_bytes, head
+from mockserver.queue import QueueSpec, Station
 from mockserver.routes import BUILTIN_SEGMENTS
 from mockserver.stats import Stats
 
@@ -57,11 +59,25 @@ class ServerState:
         self.config = config
         default = config.default
         faults = default.faults if default.faults is not None else config.faults
-        self.fast_path = not config.routes and default.latency is None and not faults.any
+        self.fast_path = not config.routes and default.latency is None and not faults.any \
+            and default.queue is None
+        self.stations: dict[str, Station] = {}   # by route label: new with each config
         self.fast_paths = {}
         self.fast_response = head(default.status, default.body_bytes, True) + (
             b"" if default.status in (204, 304) else body_bytes(default.body_bytes))
         self.stats.fast_status = default.status
+
+    def station(self, label: str, spec: QueueSpec) -> Station:
+        """The queueing station of a route (or the default profile), made on first use."""
+        station = self.stations.get(label)
+        if station is None or station.spec != spec:
+            station = self.stations[label] = Station(spec)
+        return station
+
+    def queues(self) -> dict[str, Any]:
+        """Each station's depth, busy servers and waits, for /_mock/stats and metrics."""
+        now = time.monotonic()
+        return {label: s.snapshot(now) for label, s in self.stations.items()}
 
     def classify_fast(self, url: bytes) -> bool:
         """Does this URL reach the default profile (not admin, health or a built-in route)?"""

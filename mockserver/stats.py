@@ -109,4 +109,24 @@ def merge_snapshots(snaps: list[dict[str, Any]]) -> dict[str, Any]:
         since = snap["since"]
         out["since"] = since if out["since"] is None else min(out["since"], since)
     out["by_status"] = dict(sorted(out["by_status"].items()))
+    out["queues"] = merge_queues([snap.get("queues", {}) for snap in snaps])
+    return out
+
+
+def merge_queues(parts: list[dict[str, dict[str, Any]]]) -> dict[str, dict[str, Any]]:
+    """Each process runs its own stations: depth, busy, served, rejected and capacity add
+    up; the mean wait is weighted by what each served, the max is the max."""
+    out: dict[str, dict[str, Any]] = {}
+    for part in parts:
+        for label, q in part.items():
+            m = out.get(label)
+            if m is None:
+                out[label] = dict(q)
+                continue
+            served = m["served"] + q["served"]
+            m["wait_ms_mean"] = (m["wait_ms_mean"] * m["served"] + q["wait_ms_mean"]
+                                 * q["served"]) / served if served else 0.0
+            for key in ("depth", "busy", "served", "rejected", "capacity_rps", "servers"):
+                m[key] += q[key]
+            m["wait_ms_max"] = max(m["wait_ms_max"], q["wait_ms_max"])
     return out

@@ -183,7 +183,7 @@ def _check_client_pair(ctx: Ctx, cert_pem: str, key_pem: str) -> None:
 
 def mock_config(table: dict[str, Any]) -> dict[str, Any]:
     """[target.mock] holds the default profile's keys plus faults/routes/limits."""
-    profile_keys = ("latency", "status", "body_bytes")
+    profile_keys = ("latency", "status", "body_bytes", "queue")
     out: dict[str, Any] = {"default": {k: v for k, v in table.items() if k in profile_keys}}
     out.update({k: v for k, v in table.items() if k not in profile_keys})
     return out
