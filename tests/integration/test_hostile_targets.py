@@ -65,6 +65,7 @@ def test_every_model_survives_a_hostile_target(hostile_runs, fault: str):
     stopped = [line for line in proc.stderr.splitlines() if "memory ceiling" in line]
     for _, label in OUR_MODELS + LOCUST_MODELS:
         ours = label not in dict(LOCUST_MODELS).values()
+        assert label in agg.index, (label, proc.returncode, proc.stderr[-4000:])
         if ours:   # bounded by reading, not by the watchdog: every request ended
             assert agg.loc[label, "requests"] == PER_MODEL, (label, agg.loc[label])
             assert not any(label in line for line in stopped), (label, stopped)

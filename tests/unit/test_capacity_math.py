@@ -1,0 +1,94 @@
+"""The capacity search's pure parts: the next step chosen from the steps so far (against a
+target whose limit the test knows), the knee on kneed's own published example and on a
+queue's latency curve, and the USL fit recovering the parameters it was made from."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from harness.capacity.knee import knee
+from harness.capacity.search import ConcurrencySearch, RateSearch
+from harness.capacity.usl import fit_usl, usl
+
+
+def run_rate_search(limit: float, start: float = 200, maximum: float = 200_000,
+                    precision: float = 0.05, max_steps: int = 20) -> RateSearch:
+    search = RateSearch(start, maximum, precision, max_steps)
+    while (rate := search.next_rate()) is not None:
+        search.record(rate, rate <= limit)
+    return search
+
+
+@given(limit=st.floats(250, 150_000), start=st.floats(100, 240))
+@settings(max_examples=200, deadline=None)
+def test_rate_search_brackets_the_limit_within_precision(limit, start):
+    search = run_rate_search(limit, start=start)
+    assert search.stopped_by == "bracket"
+    assert search.low <= limit < search.high
+    assert (search.high - search.low) / search.low <= 0.05
+    assert len(search.passed) + len(search.failed) <= 20
+
+
+def test_rate_search_steps_are_doubling_then_bisection():
+    search = run_rate_search(2000)
+    steps = [*sorted(search.passed), *sorted(search.failed)]
+    assert steps[:4] == [200, 400, 800, 1600] and 3200 in search.failed
+    assert search.low == pytest.approx(2000, rel=0.05)
+
+
+def test_rate_search_ends_at_the_maximum_or_the_step_budget():
+    assert run_rate_search(math.inf, maximum=1000).stopped_by == "max_rate"
+    assert run_rate_search(math.inf, maximum=1000).low == 1000
+    short = run_rate_search(2000, max_steps=5)
+    assert short.stopped_by == "max_steps" and len(short.passed) + len(short.failed) == 5
+
+
+def test_rate_search_when_even_the_start_fails():
+    search = run_rate_search(50, start=200)
+    assert search.low is not None and search.low <= 50 < search.high
+
+
+def test_concurrency_search_finds_the_plateau():
+    """Throughput min(N, 12) * 100: gains stop at 12 users."""
+    search = ConcurrencySearch(maximum=1024, precision=0.05, max_steps=30)
+    while (users := search.next_users()) is not None:
+        search.record(users, min(users, 12) * 100.0, True)
+    assert search.stopped_by == "bracket"
+    assert 12 <= search.best <= 13 and search.seen[search.best] >= 1200 * 0.95
+
+
+def test_knee_on_kneeds_published_example():
+    """kneed's README figure: the concave increasing curve of DataGenerator.figure2 has its
+    knee at x = 0.222; our wrapper asks for a convex curve, so the mirrored curve is used."""
+    from kneed import DataGenerator
+    x, y = DataGenerator.figure2()
+    # mirror to the convex increasing shape a latency curve has
+    assert knee(x, -y[::-1] + y.max()) == pytest.approx(1 - 0.222, abs=0.12)
+
+
+def test_knee_of_a_queue_latency_curve():
+    """M/M/1 response time 1/(mu - lambda) against lambda: the knee sits where the curve
+    turns up, well below capacity and above the flat part."""
+    mu = 1000.0
+    lam = np.linspace(50, 980, 40)
+    found = knee(lam, 1 / (mu - lam))
+    assert found is not None and 700 < found < 980
+    assert knee([1, 2], [1, 2]) is None
+
+
+def test_usl_fit_recovers_its_parameters():
+    n = np.array([1, 2, 4, 8, 16, 32, 64], dtype=float)
+    x = usl(n, 0.05, 0.002, 100.0)
+    fit = fit_usl(n, x)
+    assert fit is not None and fit.r2 > 0.999
+    assert fit.sigma == pytest.approx(0.05, rel=0.05)
+    assert fit.kappa == pytest.approx(0.002, rel=0.05)
+    assert fit.n_star == pytest.approx(math.sqrt(0.95 / 0.002), rel=0.05)
+    assert fit.x_max == pytest.approx(float(usl(np.array([fit.n_star]), 0.05, 0.002, 100)[0]),
+                                      rel=0.01)
+    assert fit_usl([1, 2], [1, 2]) is None
