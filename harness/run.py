@@ -19,6 +19,7 @@ from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from harness.capacity.drive import CapacityRunner
 from harness.control.coordinator import Coordinator
 from harness.control.journal import Journal, iter_records
 from harness.control.messages import LOST_AFTER_S, check_cells
@@ -177,7 +178,10 @@ def _execute(scenario: Scenario, out: Path, target: str | None, n: int, bind: st
                     print(f"coordinator at {coordinator.endpoint}: waiting for {n} workers",
                           flush=True)
                 try:
-                    outcome = coordinator.run(wait_workers)
+                    runner = CapacityRunner(scenario) if scenario.capacity else None
+                    outcome = coordinator.run(wait_workers, runner)
+                    if runner is not None:
+                        outcome.capacity = runner.found
                 except CoordinatorError as exc:
                     # the run never started: meta.json says so, with what the coordinator
                     # counted of the peers that did come (dropped, refused)
@@ -269,10 +273,18 @@ def _finish(scenario: Scenario, run_dir: Path, outcome: RunOutcome, url: str, em
                      f"{row.failures} failures")
     saturated = {r.label: results.model_totals(r, scenario) for r in outcome.models}
     saturated = {label: t for label, t in saturated.items() if t.client_saturated}
-    verdict = decide(scenario, summary, saturated=set(saturated))
+    # a capacity run is judged by its searches, not by comparing steps as models
+    verdict = None if outcome.capacity else decide(scenario, summary,
+                                                    saturated=set(saturated))
     crossed = thresholds.check(scenario, summary)
     extra: dict[str, Any] = {"thresholds_crossed": crossed, "state": "done",
                              "recovered": recovered}
+    if outcome.capacity:
+        ranked = sorted(outcome.capacity.values(),
+                        key=lambda f: (f.capacity is None, -(f.capacity or 0)))
+        lines += ["capacity: " + found.line() for found in ranked]
+        extra["capacity"] = {label: found.to_dict() for label, found in
+                             outcome.capacity.items()}
     if verdict is not None:
         lines.append(format_verdict(verdict))
         extra["verdict"] = lines[-1].splitlines()[-1]
@@ -296,7 +308,7 @@ def _finish(scenario: Scenario, run_dir: Path, outcome: RunOutcome, url: str, em
     failed = [e for m in outcome.models for e in m.errors]
     for e in failed:
         lines.append(f"worker error: {e}")
-    for result in outcome.models:
+    for result in outcome.models if not outcome.capacity else ():   # a step may fail whole
         completed = sum(c.hist.get_total_count() for n, c in result.by_name.items()
                         if not is_flow(n))
         kinds = error_kinds(result)

@@ -206,6 +206,7 @@ class Recorder:
         self.handshakes: list[tuple[int, int, int]] = []
         self.sent = [0] * users      # one slot per user: no two threads share a counter
         self.late = [0] * users      # open model: sends later than intended (> 1 ms)
+        self.lagged = [0] * users    # ... of which more than 10 ms (pacing.LAGGED_NS)
         self.skipped = 0
         # failures of these kinds never put the request on the wire (a refused connect, a
         # failed TLS handshake): counted apart, taken off `sent` (the target never saw them)

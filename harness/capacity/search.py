@@ -122,6 +122,13 @@ class ConcurrencySearch:
                                           * (1 + PLATEAU_GAIN))):
             self.doubling = False
 
+    def stop(self, why: str) -> None:
+        self.stopped_by = why
+
+    @property
+    def plateau_found(self) -> bool:
+        return not self.doubling and self.stopped_by == "bracket"
+
     @property
     def best(self) -> int | None:
         """The fewest users on the plateau (the highest throughput, give or take the

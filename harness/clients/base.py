@@ -143,6 +143,6 @@ class LocalModel(ClientModel):
         rec, pacer = self.recorder, self.pacer
         assert rec is not None and pacer is not None
         return {"sent": sum(rec.sent) - rec.unsent, "not_sent": rec.unsent,
-                "late": sum(rec.late),
+                "late": sum(rec.late), "lagged": sum(rec.lagged),
                 "skipped": rec.skipped + pacer.skipped(time.perf_counter()),
                 "tls": self.handshakes.totals()}

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from harness.clients.flows import Flow, FlowUser, Iteration
-from harness.clients.pacing import LATE_NS, Pacer, Picker, sleep_until
+from harness.clients.pacing import LAGGED_NS, LATE_NS, Pacer, Picker, sleep_until
 from harness.core.extraction import Answer
 from harness.core.failures import ABORTED, STATUS, RequestFailed
 from harness.core.job import Job
@@ -145,6 +145,7 @@ def blocking_user(user: int, job: Job, pacer: Pacer, rec: Recorder,
     accepted = [s.accepted_statuses for s in job.specs]
     perf, perf_ns = time.perf_counter, time.perf_counter_ns
     open_model = job.mode == "open"
+    t_measure_ns = int(pacer.t_measure * 1e9)
     sleep_until(pacer.t0)  # every worker starts at the coordinator's START offset
     try:
         while True:
@@ -154,8 +155,11 @@ def blocking_user(user: int, job: Job, pacer: Pacer, rec: Recorder,
                     break
                 sleep_until(intended)
                 t_start = int(intended * 1e9)
-                if perf_ns() - t_start > LATE_NS:
+                # late sends of the measured window (warm-up opens the connections)
+                if (lag := perf_ns() - t_start) > LATE_NS and t_start >= t_measure_ns:
                     rec.late[user] += 1
+                    if lag > LAGGED_NS:
+                        rec.lagged[user] += 1
             else:
                 now = perf()
                 if not pacer.running(now):
@@ -210,6 +214,7 @@ async def async_user(user: int, job: Job, pacer: Pacer, rec: Recorder,
     staged = bool(job.stages)
     bounded = job.total_requests is not None
     t_end_ns = int(pacer.t_end * 1e9)
+    t_measure_ns = int(pacer.t_measure * 1e9)
     sent = rec.sent
     record_fail = rec.fail
     append_sample = rec.samples.append  # Recorder.ok inlined: one call less per request
@@ -228,8 +233,11 @@ async def async_user(user: int, job: Job, pacer: Pacer, rec: Recorder,
             if delay > 0:
                 await asyncio.sleep(delay)
             t_start = int(intended * 1e9)
-            if perf_ns() - t_start > LATE_NS:
+            # late sends of the measured window (warm-up opens the connections)
+            if (lag := perf_ns() - t_start) > LATE_NS and t_start >= t_measure_ns:
                 rec.late[user] += 1
+                if lag > LAGGED_NS:
+                    rec.lagged[user] += 1
         else:
             t_start = perf_ns()
             if t_start >= t_end_ns or pacer.stopped:

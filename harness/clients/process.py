@@ -299,7 +299,7 @@ class ProcessModel(ClientModel):
                 proc.kill()
 
     def totals(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"sent": 0, "not_sent": 0, "late": 0, "skipped": 0,
+        out: dict[str, Any] = {"sent": 0, "not_sent": 0, "late": 0, "lagged": 0, "skipped": 0,
                                "cpu_s": 0.0, "saturated_s": 0, "sampled_s": 0}
         by: dict[str, int] = {}
         for totals in self.done:

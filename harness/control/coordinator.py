@@ -40,6 +40,9 @@ DATA_MIN_RATE = 1 << 20  # ... a megabyte a second, the slowest link we wait for
 # so far, seconds since its start, extra fields: `workers`, and `ended` at the end). The
 # terminal progress display and the dashboard's board are such hooks.
 ProgressHook = Callable[[ModelResult, float, dict[str, Any]], None]
+# What runs one model of the scenario in place of run_model: (coordinator, index, model) ->
+# the results it produced (a capacity search: one per step)
+ModelRunner = Callable[[Any, int, Any], list[ModelResult]]
 
 
 class Coordinator:
@@ -199,7 +202,8 @@ class Coordinator:
             self.pump(0.1)
         members.accepting = False
 
-    def run(self, worker_timeout_s: float = 60.0) -> RunOutcome:
+    def run(self, worker_timeout_s: float = 60.0, runner: ModelRunner | None = None
+            ) -> RunOutcome:
         """Every model, one after another; then WRAPUP: workers wait for `bye()`, which the
         caller sends once the results are written (compose stops a stack when its first
         container exits: a worker must not exit while the coordinator writes)."""
@@ -211,7 +215,8 @@ class Coordinator:
             for index, model in enumerate(self.scenario.models):
                 if self.interrupted or not self.alive():
                     break
-                results.append(self.run_model(index, model))
+                results += runner(self, index, model) if runner is not None \
+                    else [self.run_model(index, model)]
         finally:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
@@ -221,8 +226,15 @@ class Coordinator:
         return RunOutcome(results, list(self.members.workers.values()), self.dropped,
                           self.refused, self.interrupted)
 
-    def run_model(self, index: int, model: Any) -> ModelResult:
-        result = self.state.models[index] = ModelResult(model.label, index)
+    def run_model(self, index: int, model: Any, scenario: Scenario | None = None,
+                  label: str | None = None) -> ModelResult:
+        """One model across the workers; `scenario` and `label` for a step of a capacity
+        search (its own load, duration and name; `index` past the scenario's models)."""
+        sc = scenario or self.scenario
+        label = label or model.label
+        result = self.state.models[index] = ModelResult(label, index)
+        if scenario is not None:
+            result.window = (sc.warmup_s, sc.run_seconds)
         self.current = result
         self.ready, self.done = set(), set()
         workers = self.alive()
@@ -230,8 +242,7 @@ class Coordinator:
         self.taking_part = {w.identity for w in workers}
         jobs = {}
         for w in workers:
-            jobs[w.identity] = make_job(self.scenario, model, self.url, w.index,
-                                        len(workers)).to_wire()
+            jobs[w.identity] = make_job(sc, model, self.url, w.index, len(workers)).to_wire()
             self.shipper.plan(w.identity, jobs[w.identity]["data"])
         if not self._ship_data(result):
             return result
@@ -243,10 +254,9 @@ class Coordinator:
                 result.aborted = True
                 return result
             self.pump(0.05)
-        self.record("model", model=index, label=model.label, started=time.time() + START_IN_S)
+        self.record("model", model=index, label=label, started=time.time() + START_IN_S)
         self.broadcast("START", model=index, start_in=START_IN_S)
         t_start = time.monotonic() + START_IN_S
-        sc = self.scenario
         budget = START_IN_S + sc.warmup_s + (sc.run_seconds or MAX_COUNT_RUN_S) + sc.timeout_s \
             + DONE_GRACE_S
         aborted_at = None

@@ -3,3 +3,4 @@ line a load process is judged against."""
 
 AGGREGATED = "Aggregated"   # the summary's and timeseries' row over every request name
 SATURATED_CPU = 0.9         # a second at >= 90% of a core: the load process is its own limit
+SATURATED_SHARE = 0.25      # a model so for more than a quarter of its measured seconds

@@ -68,6 +68,9 @@ class ModelResult:
     late_cells: int = 0
     late_seconds: set[int] = field(default_factory=set)
     folded_requests: int = 0   # requests of tallies dropped (progress keeps a running total)
+    tail_requests: int = 0     # requests that ended after the measured end (folded in)
+    # a capacity search's step measures its own window: (warm-up s, measured s)
+    window: tuple[float, float] | None = None
 
     def add_wire(self, interval: int, name: str, wire: dict[str, Any]) -> None:
         if interval < self.closed:   # written already: its own second is rewritten later
@@ -93,8 +96,9 @@ class ModelResult:
         closing: dict[tuple[int, str], list[dict[str, Any]]] = {}
         for key in sorted(key for key in self.pending if upto is None or key[0] < upto):
             interval, name = key
-            if fold_from is not None:
-                interval = min(interval, fold_from)
+            if fold_from is not None and interval > fold_from:
+                self.tail_requests += sum(w["n"] for w in self.pending[key])
+                interval = fold_from
             closing.setdefault((interval, name), []).extend(self.pending.pop(key))
         out: dict[int, dict[str, IntervalStats]] = {}
         for (interval, name), wires in closing.items():
@@ -130,6 +134,8 @@ class RunOutcome:
     refused_workers: int
     interrupted: bool
     recovered: bool = False    # rebuilt from the journal of a run that never finished
+    # [capacity]: each model's search (capacity.drive.Found), by model label
+    capacity: dict[str, Any] = field(default_factory=dict)
 
     @property
     def lost(self) -> list[WorkerInfo]:

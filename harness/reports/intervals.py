@@ -62,13 +62,14 @@ def tls_row(cell: IntervalStats) -> dict[str, float]:
 def measured_seconds(result: ModelResult, scenario: Scenario) -> float:
     """Measured time: from the workers' DONE, or -- when no worker said DONE (every one
     lost) -- from the intervals received, so such a run still has true rates."""
+    warmup_s, run_s = result.window or (scenario.warmup_s, scenario.run_seconds)
     if result.totals:
         elapsed = max(float(t.get("elapsed_s", 0.0)) for t in result.totals.values())
-        measured = max(elapsed - scenario.warmup_s, 1e-9)
+        measured = max(elapsed - warmup_s, 1e-9)
     else:
         measured = float(max(result.max_interval + 1, 1))
-    if scenario.run_seconds:
-        measured = min(measured, scenario.run_seconds)
+    if run_s:
+        measured = min(measured, run_s)
     return measured
 
 
@@ -141,8 +142,8 @@ class IntervalSink:
     def finish(self, result: ModelResult) -> None:
         """The model ended: close what is left (the last second takes the stragglers)."""
         measured_s = measured_seconds(result, self.scenario)
-        last = max(math.ceil(measured_s - 1e-9) - 1, 0) if self.scenario.run_seconds \
-            else None
+        run_s = result.window[1] if result.window else self.scenario.run_seconds
+        last = max(math.ceil(measured_s - 1e-9) - 1, 0) if run_s else None
         for second, cells in result.take(None, fold_from=last).items():
             self._write(result, second, cells, min(1.0, max(measured_s - second, 1e-3)))
         self._flush()

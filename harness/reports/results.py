@@ -20,7 +20,7 @@ from typing import Any
 import pandas as pd
 from hdrh.histogram import HdrHistogram
 
-from harness.core.names import SATURATED_CPU
+from harness.core.names import SATURATED_CPU, SATURATED_SHARE
 from harness.core.outcome import ModelResult, RunOutcome
 from harness.hdr import WireSum
 from harness.reports.intervals import (
@@ -42,7 +42,6 @@ SUMMARY_COLUMNS = ["model", "name", "requests", "failures", "error_rate", "rps",
                    "min_ms", "bytes_in", "duration_s", "cpu_pct", "rss_peak_mb", "sent", "late",
                    "skipped", *TLS_COLUMNS]
 # A load process at >= SATURATED_CPU of a core in a second (clients/process.py) measures itself
-SATURATED_SHARE = 0.25     # when it is so for more than a quarter of the measured seconds
 # Columns added after the first release: files written before them still read.
 _LATER = ("ok_rps", "status", *TLS_COLUMNS)
 

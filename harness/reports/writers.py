@@ -45,6 +45,15 @@ def _verdict(j: Judged) -> None:
         j.verdict.table.to_csv(j.run_dir / "verdict.csv", index=False)
 
 
+def _capacity(j: Judged) -> None:
+    """capacity.csv: one row per step of every model's search ([capacity] runs)."""
+    if not j.outcome.capacity:
+        return
+    rows = [{**step.row(), "little_flagged": step.little_flagged}
+            for found in j.outcome.capacity.values() for step in found.steps]
+    pd.DataFrame(rows).to_csv(j.run_dir / "capacity.csv", index=False)
+
+
 def _junit(j: Judged) -> None:
     from harness.reports.junit import write_run_junit
     write_run_junit(j.run_dir, j.scenario, j.summary, j.said)
@@ -61,6 +70,7 @@ PER_SECOND = ("timeseries.csv", "errors.csv", "statuses.csv", "histograms/*.csv"
 WRITERS: tuple[Writer, ...] = (
     Writer(("summary.csv", "summary-histograms.csv", "meta.json"), _results),
     Writer(("verdict.csv",), _verdict),
+    Writer(("capacity.csv",), _capacity),
     Writer(("junit.xml",), _junit),
     Writer(("report.html",), _html),
 )

@@ -10,6 +10,7 @@ from typing import Any
 
 from harness.core.registry import MODELS, SUB_MODELS
 from harness.errors import ScenarioError
+from harness.scenario.capacity import parse_capacity
 from harness.scenario.ctx import Ctx, show
 from harness.scenario.journeys import parse_data, parse_flows
 from harness.scenario.overrides import apply_set, apply_unset, interpolate
@@ -22,15 +23,13 @@ from harness.scenario.spec import (
     MAX_PROCESSES,
     MAX_REQUESTS,
     MAX_SEED,
-    METRICS,
     RUN_NAME,
-    THRESHOLD,
     ModelSpec,
     Scenario,
     Stage,
-    Threshold,
 )
 from harness.scenario.target import parse_target
+from harness.scenario.thresholds import parse_thresholds
 from mockserver import checks
 
 
@@ -69,39 +68,13 @@ def _models(ctx: Ctx, raw: Any) -> tuple[ModelSpec, ...]:
     return tuple(out)
 
 
-def _thresholds(ctx: Ctx, raw: Any, names: set[str]) -> tuple[Threshold, ...]:
-    out = []
-    table = ctx.table(raw, "[thresholds]")
-    for key, value in table.items():
-        if isinstance(value, dict):  # per request name
-            if key not in names:
-                raise ctx.fail(f"[thresholds.{key}]", f"expected a request name "
-                                                      f"({', '.join(sorted(names))})")
-            for metric, cond in value.items():
-                out.append(_threshold(ctx, f"[thresholds.{key}].{metric}", metric, cond, key))
-        else:
-            out.append(_threshold(ctx, f"[thresholds].{key}", key, value, None))
-    return tuple(out)
-
-
-def _threshold(ctx: Ctx, where: str, metric: str, cond: Any, request: str | None) -> Threshold:
-    if metric not in METRICS:
-        raise ctx.fail(where, f"unknown metric (expected one of {', '.join(METRICS)})")
-    m = THRESHOLD.match(cond) if isinstance(cond, str) else None
-    if m is None:
-        raise ctx.fail(where, f'expected a condition like "< 250", got {show(cond)}')
-    return Threshold(metric, m.group(1), float(m.group(2)), request)
-
-
-
-
 def parse_scenario(raw: dict[str, Any], source: str, base: Path | None = None) -> Scenario:
     """Validate a scenario's tables; `base` is the directory its relative paths (TLS
     files) are read from, None to read none (a run recovered from meta.json)."""
     ctx = Ctx(source)
     raw = interpolate(raw, source)
     ctx.keys(raw, ("run", "target", "load", "requests", "models", "thresholds", "data",
-                   "flows"), "scenario")
+                   "flows", "capacity"), "scenario")
     run = ctx.table(raw.get("run", {}), "[run]")
     ctx.keys(run, ("name", "duration", "requests", "warmup", "seed", "workers", "timeout",
                    "max_body", "max_memory"), "[run]")
@@ -118,7 +91,7 @@ def parse_scenario(raw: dict[str, Any], source: str, base: Path | None = None) -
         stages.append(Stage(ctx.duration(st.get("duration"), f"[load].stages[{i}].duration"),
                             ctx.number(st.get("target"), f"[load].stages[{i}].target",
                                        positive=False)))
-    if duration is None and total is None and not stages:
+    if duration is None and total is None and not stages and "capacity" not in raw:
         raise ctx.fail("[run]", 'expected duration = "10s" or requests = N (or [load].stages)')
 
     mode = load.get("mode", "open" if "rate" in load else "closed")
@@ -181,8 +154,10 @@ def parse_scenario(raw: dict[str, Any], source: str, base: Path | None = None) -
                                   allow_zero=True, maximum=3600),
         requests=requests,
         models=models,
-        thresholds=_thresholds(ctx, raw.get("thresholds", {}),
-                               names | {f.label for f in flows}),
+        thresholds=parse_thresholds(ctx, raw.get("thresholds", {}),
+                                     names | {f.label for f in flows}),
+        capacity=parse_capacity(ctx, raw["capacity"], models, bool(stages))
+        if "capacity" in raw else None,
         raw=raw,
         tls=target.tls,
         handshake=target.handshake,

@@ -142,6 +142,26 @@ class Threshold:
         return f"{where}{self.metric} {self.op} {self.value:g}"
 
 
+SLO_METRICS = ("error_rate", "p50_ms", "p90_ms", "p95_ms", "p99_ms", "p999_ms", "max_ms",
+               "mean_ms")
+OVER = ("rate", "concurrency")
+
+
+@dataclass(frozen=True)
+class CapacitySpec:
+    """[capacity]: each model searches for the most load that holds the SLO."""
+
+    slo: tuple[Threshold, ...]
+    start_rate: float = 200.0      # requests (or flow iterations) per second
+    max_rate: float = 200_000.0
+    step_s: float = 5.0            # measured time per step, after its own warm-up
+    step_warmup_s: float = 1.0
+    precision: float = 0.05        # the bracket [highest pass, lowest fail] within this
+    max_steps: int = 20
+    over: str = "rate"             # OVER: open-model rate, or closed-model users
+    max_users: int = 1024          # over = "concurrency": the most users tried
+
+
 HANDSHAKES = ("per-connection", "per-request", "resume")
 MAX_PEM_BYTES = 1 << 20
 
@@ -189,6 +209,7 @@ class Scenario:
     max_body: int = DEFAULT_MAX_BODY    # bytes of an answer a flow step may capture
     max_memory: int = 0                 # a load process's RSS ceiling (0: the default)
     notes: tuple[str, ...] = field(default=(), compare=False)   # said, not refused
+    capacity: CapacitySpec | None = None   # [capacity]: every model searches
 
     @property
     def result_names(self) -> list[str]:

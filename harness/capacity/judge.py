@@ -1,0 +1,128 @@
+"""One step of a capacity search, measured and judged.
+
+A step is judged on the exactly merged HDR histogram of its measured seconds across every
+worker (the coordinator's merge, never a worker's own numbers). It passes when the
+generator was not the limit, the achieved rate is within ACHIEVED of the offered one,
+under LATE_SHARE of sends were lagged (over 10 ms late: the loop lag bound; a 1 ms
+lateness is what asyncio's and uvloop's timers give by design) or skipped, and the SLO
+holds. A failing step says why, first cause first: `client` (the generator was the
+limit: its process was saturated or starved), `target` (achieved short of offered while
+the client had room), `client` again (it sent late although the target kept up),
+`errors` (the SLO's error rate, or ERRORS without one), `slo:<metric>`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from harness.core.names import SATURATED_SHARE
+from harness.core.outcome import ModelResult
+from harness.core.templates import FLOW_PREFIX
+from harness.stats import IntervalStats
+
+ACHIEVED = 0.97      # a step's achieved rate must be within 3% of what was offered
+LATE_SHARE = 0.01    # sends lagged (> 10 ms late) or skipped: at most 1%
+ERRORS = 0.01        # without an error_rate in the SLO, more than 1% errors fails a step
+
+
+@dataclass
+class Step:
+    """One row of capacity.csv."""
+
+    model: str
+    step: int
+    offered: float          # requests/s (over rate) or users (over concurrency)
+    achieved_rps: float
+    p50_ms: float
+    p90_ms: float
+    p95_ms: float
+    p99_ms: float
+    p999_ms: float
+    max_ms: float
+    mean_ms: float
+    error_rate: float
+    late_ratio: float
+    client_saturated_s: int
+    client_sampled_s: int
+    client_signals: str
+    passed: bool = False
+    reason: str = ""
+    littles_law: float = float("nan")   # concurrency: N / (X * mean latency), ideally 1
+
+    def row(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @property
+    def little_flagged(self) -> bool:
+        """A closed step whose users were not all waiting on the target: N differs from
+        X times the mean latency by more than 5% (Little's law)."""
+        return self.littles_law == self.littles_law and abs(self.littles_law - 1) > 0.05
+
+
+def measure(result: ModelResult, model: str, step: int, offered: float,
+            measured_s: float) -> Step:
+    """The step's numbers from its merged histograms (the requests on the wire: flow rows
+    left out, as in the Aggregated row) and its workers' DONE totals."""
+    everything = IntervalStats()
+    for name, cell in result.by_name.items():
+        if not name.startswith(FLOW_PREFIX):
+            everything.add(cell)
+    hist = everything.hist
+    n = hist.get_total_count()
+    failures = sum(everything.errors.values())
+    totals = list(result.totals.values())
+    sent = sum(int(t.get("sent", 0)) for t in totals)
+    skipped = sum(int(t.get("skipped", 0)) for t in totals)
+    late = sum(int(t.get("lagged", 0)) for t in totals) + skipped
+    signals: dict[str, int] = {}
+    for t in totals:
+        for cause, k in t.get("saturated_by", {}).items():
+            signals[cause] = signals.get(cause, 0) + int(k)
+
+    def ms(q: float) -> float:
+        return hist.get_value_at_percentile(q) / 1000 if n else float("nan")
+    return Step(
+        model=model, step=step, offered=offered,
+        # what ended within the step's window: the tail that ended after it (a queue
+        # building at overload) is in the histogram, not in the rate
+        achieved_rps=max(n - result.tail_requests, 0) / measured_s if measured_s else 0.0,
+        p50_ms=ms(50), p90_ms=ms(90), p95_ms=ms(95), p99_ms=ms(99), p999_ms=ms(99.9),
+        max_ms=hist.get_max_value() / 1000 if n else float("nan"),
+        mean_ms=hist.get_mean_value() / 1000 if n else float("nan"),
+        error_rate=failures / n if n else 0.0,
+        # of the sends the window intended (lagged ones are counted in the window only)
+        late_ratio=late / intended if (intended := offered * measured_s if offered > 0
+                                       else sent + skipped) else 0.0,
+        client_saturated_s=sum(int(t.get("saturated_s", 0)) for t in totals),
+        client_sampled_s=sum(int(t.get("sampled_s", 0)) for t in totals),
+        client_signals=" ".join(f"{c}:{k}" for c, k in sorted(signals.items())))
+
+
+def judge(step: Step, slo: tuple[Any, ...], over: str, capped: bool = False) -> Step:
+    """Set the step's verdict (passed, reason) and return it. `capped`: the model could
+    not open the users the step asked for (the sync model's one user): then falling short
+    of the offered rate is its own limit, not the target's."""
+    reason = ""
+    client_bound = step.client_sampled_s > 0 and \
+        step.client_saturated_s > SATURATED_SHARE * step.client_sampled_s
+    if client_bound:
+        reason = "client"
+    elif over == "rate" and step.achieved_rps < ACHIEVED * step.offered:
+        # short of what was offered: the target's limit while the client had room
+        reason = "client" if capped else "target"
+    elif over == "rate" and step.late_ratio > LATE_SHARE:
+        reason = "client"
+    else:
+        rate_slo = [th for th in slo if th.metric == "error_rate"]
+        if (rate_slo and not all(th.holds(step.error_rate) for th in rate_slo)) or \
+                (not rate_slo and step.error_rate > ERRORS):
+            reason = "errors"
+        else:
+            for th in slo:
+                if th.metric != "error_rate" and not th.holds(getattr(step, th.metric,
+                                                                      float("nan"))):
+                    reason = f"slo:{th.metric}"
+                    break
+    step.passed, step.reason = not reason, reason
+    return step
