@@ -74,3 +74,41 @@ def test_one_sync_user_is_client_bound_not_a_capacity(tmp_path):
     assert sync["client_bound"]
     assert "client" in set(steps["reason"].dropna())
     assert "sync: " in out and "client-bound" in out
+
+
+SWEEP = """
+[run]
+workers = 1
+[target.mock]
+queue = { servers = 4, service_ms = 2, dist = "fixed", max_queue = 100000 }
+[[requests]]
+name = "q"
+path = "/"
+[[models]]
+model = "uvloop"
+engine = "fast"
+[capacity]
+slo = { p99_ms = "< 1000" }
+over = "concurrency"
+step = "2s"
+step_warmup = "500ms"
+max_steps = 10
+"""
+
+
+def test_the_concurrency_sweep_fits_the_usl_to_the_station(tmp_path):
+    """Users 1, 2, 4, ... to the plateau, then bisected; the Universal Scalability Law
+    fitted to the steps puts X_max at the station's 2,000 req/s, and every step of a
+    closed run with no think time keeps Little's law (N = X * mean latency)."""
+    path = write_scenario(tmp_path / "sweep.toml", SWEEP)
+    proc = run_harness("run", str(path), "--out", str(tmp_path / "out"), timeout=600)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    run_dir = Path(proc.stdout.strip().splitlines()[-1])
+    found = json.loads((run_dir / "meta.json").read_text())["capacity"]["uvloop-fast"]
+    steps = pd.read_csv(run_dir / "capacity.csv")
+    assert list(steps["offered"][:3]) == [1, 2, 4]
+    assert found["usl"]["x_max"] == pytest.approx(2000, rel=0.10), found
+    assert found["usl"]["r2"] >= 0.9 and found["usl"]["n_star"] > 4
+    assert found["capacity_rps"] == pytest.approx(2000, rel=0.10)
+    assert not steps["little_flagged"].any(), steps[["offered", "littles_law"]]
+    assert "USL peak N*" in proc.stdout

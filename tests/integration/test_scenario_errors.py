@@ -61,6 +61,21 @@ BAD = [
     (GOOD.replace("concurrency = 2", "rate = 10").replace('model = "asyncio"',
                                                            'model = "locust"'),
      "[[models]][0].model"),
+    # [capacity]: every key checked before anything is sent
+    (GOOD + '\n[capacity]\nslo = { p99_ms = "< 100" }\nstart_rate = 500\nmax_rate = 100\n',
+     "[capacity].max_rate"),
+    (GOOD + '\n[capacity]\nslo = { p99_ms = "< 100" }\nprecision = 0.7\n',
+     "[capacity].precision"),
+    (GOOD + '\n[capacity]\nslo = { p99_ms = "< 100" }\nmax_steps = 101\n',
+     "[capacity].max_steps"),
+    (GOOD + '\n[capacity]\nslo = { rps = "> 100" }\n', "[capacity].slo.rps"),
+    (GOOD + '\n[capacity]\nslo = { p99_ms = "fast" }\n', "[capacity].slo.p99_ms"),
+    (GOOD + '\n[capacity]\nstart_rate = 100\n', "[capacity].slo"),
+    (GOOD + '\n[capacity]\nslo = { p99_ms = "< 100" }\nover = "users"\n', "[capacity].over"),
+    (GOOD.replace("concurrency = 2", 'stages = [{ duration = "1s", target = 2 }]')
+     + '\n[capacity]\nslo = { p99_ms = "< 100" }\n', "[capacity]"),
+    (GOOD.replace('model = "asyncio"', 'model = "locust"')
+     + '\n[capacity]\nslo = { p99_ms = "< 100" }\n', "[[models]][0].model"),
 ]
 
 

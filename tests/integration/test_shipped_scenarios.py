@@ -14,6 +14,7 @@ from tests.conftest import ROOT, load_meta, run_harness
 SHIPPED = sorted((ROOT / "scenarios").glob("*.toml"))
 SHORT = ("run.duration=1s", "run.warmup=0.2s")
 STAGES = ('load.stages=[{duration="0.5s",target=20},{duration="0.5s",target=5}]',)
+CAPACITY = ("capacity.step=1s", "capacity.step_warmup=0.2s", "capacity.max_steps=2")
 
 
 def test_every_shipped_scenario_validates():
@@ -27,7 +28,8 @@ def test_every_shipped_scenario_validates():
                          ids=lambda p: p.stem)
 def test_shipped_scenario_runs_and_reconciles(tmp_path, path: Path):
     # compose.toml targets http://mockserver:8080 and is run in tests/netns instead
-    sets = STAGES if path.stem == "stages" else SHORT
+    sets = STAGES if path.stem == "stages" else CAPACITY if path.stem == "capacity" \
+        else SHORT
     args = [a for s in sets for a in ("--set", s)]
     proc = run_harness("run", str(path), "--out", str(tmp_path), "--quiet", *args,
                        timeout=300)
