@@ -29,6 +29,7 @@ from harness.embedded import EmbeddedMock
 from harness.errors import CoordinatorError, RunError
 from harness.live.progress import Progress
 from harness.reports import results, thresholds
+from harness.reports.autostop import AutoStop
 from harness.reports.intervals import IntervalSink, is_flow
 from harness.reports.verdict import decide, format_verdict
 from harness.reports.writers import Judged, write_all
@@ -155,6 +156,8 @@ def _execute(scenario: Scenario, out: Path, target: str | None, n: int, bind: st
             if r.get("k") == "stats" and r.get("model") == model:
                 yield from (c for c in check_cells(r["cells"]) if c[0] in seconds)
     sink.journal_cells = journal_cells
+    if scenario.abort_after_s is not None:
+        sink.listeners.append(AutoStop(scenario))
     if board is not None:
         sink.listeners.append(board)
 
@@ -277,8 +280,13 @@ def _finish(scenario: Scenario, run_dir: Path, outcome: RunOutcome, url: str, em
     verdict = None if outcome.capacity else decide(scenario, summary,
                                                     saturated=set(saturated))
     crossed = thresholds.check(scenario, summary)
+    # auto-stopped models crossed a threshold for abort_after, whatever their totals say
+    crossed += [f"{r.label}: stopped early: {r.stop_requested}" for r in outcome.models
+                if r.stop_requested]
     extra: dict[str, Any] = {"thresholds_crossed": crossed, "state": "done",
-                             "recovered": recovered}
+                             "recovered": recovered,
+                             "auto_stopped": {r.label: r.stop_requested for r in outcome.models
+                                              if r.stop_requested}}
     if outcome.capacity:
         ranked = sorted(outcome.capacity.values(),
                         key=lambda f: (f.capacity is None, -(f.capacity or 0)))

@@ -259,9 +259,14 @@ class Coordinator:
         t_start = time.monotonic() + START_IN_S
         budget = START_IN_S + sc.warmup_s + (sc.run_seconds or MAX_COUNT_RUN_S) + sc.timeout_s \
             + DONE_GRACE_S
-        aborted_at = None
+        aborted_at = stopping_at = None
         while not self._taking_part() <= self.done:
             now = time.monotonic()
+            if result.stop_requested and stopping_at is None:
+                # auto-stop (a threshold crossed for abort_after): stopped early, not
+                # aborted -- every worker still sends what it measured and its DONE
+                self.broadcast("ABORT", reason="thresholds")
+                stopping_at = now
             if (self.interrupted or now - t_start > budget) and aborted_at is None:
                 self.broadcast("ABORT", reason="interrupted" if self.interrupted
                                else "over time")

@@ -69,6 +69,7 @@ class ModelResult:
     late_seconds: set[int] = field(default_factory=set)
     folded_requests: int = 0   # requests of tallies dropped (progress keeps a running total)
     tail_requests: int = 0     # requests that ended after the measured end (folded in)
+    stop_requested: str = ""   # auto-stop: why the model was stopped early (a threshold)
     # a capacity search's step measures its own window: (warm-up s, measured s)
     window: tuple[float, float] | None = None
 

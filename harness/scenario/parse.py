@@ -130,6 +130,15 @@ def parse_scenario(raw: dict[str, Any], source: str, base: Path | None = None) -
     cookies = load.get("cookies", True)
     if not isinstance(cookies, bool):
         raise ctx.fail("[load].cookies", f"expected true or false, got {show(cookies)}")
+    thresholds_raw = dict(ctx.table(raw.get("thresholds", {}), "[thresholds]"))
+    abort_raw = thresholds_raw.pop("abort_after", None)
+    thresholds = parse_thresholds(ctx, thresholds_raw, names | {f.label for f in flows})
+    abort_after = None
+    if abort_raw is not None:
+        abort_after = ctx.duration(abort_raw, "[thresholds].abort_after", maximum=3600)
+        if not thresholds:
+            raise ctx.fail("[thresholds].abort_after", "expected at least one threshold to "
+                                                       "stop on")
     workers = ctx.integer(run.get("workers", 1), "[run].workers")
     if workers > 64:
         raise ctx.fail("[run].workers", f"expected at most 64 local workers, got {workers}")
@@ -154,8 +163,8 @@ def parse_scenario(raw: dict[str, Any], source: str, base: Path | None = None) -
                                   allow_zero=True, maximum=3600),
         requests=requests,
         models=models,
-        thresholds=parse_thresholds(ctx, raw.get("thresholds", {}),
-                                     names | {f.label for f in flows}),
+        thresholds=thresholds,
+        abort_after_s=abort_after,
         capacity=parse_capacity(ctx, raw["capacity"], models, bool(stages))
         if "capacity" in raw else None,
         raw=raw,

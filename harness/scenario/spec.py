@@ -210,6 +210,7 @@ class Scenario:
     max_memory: int = 0                 # a load process's RSS ceiling (0: the default)
     notes: tuple[str, ...] = field(default=(), compare=False)   # said, not refused
     capacity: CapacitySpec | None = None   # [capacity]: every model searches
+    abort_after_s: float | None = None     # [thresholds] abort_after: auto-stop
 
     @property
     def result_names(self) -> list[str]:

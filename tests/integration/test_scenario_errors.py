@@ -76,6 +76,9 @@ BAD = [
      + '\n[capacity]\nslo = { p99_ms = "< 100" }\n', "[capacity]"),
     (GOOD.replace('model = "asyncio"', 'model = "locust"')
      + '\n[capacity]\nslo = { p99_ms = "< 100" }\n', "[[models]][0].model"),
+    (GOOD + '\n[thresholds]\nabort_after = "soon"\np99_ms = "< 5"\n',
+     "[thresholds].abort_after"),
+    (GOOD + '\n[thresholds]\nabort_after = "5s"\n', "[thresholds].abort_after"),
 ]
 
 
