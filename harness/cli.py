@@ -18,6 +18,7 @@ from typing import Any
 from harness.errors import HarnessError, OptionError, RunError, UsageError
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_PARTIAL, EXIT_CROSSED = 0, 1, 2, 3, 99
+EXIT_GENERATOR = 4   # --strict: a model measured the generator, not the target
 MAX_LOCAL_WORKERS = 64   # as the scenario's run.workers: local worker processes
 
 
@@ -88,11 +89,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="run a scenario with local workers")
     scenario_args(run)
+    strict_help = ("exit 4 when a model measured its own client (client-bound in more "
+                   "than a quarter of its measured seconds) and nothing worse happened")
+    run.add_argument("--strict", action="store_true", help=strict_help)
     run.add_argument("--workers", type=_number(int, 1, MAX_LOCAL_WORKERS),
                      help="local worker processes")
 
     coord = sub.add_parser("coordinator", help="run a scenario with remote workers")
     scenario_args(coord)
+    coord.add_argument("--strict", action="store_true", help=strict_help)
     coord.add_argument("--bind", default="tcp://127.0.0.1:5555")
     coord.add_argument("--expect-workers", type=_number(int, 1, 100_000), required=True)
     coord.add_argument("--wait-workers", type=_number(float, 0.1, 86400.0, " s"),
@@ -333,10 +338,10 @@ def cmd_run(args: argparse.Namespace) -> int:
                        workers=args.expect_workers, bind=args.bind, local_workers=False,
                        quiet=args.quiet, coordinator_kwargs=_coordinator_security(args),
                        wait_workers=args.wait_workers, web=web, **lost_after)
-    return _ended(done, args.quiet)
+    return _ended(done, args.quiet, args.strict)
 
 
-def _ended(done: Any, quiet: bool) -> int:
+def _ended(done: Any, quiet: bool, strict: bool = False) -> int:
     """Print a finished run's lines and its directory (always the last line); its exit.
     The run is over and written: a late Ctrl-C or SIGTERM no longer changes how it ends."""
     from harness.run import Ending
@@ -349,7 +354,13 @@ def _ended(done: Any, quiet: bool) -> int:
                 print(line)
     for line in problems:   # why it failed: on stderr, with --quiet too
         print(line, file=sys.stderr)
+    generator = strict and bool(done.invalid) and done.ending == Ending.OK
+    if generator:
+        print(f"measured the generator, not the target: {', '.join(done.invalid)} "
+              "(--strict)", file=sys.stderr)
     print(done.run_dir)
+    if generator:
+        return EXIT_GENERATOR
     return {Ending.OK: EXIT_OK, Ending.THRESHOLDS: EXIT_CROSSED, Ending.PARTIAL: EXIT_PARTIAL,
             Ending.FAILED: EXIT_FAILED}[done.ending]
 

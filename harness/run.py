@@ -58,6 +58,7 @@ class CompletedRun:
     run_dir: Path
     ending: Ending
     lines: list[str]
+    invalid: tuple[str, ...] = ()   # models that measured their own client (--strict: 4)
 
     @property
     def problems(self) -> list[str]:
@@ -331,7 +332,7 @@ def _finish(scenario: Scenario, run_dir: Path, outcome: RunOutcome, url: str, em
         ending = Ending.PARTIAL
     if failed or not outcome.models:
         ending = Ending.FAILED
-    return CompletedRun(run_dir, ending, lines)
+    return CompletedRun(run_dir, ending, lines, tuple(saturated))
 
 
 def error_kinds(result: ModelResult) -> dict[str, int]:

@@ -16,7 +16,6 @@ from __future__ import annotations
 import gc
 import multiprocessing
 import os
-import resource
 import signal
 import time
 from importlib import import_module
@@ -24,8 +23,8 @@ from multiprocessing import connection
 from typing import Any
 
 from harness.clients.base import ClientModel, LocalModel
+from harness.clients.sampler import ClientSampler, cpu_s
 from harness.core.job import Job
-from harness.core.names import SATURATED_CPU
 from harness.core.registry import MODELS
 from harness.core.timing import HEARTBEAT_S
 from harness.stats import IntervalStats, add_cell, collect_cycles
@@ -40,64 +39,6 @@ def create_local(model: str) -> LocalModel:
 WORKER_SILENT_S = 3 * HEARTBEAT_S   # no beat from the worker this long: stop the load
 SHIP_AND_EXIT = signal.SIGUSR1   # kill(): ship what was measured, then exit
 SHIP_GRACE_S = 1.0
-
-
-def cpu_s() -> float:
-    """CPU seconds (user + system) of this process so far."""
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
-
-
-def run_queue_wait_s() -> float | None:
-    """Seconds this process's threads have spent runnable but waiting for a CPU (Linux
-    schedstat, summed over its threads); None where the kernel does not say."""
-    total = 0
-    try:
-        for tid in os.listdir("/proc/self/task"):
-            try:
-                with open(f"/proc/self/task/{tid}/schedstat", "rb") as f:
-                    total += int(f.read().split()[1])
-            except (OSError, IndexError, ValueError):
-                continue   # a thread that ended between the listing and the read
-    except OSError:
-        return None
-    return total / 1e9
-
-
-class CpuSampler:
-    """Counts this load process's measured seconds and those in which it was its own
-    bottleneck, by either signal (named in `signals`):
-
-    - `cpu`: it used >= SATURATED_CPU of a core (Locust warns at 90% too);
-    - `starved`: its CPU plus the time its threads waited runnable for a CPU reached
-      SATURATED_CPU of a core: it wanted a core and did not get one (another job on its
-      host, a sibling on its core). Its own CPU stays under 90%, yet it could not send
-      on time -- a busy machine measured, not the target.
-    """
-
-    def __init__(self, t_measure: float) -> None:
-        self.t_measure = t_measure
-        self.t, self.cpu, self.wait = time.perf_counter(), cpu_s(), run_queue_wait_s()
-        self.saturated = self.sampled = 0
-        self.signals: dict[str, int] = {}
-
-    def sample(self) -> None:
-        now = time.perf_counter()
-        if now - self.t < 1.0:
-            return
-        cpu, wait = cpu_s(), run_queue_wait_s()
-        if self.t >= self.t_measure:  # warm-up seconds are not judged
-            self.sampled += 1
-            span = now - self.t
-            used = (cpu - self.cpu) / span
-            waited = max(0.0, wait - self.wait) / span \
-                if wait is not None and self.wait is not None else 0.0
-            signal = "cpu" if used >= SATURATED_CPU else \
-                "starved" if used + waited >= SATURATED_CPU else None
-            if signal:
-                self.saturated += 1
-                self.signals[signal] = self.signals.get(signal, 0) + 1
-        self.t, self.cpu, self.wait = now, cpu, wait
 
 
 def _child(index: int, job_wire: dict[str, Any], model_name: str, conn: Any) -> None:
@@ -128,7 +69,7 @@ def _load_process(index: int, job_wire: dict[str, Any], model_name: str,
     if msg[0] != "start":
         return
 
-    sampler = CpuSampler(msg[1] + job.warmup_s)
+    sampler = ClientSampler(msg[1] + job.warmup_s, model, 0.25)
     last_beat = time.monotonic()
 
     def tick() -> None:
@@ -155,7 +96,7 @@ def _load_process(index: int, job_wire: dict[str, Any], model_name: str,
         error = repr(model.error) if model.error is not None else ""
         conn.send(("done", {**model.totals(), "cpu_s": cpu_s() - cpu_at_start,
                             "saturated_s": sampler.saturated, "sampled_s": sampler.sampled,
-                            "saturated_by": sampler.signals},
+                            "saturated_by": sampler.signals, "seconds": sampler.seconds},
                    error, index))
 
     def ship_and_exit(signum: int, frame: Any) -> None:
@@ -311,6 +252,9 @@ class ProcessModel(ClientModel):
         # it had sent, so the count still reconciles with the target's as far as it can
         out["sent"] += sum(n for i, n in self.sent_by.items() if i not in self.done_by)
         out["saturated_by"] = by
+        # the per-second signals of each load process (client.csv): [process, second, ...]
+        out["seconds"] = [[i, *row] for i, t in enumerate(self.done)
+                          for row in t.get("seconds", [])]
         if any("tls" in t for t in self.done):   # not from Locust: it hides handshakes
             from harness.transports.tls import merge_tls
             out["tls"] = merge_tls([t["tls"] for t in self.done if "tls" in t])

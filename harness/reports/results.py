@@ -40,18 +40,20 @@ from harness.stats import IntervalStats, new_histogram
 SUMMARY_COLUMNS = ["model", "name", "requests", "failures", "error_rate", "rps", "ok_rps",
                    "p50_ms", "p90_ms", "p95_ms", "p99_ms", "p999_ms", "max_ms", "mean_ms",
                    "min_ms", "bytes_in", "duration_s", "cpu_pct", "rss_peak_mb", "sent", "late",
-                   "skipped", *TLS_COLUMNS]
+                   "skipped", *TLS_COLUMNS, "valid"]
 # A load process at >= SATURATED_CPU of a core in a second (clients/process.py) measures itself
 # Columns added after the first release: files written before them still read.
-_LATER = ("ok_rps", "status", *TLS_COLUMNS)
+_LATER = ("ok_rps", "status", *TLS_COLUMNS, "valid")
 
 _INT = ("requests", "failures", "bytes_in", "sent", "late", "skipped", "second", "count",
         "status", "tls_handshakes")
 _STR = ("model", "name", "kind")
+_BOOL = ("valid",)
 
 
 def _dtypes(columns: list[str]) -> dict[str, str]:
-    return {c: "int64" if c in _INT else "str" if c in _STR else "float64" for c in columns}
+    return {c: "int64" if c in _INT else "str" if c in _STR else "bool" if c in _BOOL
+            else "float64" for c in columns}
 
 
 DTYPES = {"summary": _dtypes(SUMMARY_COLUMNS), "timeseries": _dtypes(TIMESERIES_COLUMNS),
@@ -166,6 +168,8 @@ def summary_frame(outcome: RunOutcome, scenario: Scenario) -> pd.DataFrame:
                                                         1e-9), 1),
             "rss_peak_mb": round(totals.rss_peak / 2**20, 1),
             "sent": totals.sent, "late": totals.late, "skipped": totals.skipped,
+            # a measurement of the target only when the generator was not its limit
+            "valid": not totals.client_saturated,
         }
         for name, cell in [*((n, per_name.get(n, IntervalStats())) for n in names),
                            (AGGREGATED, everything)]:

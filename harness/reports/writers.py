@@ -54,6 +54,19 @@ def _capacity(j: Judged) -> None:
     pd.DataFrame(rows).to_csv(j.run_dir / "capacity.csv", index=False)
 
 
+CLIENT_COLUMNS = ["model", "worker", "process", "second", "cpu", "loop_lag_ms", "late_ratio",
+                  "host_idle", "signal"]
+
+
+def _client(j: Judged) -> None:
+    """client.csv: each load process's signals, a row per measured second (is the
+    generator the limit? clients/sampler.py)."""
+    rows = [[r.label, worker, *row] for r in j.outcome.models
+            for worker, totals in sorted(r.totals.items())
+            for row in totals.get("seconds", []) if len(row) == len(CLIENT_COLUMNS) - 2]
+    pd.DataFrame(rows, columns=CLIENT_COLUMNS).to_csv(j.run_dir / "client.csv", index=False)
+
+
 def _junit(j: Judged) -> None:
     from harness.reports.junit import write_run_junit
     write_run_junit(j.run_dir, j.scenario, j.summary, j.said)
@@ -71,6 +84,7 @@ WRITERS: tuple[Writer, ...] = (
     Writer(("summary.csv", "summary-histograms.csv", "meta.json"), _results),
     Writer(("verdict.csv",), _verdict),
     Writer(("capacity.csv",), _capacity),
+    Writer(("client.csv",), _client),
     Writer(("junit.xml",), _junit),
     Writer(("report.html",), _html),
 )

@@ -114,6 +114,35 @@ def test_a_saturated_client_says_so(tmp_path):
     assert "saturated its client" in (run_dir / "report.html").read_text()
 
 
+def test_strict_exits_4_when_a_model_measured_its_own_client(tmp_path):
+    """`--strict`: a run whose thread model burned its load process's core is a
+    measurement of the generator -- exit 4, said on stderr; summary.csv's `valid` is false
+    for it and true for the sync model beside it, client.csv has each measured second's
+    signals with the one that fired, and the verdict does not crown the invalid model."""
+    path = tmp_path / "strict.toml"
+    path.write_text('[run]\nduration = "3s"\nworkers = 1\n'
+                    '[target.mock]\nlatency = { dist = "fixed", ms = 20 }\n'
+                    '[load]\nconcurrency = 4\n[[requests]]\nname = "r"\npath = "/"\n'
+                    '[[models]]\nmodel = "sync"\n'
+                    '[[models]]\nmodel = "thread"\ncpu_work = 3000000\n')
+    proc = run_harness("run", str(path), "--out", str(tmp_path), "--strict")
+    assert proc.returncode == 4, proc.stderr
+    assert "measured the generator, not the target: thread" in proc.stderr
+    run_dir = Path(proc.stdout.strip().splitlines()[-1])
+    agg = pd.read_csv(run_dir / "summary.csv").query("name == 'Aggregated'").set_index("model")
+    assert not agg.loc["thread", "valid"] and agg.loc["sync", "valid"]
+    client = pd.read_csv(run_dir / "client.csv")
+    assert list(client.columns) == ["model", "worker", "process", "second", "cpu",
+                                    "loop_lag_ms", "late_ratio", "host_idle", "signal"]
+    thread = client[client["model"] == "thread"]
+    assert len(thread) >= 2 and (thread["signal"] == "cpu").sum() >= 2, thread
+    assert (thread["cpu"] >= 0.9).sum() >= 2
+    assert len(client[client["model"] == "sync"]) >= 2
+    meta = load_meta(str(run_dir))
+    assert meta["verdict"].startswith("verdict: sync "), meta["verdict"]
+    assert "thread measured its own client" in meta["verdict"]
+
+
 def test_a_starved_client_is_client_bound_though_its_cpu_stays_low(tmp_path):
     """The whole run pinned to one core beside a CPU-bound process pinned there too: the
     thread model's load process never reaches 90% of a core (it gets about half), yet it
