@@ -1,4 +1,4 @@
-"""Side by side with an earlier commit (`--base REV`, default the commit before the layout
+"""Side by side with an earlier commit (`--base REV`, default the commit before the transport
 step): the same mockserver capacity and load-generation measurements, the base's code and
 this tree's, alternating round by round, in one run. A refactoring must not cost speed.
 
@@ -28,7 +28,7 @@ from bench.common import (
     wrk,
 )
 
-DEFAULT_BASE = "0e9f903"   # main before the layout step (issue 12)
+DEFAULT_BASE = "646feb4"   # main before the transport step (issue 21)
 MODELS = (('model = "uvloop"\nengine = "fast"', "uvloop-fast"),
           ('model = "asyncio"', "asyncio-aiohttp"),
           ('model = "thread"', "thread"))
@@ -127,7 +127,7 @@ def run(quick: bool, base: str = DEFAULT_BASE) -> list[Section]:
         table.append(f"| {cell} | {b:,.0f} | {n:,.0f} | {n / b:.2f}x |")
         goals.append((f"{cell}: now >= {NOISE:.2f}x base ({n / b:.2f}x)", n / b >= NOISE))
     target = "nginx (1 worker)" if nginx_available() else "this tree's mockserver"
-    what = " (before the layout step)" if short.startswith(DEFAULT_BASE) else ""
+    what = " (before the transport step)" if short.startswith(DEFAULT_BASE) else ""
     return [Section(f"Side by side with {short}{what}",
                     f"versus {short}: worst now/base = {worst:.2f}x", table, goals,
                     notes=f"Each cell is the best of {rounds} rounds of {seconds} s, the two "

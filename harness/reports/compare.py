@@ -27,6 +27,7 @@ import pandas as pd
 from scipy.stats import mannwhitneyu, rankdata
 
 from harness.errors import CompareError
+from harness.reports.capacities import capacity_lines
 from harness.reports.markdown import table
 from harness.reports.results import read_csv
 
@@ -426,5 +427,7 @@ def run_compare(inputs: list[str], fmt: str, fail_on: str, show_all: bool = Fals
                      f"(needs {MIN_SAMPLES} a side): {', '.join(few)}")
     lead = headline(rows, f"Mann-Whitney per-second tests, {CORRECTION}-corrected at "
                           f"alpha {ALPHA}, changes under {min_change:g}% ignored")
-    return Comparison(render(rows, fmt, show_all, lead), crossed_gates(rows, gates), notes,
-                      rows, gates)
+    text = render(rows, fmt, show_all, lead)
+    if fmt == "table" and (capacities := capacity_lines(inputs)):
+        text = "\n".join(capacities) + "\n\n" + text
+    return Comparison(text, crossed_gates(rows, gates), notes, rows, gates)

@@ -112,3 +112,25 @@ def test_the_concurrency_sweep_fits_the_usl_to_the_station(tmp_path):
     assert found["capacity_rps"] == pytest.approx(2000, rel=0.10)
     assert not steps["little_flagged"].any(), steps[["offered", "littles_law"]]
     assert "USL peak N*" in proc.stdout
+
+
+def test_compare_says_how_far_two_capacities_moved(tmp_path):
+    """The same search against a station of half the capacity: `harness compare` puts the
+    two capacities side by side, the change beyond both searches' brackets."""
+    runs = []
+    for servers in (2, 1):
+        text = SEARCH.format(models='[[models]]\nmodel = "uvloop"\nengine = "fast"\n',
+                             start=250).replace("servers = 2", f"servers = {servers}") \
+            .replace('step = "2s"', 'step = "1s"').replace("precision = 0.05",
+                                                            "precision = 0.1")
+        path = write_scenario(tmp_path / f"s{servers}.toml", text)
+        proc = run_harness("run", str(path), "--out", str(tmp_path / "out"), "--quiet",
+                           timeout=600)
+        assert proc.returncode == 0, proc.stderr
+        runs.append(proc.stdout.strip().splitlines()[-1])
+    proc = run_harness("compare", *runs)
+    assert proc.returncode == 0, proc.stderr
+    line = next(x for x in proc.stdout.splitlines() if x.startswith("capacity uvloop-fast"))
+    assert "beyond the searches' brackets" in line, line
+    change = float(line.split("(")[1].split("%")[0])
+    assert change == pytest.approx(-50, abs=8), line

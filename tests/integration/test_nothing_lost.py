@@ -401,4 +401,5 @@ def test_every_file_of_a_run_is_one_writers(tmp_path):
         if name.startswith("journal/"):
             continue
         assert name in named or any(Path(name).match(p) for p in PER_SECOND), name
-    assert named - {"verdict.csv"} <= set(left)   # verdict.csv: only when models compete
+    # verdict.csv: only when models compete; capacity.csv: only for a [capacity] run
+    assert named - {"verdict.csv", "capacity.csv"} <= set(left)
