@@ -11,6 +11,7 @@ import functools
 import socket
 import struct
 import threading
+import time
 import zlib
 from dataclasses import dataclass, field
 
@@ -35,6 +36,7 @@ class Seen:
     target: str
     headers: list[tuple[str, str]]
     body: bytes
+    at: float = 0.0     # wall time the head was read (which model's window it fell in)
 
 
 @dataclass
@@ -97,7 +99,7 @@ class RawServer:
                     buf += chunk
                 body, buf = buf[:length], buf[length:]
                 with self.lock:
-                    self.requests.append(Seen(method, target, headers, body))
+                    self.requests.append(Seen(method, target, headers, body, time.time()))
                 answered += 1
                 if self.fault == "gzip_bomb":   # compressed though we asked for identity
                     bomb = gzip_bomb()
