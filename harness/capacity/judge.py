@@ -2,13 +2,14 @@
 
 A step is judged on the exactly merged HDR histogram of its measured seconds across every
 worker (the coordinator's merge, never a worker's own numbers). It passes when the
-generator was not the limit, the achieved rate is within ACHIEVED of the offered one,
-under LATE_SHARE of sends were lagged (over 10 ms late: the loop lag bound; a 1 ms
-lateness is what asyncio's and uvloop's timers give by design) or skipped, and the SLO
+generator had room, the achieved rate is within ACHIEVED of the offered one, and the SLO
 holds. A failing step says why, first cause first: `client` (the generator was the
-limit: its process was saturated or starved), `target` (achieved short of offered while
-the client had room), `client` again (it sent late although the target kept up),
-`errors` (the SLO's error rate, or ERRORS without one), `slo:<metric>`.
+limit: its process, or its host, had no CPU left), `target` (achieved short of offered
+while the client had CPU room), `errors` (the SLO's error rate, or ERRORS without one),
+`slo:<metric>` -- or `client` for those two when the generator was late meanwhile: over
+LATE_SHARE of its sends lagged (over 10 ms late while their user waited; a 1 ms lateness
+is what asyncio's and uvloop's timers give by design) or were skipped, or its loop
+lagged. The failure may then be its own; a pass despite it stands.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from harness.stats import IntervalStats
 ACHIEVED = 0.97      # a step's achieved rate must be within 3% of what was offered
 LATE_SHARE = 0.01    # sends lagged (> 10 ms late) or skipped: at most 1%
 ERRORS = 0.01        # without an error_rate in the SLO, more than 1% errors fails a step
+OUT_OF_ROOM = ("cpu", "starved", "host_busy")   # sampler signals: no CPU left to send with
 
 
 @dataclass
@@ -104,15 +106,17 @@ def judge(step: Step, slo: tuple[Any, ...], over: str, capped: bool = False) -> 
     not open the users the step asked for (the sync model's one user): then falling short
     of the offered rate is its own limit, not the target's."""
     reason = ""
+    # the generator out of room: its CPU or the host's (late sends and a lagging loop
+    # are a busy loop's symptoms; they judge a step below, where the target kept up)
+    signals = dict(part.split(":") for part in step.client_signals.split())
+    no_room = sum(int(n) for cause, n in signals.items() if cause in OUT_OF_ROOM)
     client_bound = step.client_sampled_s > 0 and \
-        step.client_saturated_s > SATURATED_SHARE * step.client_sampled_s
+        no_room > SATURATED_SHARE * step.client_sampled_s
     if client_bound:
         reason = "client"
     elif over == "rate" and step.achieved_rps < ACHIEVED * step.offered:
         # short of what was offered: the target's limit while the client had room
         reason = "client" if capped else "target"
-    elif over == "rate" and step.late_ratio > LATE_SHARE:
-        reason = "client"
     else:
         rate_slo = [th for th in slo if th.metric == "error_rate"]
         if (rate_slo and not all(th.holds(step.error_rate) for th in rate_slo)) or \
@@ -124,5 +128,13 @@ def judge(step: Step, slo: tuple[Any, ...], over: str, capped: bool = False) -> 
                                                                       float("nan"))):
                     reason = f"slo:{th.metric}"
                     break
+        lagging = (over == "rate" and step.late_ratio > LATE_SHARE) or \
+            (step.client_sampled_s > 0
+             and step.client_saturated_s > SATURATED_SHARE * step.client_sampled_s)
+        if reason and lagging:
+            # the SLO failed while the generator sent late or its loop lagged: the
+            # failure may be the generator's own (a pass despite it stands: the target
+            # did at least that well)
+            reason = "client"
     step.passed, step.reason = not reason, reason
     return step

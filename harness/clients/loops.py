@@ -153,12 +153,13 @@ def blocking_user(user: int, job: Job, pacer: Pacer, rec: Recorder,
                 intended = pacer.next_intended()
                 if intended is None:
                     break
+                waited = intended > perf()   # free and waiting, not busy past it
                 sleep_until(intended)
                 t_start = int(intended * 1e9)
                 # late sends of the measured window (warm-up opens the connections)
                 if (lag := perf_ns() - t_start) > LATE_NS and t_start >= t_measure_ns:
                     rec.late[user] += 1
-                    if lag > LAGGED_NS:
+                    if lag > LAGGED_NS and waited:
                         rec.lagged[user] += 1
             else:
                 now = perf()
@@ -236,7 +237,7 @@ async def async_user(user: int, job: Job, pacer: Pacer, rec: Recorder,
             # late sends of the measured window (warm-up opens the connections)
             if (lag := perf_ns() - t_start) > LATE_NS and t_start >= t_measure_ns:
                 rec.late[user] += 1
-                if lag > LAGGED_NS:
+                if lag > LAGGED_NS and delay > 0:
                     rec.lagged[user] += 1
         else:
             t_start = perf_ns()

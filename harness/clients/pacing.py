@@ -16,9 +16,11 @@ from harness.core.job import Job
 from harness.core.steps import RequestSpec
 
 LATE_NS = 1_000_000          # a send more than 1 ms after its intended time is late
-# ... and one more than 10 ms after it waited on the generator, not on a timer's tick (the
-# asyncio and uvloop timers fire up to a millisecond late by design): the capacity search
-# calls a step client-bound when over 1% of its sends were this late
+# ... "lagged": more than 10 ms late although its user was free and waiting for it -- the
+# loop or the process was the limit (the asyncio and uvloop timers fire up to a
+# millisecond late by design; a user still busy with its last request when the send was
+# due is a slow target or too few users, not a lagging generator). Over 1% of sends
+# lagged makes a second client-bound (clients/sampler.py), and a capacity step too.
 LAGGED_NS = 10_000_000
 
 

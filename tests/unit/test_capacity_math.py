@@ -92,3 +92,34 @@ def test_usl_fit_recovers_its_parameters():
     assert fit.x_max == pytest.approx(float(usl(np.array([fit.n_star]), 0.05, 0.002, 100)[0]),
                                       rel=0.01)
     assert fit_usl([1, 2], [1, 2]) is None
+
+
+def _step(**kw):
+    from harness.capacity.judge import Step
+    base = dict(model="m", step=0, offered=1000.0, achieved_rps=1000.0, p50_ms=1.0,
+                p90_ms=2.0, p95_ms=3.0, p99_ms=5.0, p999_ms=6.0, max_ms=7.0, mean_ms=1.5,
+                error_rate=0.0, late_ratio=0.0, client_saturated_s=0, client_sampled_s=4,
+                client_signals="")
+    return Step(**{**base, **kw})
+
+
+@pytest.mark.parametrize("kw, capped, reason", [
+    ({}, False, ""),                                                  # holds: passes
+    ({"achieved_rps": 900.0}, False, "target"),                       # short, client had room
+    ({"achieved_rps": 900.0}, True, "client"),                        # short with one user
+    ({"client_saturated_s": 2, "client_signals": "cpu:2"}, False, "client"),   # no room
+    ({"client_saturated_s": 2, "client_signals": "host_busy:2",
+      "achieved_rps": 900.0}, False, "client"),                       # the host was busy
+    ({"p99_ms": 150.0}, False, "slo:p99_ms"),
+    ({"error_rate": 0.05}, False, "errors"),
+    ({"p99_ms": 150.0, "late_ratio": 0.05}, False, "client"),         # failed while late
+    ({"late_ratio": 0.05}, False, ""),                                # passed despite it
+    ({"client_saturated_s": 2, "client_signals": "late:2", "achieved_rps": 900.0},
+     False, "target"),                                                # late is no "no room"
+])
+def test_a_step_says_why_it_failed(kw, capped, reason):
+    from harness.capacity.judge import judge
+    from harness.scenario.spec import Threshold
+    slo = (Threshold("p99_ms", "<", 100.0), Threshold("error_rate", "<", 0.01))
+    step = judge(_step(**kw), slo, "rate", capped)
+    assert (step.passed, step.reason) == (not reason, reason)
