@@ -97,6 +97,9 @@ def _table(frame: pd.DataFrame) -> str:
     formatters = {c: (lambda v: f"{int(v):,}") for c in frame.columns if c in _COUNTS}
     if "error_rate" in frame.columns:
         formatters["error_rate"] = lambda v: f"{100 * float(v):.2f}%"
+    for c in frame.columns:   # yes/no, never a Python literal
+        if frame[c].dtype == bool or c == "valid":
+            formatters[c] = lambda v: "yes" if v is True or str(v) == "True" else "no"
     return frame.to_html(index=False, float_format=lambda v: f"{v:,.2f}", border=0,
                          classes="grid", na_rep="", formatters=formatters)
 
