@@ -13,8 +13,11 @@ A second is client-bound when any of these fired (core/names.py holds each line)
   every timer and send of that second as late; one 15 ms hiccup of a collector at 9% CPU
   is in `loop_lag_ms`, the second's worst, and fires nothing);
 - `late`: more than LATE_SHARE of its sends went out over pacing.LAGGED_NS late;
-- `host_busy`: the host had under HOST_IDLE of its CPU idle (psutil): whatever the process
-  itself says, the machine was the limit.
+- `host_busy`: the host had under HOST_IDLE of its CPU idle (psutil) and the process waited
+  for a CPU at least HOST_WAIT of the second: the machine was the limit. (A busy host
+  that never kept this process from a core -- the other core busy, this one free -- did
+  not slow what it measured; on a two-core runner with a CPU hog beside the suite it
+  fired on models that had all they needed.)
 
 `seconds` keeps one row per measured second (client.csv): second, cpu, loop lag in ms,
 late ratio, host idle, and the signal that fired ("" for none).
@@ -29,7 +32,7 @@ from typing import Any
 
 import psutil
 
-from harness.core.names import HOST_IDLE, LATE_SHARE, LOOP_LAG_S, SATURATED_CPU
+from harness.core.names import HOST_IDLE, HOST_WAIT, LATE_SHARE, LOOP_LAG_S, SATURATED_CPU
 
 
 def cpu_s() -> float:
@@ -106,7 +109,7 @@ class ClientSampler:
                 "starved" if used + waited >= SATURATED_CPU else \
                 "loop_lag" if lags and lags[len(lags) // 2] > LOOP_LAG_S else \
                 "late" if late > LATE_SHARE else \
-                "host_busy" if idle < HOST_IDLE else ""
+                "host_busy" if idle < HOST_IDLE and waited >= HOST_WAIT else ""
             self.sampled += 1
             if signal:
                 self.saturated += 1
