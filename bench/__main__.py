@@ -1,7 +1,8 @@
 """`make bench`: run the benchmarks, print one ratio line each, write docs/benchmarks.md.
 
     python -m bench [--full] [--check] [--base REV]
-                    [--only target,models,lesson,scale,longwide,tls,journeys,web,data,versus]
+                    [--only target,models,lesson,scale,longwide,tls,journeys,web,data,capacity,
+                           versus]
 
 Quick mode (default) keeps the suite within about five minutes; --full measures longer.
 --check exits 1 when any goal is missed.
@@ -12,14 +13,26 @@ from __future__ import annotations
 import argparse
 import sys
 
-from bench import data, journeys, lesson, longwide, models, scale, target, tls, versus, web
+from bench import (
+    capacity,
+    data,
+    journeys,
+    lesson,
+    longwide,
+    models,
+    scale,
+    target,
+    tls,
+    versus,
+    web,
+)
 from bench.common import write_report
 
 SUITES = {"target": target, "models": models, "lesson": lesson, "scale": scale,
           "longwide": longwide, "tls": tls, "journeys": journeys, "versus": versus, "web": web,
-          "data": data}
+          "data": data, "capacity": capacity}
 # versus: on demand (--only versus)
-DEFAULT = "target,models,lesson,scale,longwide,tls,journeys,web,data"
+DEFAULT = "target,models,lesson,scale,longwide,tls,journeys,web,data,capacity"
 
 
 def main() -> int:

@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from harness.capacity.drive import CapacityRunner
 from harness.control.journal import Journal, read_journal, read_records
 from harness.control.messages import check_cells
 from harness.control.runstate import RECORDS, RunState, record, well_formed
@@ -17,7 +18,7 @@ from harness.reports.intervals import IntervalSink
 from harness.reports.results import model_totals
 from harness.reports.writers import remove_written
 from harness.run import CompletedRun, finish
-from harness.scenario import parse_scenario
+from harness.scenario import Scenario, parse_scenario
 
 
 def unfinished(run_dir: Path) -> bool:
@@ -38,6 +39,7 @@ def recover(run_dir: Path) -> CompletedRun:
         raise ReportError(f"{run_dir}: cannot recover: {exc}") from None
     remove_written(run_dir)   # every file a writer or the sink makes, written anew
     outcome = replay(reading.records, IntervalSink(run_dir, scenario))
+    _searched(outcome, scenario)
     done = finish(scenario, run_dir, outcome, str(meta.get("target_url")),
                   bool(meta.get("embedded_mockserver")), None, recovered=True)
     lines = [f"recovered {len(reading.records)} journal records"
@@ -49,6 +51,15 @@ def recover(run_dir: Path) -> CompletedRun:
         lines.append(f"recovered {result.label}: {t.measured_s:.0f} s measured, "
                      f"{requests} requests ({t.sent} sent)")
     return CompletedRun(done.run_dir, done.ending, lines + done.lines)
+
+
+def _searched(outcome: RunOutcome, scenario: Scenario) -> None:
+    """A capacity run's searches, rebuilt from the steps the journal holds (judged as
+    the live run judged them), so capacity.csv and meta.json's answers come back too."""
+    if scenario.capacity is not None:
+        runner = CapacityRunner(scenario)
+        runner.replay(outcome.models)
+        outcome.capacity = runner.found
 
 
 def add_journals(run_dir: Path, files: list[Path]) -> CompletedRun:
@@ -105,6 +116,7 @@ def add_journals(run_dir: Path, files: list[Path]) -> CompletedRun:
             raise ReportError(f"{run_dir}: cannot append to the journal: {journal.error}")
     remove_written(run_dir)   # every file a writer or the sink makes, written anew
     outcome = replay(read_journal(run_dir).records, IntervalSink(run_dir, scenario))
+    _searched(outcome, scenario)
     outcome.recovered = bool(meta.get("recovered"))
     done_run = finish(scenario, run_dir, outcome, str(meta.get("target_url")),
                       bool(meta.get("embedded_mockserver")), meta.get("mockserver_stats"),

@@ -182,7 +182,8 @@ def _execute(scenario: Scenario, out: Path, target: str | None, n: int, bind: st
                     print(f"coordinator at {coordinator.endpoint}: waiting for {n} workers",
                           flush=True)
                 try:
-                    runner = CapacityRunner(scenario) if scenario.capacity else None
+                    runner = CapacityRunner(scenario, board.searched if board else None) \
+                        if scenario.capacity else None
                     outcome = coordinator.run(wait_workers, runner)
                     if runner is not None:
                         outcome.capacity = runner.found

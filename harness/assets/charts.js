@@ -101,6 +101,84 @@
     return t;
   }
 
+  /* The latency-throughput curve of a capacity search (reports/curves.py's data): p99 (solid)
+     and p50 (dashed) against achieved req/s, a line per model; each SLO latency limit as a
+     grey line; each model's capacity (a ring) and knee (a square) on its p99 curve. The
+     models' points share one x (the union of what they achieved; gaps are spanned). */
+  function capacity(el, curve) {
+    var xs = [];
+    curve.models.forEach(function (m) {
+      m.points.forEach(function (p) { if (p[0] !== null) xs.push(p[0]); });
+    });
+    xs = xs.filter(function (v, i, a) { return a.indexOf(v) === i; })
+           .sort(function (a, b) { return a - b; });
+    if (!xs.length) return null;
+    function at(points, col) {
+      var byX = {};
+      points.forEach(function (p) { if (p[0] !== null) byX[p[0]] = p[col]; });
+      return xs.map(function (x) { return x in byX ? byX[x] : null; });
+    }
+    function nearest(points, x) {    // the p99 on the curve at a marked rate
+      var best = null;
+      points.forEach(function (p) {
+        if (p[0] !== null && (best === null || Math.abs(p[0] - x) < Math.abs(best[0] - x))) best = p;
+      });
+      return best;
+    }
+    function marker(m, key) {
+      var vals = xs.map(function () { return null; });
+      if (m[key] === null || m[key] === undefined) return vals;
+      var p = nearest(m.points, m[key]);
+      if (p) vals[xs.indexOf(p[0])] = p[2];
+      return vals;
+    }
+    var series = [{label: "achieved req/s"}];
+    var data = [xs];
+    function add(label, values, stroke, extra) {
+      var s = {label: label, stroke: stroke, width: 1.5, spanGaps: true,
+               value: function (u, v) { return fmt(v); }};
+      Object.keys(extra || {}).forEach(function (k) { s[k] = extra[k]; });
+      series.push(s);
+      data.push(values);
+    }
+    var dot = function () { return null; };   // markers: points only, no line
+    curve.models.forEach(function (m, i) {
+      add(m.label + " p99", at(m.points, 2), color(i));
+      add(m.label + " p50", at(m.points, 1), color(i), {dash: [6, 4]});
+      add(m.label + " capacity", marker(m, "capacity_rps"), color(i),
+          {paths: dot, points: {show: true, size: 12, width: 2, fill: "#fff"}});
+      add(m.label + " knee", marker(m, "knee"), color(i),
+          {paths: dot, points: {show: true, size: 9, fill: color(i)}});
+    });
+    Object.keys(curve.slo_ms || {}).forEach(function (metric) {
+      var limit = curve.slo_ms[metric];
+      add("SLO " + metric + " " + fmt(limit), xs.map(function () { return limit; }), "#888",
+          {dash: [2, 3]});
+    });
+    var width = Math.max(320, (el.clientWidth || 800) - 8);
+    return new uPlot({
+      title: "latency against achieved throughput (each step of the search)",
+      width: width, height: 320,
+      scales: {x: {time: false}, y: {distr: 3}},
+      axes: [{label: "achieved requests/s"}, {label: "ms (log)", size: 60}],
+      series: series, cursor: {drag: {x: true, y: false}}, legend: {live: true},
+    }, data, el);
+  }
+
+  /* The search's answers and steps as a table: one row per model. */
+  function capacityTable(curve) {
+    var rows = curve.models.map(function (m) {
+      var last = m.points.length;
+      return [m.label, m.capacity_rps === null || m.capacity_rps === undefined ?
+                (m.limited_by === "client" ? "client-bound" : "-") : fmt(m.capacity_rps, 0),
+              fmt(m.low, 0) + " - " + fmt(m.high, 0), m.knee ? fmt(m.knee, 0) : "-",
+              m.limited_by || "-", last];
+    });
+    return table(["model", "capacity req/s", "bracket (pass - fail)", "knee req/s",
+                  "limited by", "steps"], rows, "grid capacity");
+  }
+
   global.LH = {lineChart: lineChart, throughput: throughput, latency: latency,
-               update: update, table: table, fmt: fmt, num: num, color: color};
+               update: update, table: table, fmt: fmt, num: num, color: color,
+               capacity: capacity, capacityTable: capacityTable};
 })(window);

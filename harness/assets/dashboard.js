@@ -142,6 +142,21 @@
     el.replaceChildren(LH.table(state.verdict.columns, state.verdict.rows), p);
   }
 
+  /* A capacity run: the search so far -- its curve (charts.js, the report's own) and one
+     row per model with the bracket -- redrawn when a step ends. */
+  var searched = "";
+  function capacity(state) {
+    if (!state.capacity) return;
+    var key = JSON.stringify(state.capacity);
+    if (key === searched) return;
+    searched = key;
+    var el = part("capacity", "Capacity search (each step: achieved req/s against latency)");
+    var chart = document.createElement("div");
+    chart.className = "wide";
+    el.replaceChildren(chart, LH.capacityTable(state.capacity));
+    LH.capacity(chart, state.capacity);
+  }
+
   function headline(state) {
     var text = state.state;
     var running = state.models.filter(function (m) { return m.state === "running"; })[0];
@@ -163,6 +178,7 @@
 
   function draw(state) {
     headline(state);
+    capacity(state);
     summary(state);
     charts(state);
     errors(state);

@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -52,6 +53,7 @@ class Found:
         out = {k: v for k, v in dataclasses.asdict(self).items() if k != "steps"}
         out["capacity_rps"] = out.pop("capacity")
         out["client_bound"] = self.client_bound
+        out["line"] = self.line()
         return out
 
     def line(self) -> str:
@@ -81,8 +83,12 @@ class CapacityRunner:
     """What the coordinator runs for each model of a [capacity] scenario (in place of one
     run_model): the whole search, returning every step's result."""
 
-    def __init__(self, scenario: Scenario) -> None:
+    def __init__(self, scenario: Scenario,
+                 listener: Callable[[Found], None] | None = None) -> None:
+        """`listener`: told each model's search so far after every step and at its end
+        (the live dashboard's board)."""
         assert scenario.capacity is not None
+        self.listener = listener
         self.scenario = scenario
         self.spec = scenario.capacity
         self.found: dict[str, Found] = {}
@@ -90,19 +96,8 @@ class CapacityRunner:
 
     def __call__(self, coordinator: Any, index: int, model: Any) -> list[ModelResult]:
         spec, sc = self.spec, self.scenario
-        slo = ", ".join(str(th) for th in spec.slo)
-        found = self.found[model.label] = Found(model.label, spec.over, slo)
+        found, search, next_load = self._begin(model)
         results: list[ModelResult] = []
-        if spec.over == "rate":
-            search: Any = RateSearch(spec.start_rate, spec.max_rate, spec.precision,
-                                     spec.max_steps)
-            next_load = search.next_rate
-        else:
-            search = ConcurrencySearch(spec.max_users, spec.precision, spec.max_steps)
-            next_load = search.next_users
-        # the sync baseline keeps its one user whatever the step asks
-        kind = MODELS[model.sub_model if MODELS[model.model].wraps else model.model]
-        capped = kind.single_user
         while (load := next_load()) is not None:
             if spec.over == "rate":
                 step_sc = dataclasses.replace(
@@ -122,26 +117,79 @@ class CapacityRunner:
                                            scenario=step_sc, label=label)
             self.next_index += 1
             results.append(result)
-            if result.aborted:
-                search.stop("aborted")
+            if not self._took(model, found, search, result, load, say=True):
                 break
-            step = judge(measure(result, model.label, len(found.steps), float(load),
-                                 spec.step_s), spec.slo, spec.over, capped)
-            if spec.over == "concurrency" and step.achieved_rps > 0 and step.mean_ms > 0:
-                step.littles_law = load / (step.achieved_rps * step.mean_ms / 1000)
-            found.steps.append(step)
-            print(f"capacity: {label}: {step.achieved_rps:,.0f} req/s, p99 "
+            self._tell(found)
+        self._conclude(found, search)
+        self._tell(found)
+        return results
+
+    def replay(self, results: list[ModelResult]) -> None:
+        """A recovered run (`harness report` on one whose coordinator died): each model's
+        search rebuilt from its steps' results, judged as the live run judged them, in
+        the order they ran; a search the run did not finish ends `interrupted`."""
+        for model in self.scenario.models:
+            found, search, next_load = self._begin(model)
+            for result in results:
+                base, _, load_text = result.label.rpartition(" @ ")
+                if base != model.label or next_load() is None:
+                    continue
+                load = float(load_text.split()[0])
+                if not self._took(model, found, search, result,
+                                  load if self.spec.over == "rate" else int(load)):
+                    break
+            if not search.stopped_by and next_load() is not None:
+                search.stop("interrupted")
+            if found.steps or search.stopped_by != "interrupted":
+                self._conclude(found, search)
+            else:
+                del self.found[model.label]   # it never took a step
+
+    def _begin(self, model: Any) -> tuple[Found, Any, Callable[[], Any]]:
+        """A model's search from nothing: its Found, the search, and its next-load call."""
+        spec = self.spec
+        slo = ", ".join(str(th) for th in spec.slo)
+        found = self.found[model.label] = Found(model.label, spec.over, slo)
+        if spec.over == "rate":
+            search: Any = RateSearch(spec.start_rate, spec.max_rate, spec.precision,
+                                     spec.max_steps)
+            return found, search, search.next_rate
+        search = ConcurrencySearch(spec.max_users, spec.precision, spec.max_steps)
+        return found, search, search.next_users
+
+    def _took(self, model: Any, found: Found, search: Any, result: ModelResult,
+              load: float, say: bool = False) -> bool:
+        """A step's result judged and recorded in the search; False when the search
+        cannot go on (the step was aborted)."""
+        spec = self.spec
+        if result.aborted:
+            search.stop("aborted")
+            return False
+        # the sync baseline keeps its one user whatever the step asks
+        capped = MODELS[model.sub_model if MODELS[model.model].wraps else model.model] \
+            .single_user
+        step = judge(measure(result, model.label, len(found.steps), float(load),
+                             spec.step_s), spec.slo, spec.over, capped)
+        if spec.over == "concurrency" and step.achieved_rps > 0 and step.mean_ms > 0:
+            step.littles_law = load / (step.achieved_rps * step.mean_ms / 1000)
+        found.steps.append(step)
+        if say:
+            print(f"capacity: {result.label}: {step.achieved_rps:,.0f} req/s, p99 "
                   f"{step.p99_ms:.1f} ms, errors {100 * step.error_rate:.2f}%: "
                   + ("pass" if step.passed else f"fail ({step.reason})"),
                   file=sys.stderr, flush=True)
-            if spec.over == "rate":
-                search.record(float(load), step.passed)
-                if step.reason == "client":
-                    search.stop("client")   # beyond it, the generator measures itself
-            else:
-                search.record(int(load), step.achieved_rps, step.passed)
-        self._conclude(found, search)
-        return results
+        if spec.over == "rate":
+            search.record(float(load), step.passed)
+            if step.reason == "client":
+                search.stop("client")   # beyond it, the generator measures itself
+            found.low, found.high = search.low, search.high   # the bracket so far
+        else:
+            search.record(int(load), step.achieved_rps, step.passed)
+        return True
+
+    def _tell(self, found: Found) -> None:
+        if self.listener is not None:
+            self.listener(found)
 
     def _users_for(self, rate: float) -> int:
         """The open model's users (connections) for a step: twice what Little's law needs

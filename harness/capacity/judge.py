@@ -2,7 +2,8 @@
 
 A step is judged on the exactly merged HDR histogram of its measured seconds across every
 worker (the coordinator's merge, never a worker's own numbers). It passes when the
-generator had room, the achieved rate is within ACHIEVED of the offered one, and the SLO
+generator had room, the achieved rate is within ACHIEVED of what its schedule intended
+(the offered rate; with Poisson arrivals, the count it drew for the window), and the SLO
 holds. A failing step says why, first cause first: `client` (the generator was the
 limit: its process, or its host, had no CPU left), `target` (achieved short of offered
 while the client had CPU room), `errors` (the SLO's error rate, or ERRORS without one),
@@ -14,7 +15,7 @@ lagged. The failure may then be its own; a pass despite it stands.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 from harness.core.names import SATURATED_SHARE
@@ -51,6 +52,9 @@ class Step:
     passed: bool = False
     reason: str = ""
     littles_law: float = float("nan")   # concurrency: N / (X * mean latency), ideally 1
+    # open model: the rate the schedule meant in the window (with Poisson arrivals it
+    # varies around `offered` by chance; achieved is judged against it)
+    intended_rps: float = float("nan")
 
     def row(self) -> dict[str, Any]:
         return asdict(self)
@@ -60,6 +64,9 @@ class Step:
         """A closed step whose users were not all waiting on the target: N differs from
         X times the mean latency by more than 5% (Little's law)."""
         return self.littles_law == self.littles_law and abs(self.littles_law - 1) > 0.05
+
+
+STEP_COLUMNS = tuple(f.name for f in fields(Step))   # capacity.csv's columns
 
 
 def measure(result: ModelResult, model: str, step: int, offered: float,
@@ -76,6 +83,7 @@ def measure(result: ModelResult, model: str, step: int, offered: float,
     totals = list(result.totals.values())
     sent = sum(int(t.get("sent", 0)) for t in totals)
     skipped = sum(int(t.get("skipped", 0)) for t in totals)
+    scheduled = sum(int(t.get("intended", 0)) for t in totals)
     late = sum(int(t.get("lagged", 0)) for t in totals) + skipped
     signals: dict[str, int] = {}
     for t in totals:
@@ -94,8 +102,9 @@ def measure(result: ModelResult, model: str, step: int, offered: float,
         mean_ms=hist.get_mean_value() / 1000 if n else float("nan"),
         error_rate=failures / n if n else 0.0,
         # of the sends the window intended (lagged ones are counted in the window only)
-        late_ratio=late / intended if (intended := offered * measured_s if offered > 0
-                                       else sent + skipped) else 0.0,
+        late_ratio=late / intended if (intended := scheduled or (
+            offered * measured_s if offered > 0 else sent + skipped)) else 0.0,
+        intended_rps=scheduled / measured_s if scheduled and measured_s else float("nan"),
         client_saturated_s=sum(int(t.get("saturated_s", 0)) for t in totals),
         client_sampled_s=sum(int(t.get("sampled_s", 0)) for t in totals),
         client_signals=" ".join(f"{c}:{k}" for c, k in sorted(signals.items())))
@@ -114,7 +123,8 @@ def judge(step: Step, slo: tuple[Any, ...], over: str, capped: bool = False) -> 
         no_room > SATURATED_SHARE * step.client_sampled_s
     if client_bound:
         reason = "client"
-    elif over == "rate" and step.achieved_rps < ACHIEVED * step.offered:
+    elif over == "rate" and step.achieved_rps < ACHIEVED * (
+            step.intended_rps if step.intended_rps == step.intended_rps else step.offered):
         # short of what was offered: the target's limit while the client had room
         reason = "client" if capped else "target"
     else:

@@ -35,8 +35,9 @@ class ClientModel(ABC):
         """Begin sending at perf_counter time t0 (every worker starts at the same offset)."""
 
     @abstractmethod
-    def drain(self) -> dict[tuple[int, str], IntervalStats]:
-        """Everything measured since the last drain (intervals may come out partial)."""
+    def drain(self, whole_only: bool = False) -> dict[tuple[int, str], IntervalStats]:
+        """What was measured since the last drain: everything (intervals may come out
+        partial), or with `whole_only` the intervals that have ended."""
 
     @abstractmethod
     def wait(self, timeout: float) -> bool:
@@ -119,9 +120,9 @@ class LocalModel(ClientModel):
         thread.start()
         self.threads.append(thread)
 
-    def drain(self) -> dict[tuple[int, str], IntervalStats]:
+    def drain(self, whole_only: bool = False) -> dict[tuple[int, str], IntervalStats]:
         assert self.recorder is not None
-        return self.recorder.drain()
+        return self.recorder.drain(whole_only)
 
     def wait(self, timeout: float) -> bool:
         deadline = time.monotonic() + timeout
@@ -142,7 +143,9 @@ class LocalModel(ClientModel):
     def totals(self) -> dict[str, Any]:
         rec, pacer = self.recorder, self.pacer
         assert rec is not None and pacer is not None
+        skipped = rec.skipped + pacer.skipped(time.perf_counter())
         return {"sent": sum(rec.sent) - rec.unsent, "not_sent": rec.unsent,
-                "late": sum(rec.late), "lagged": sum(rec.lagged),
-                "skipped": rec.skipped + pacer.skipped(time.perf_counter()),
+                "late": sum(rec.late), "lagged": sum(rec.lagged), "skipped": skipped,
+                # open model: what the schedule meant to send in the measured window
+                "intended": pacer.intended + skipped if self.job.mode == "open" else 0,
                 "tls": self.handshakes.totals()}

@@ -58,6 +58,18 @@ class Pacer:
         self._claimed = 0
         self._next_t = t0                              # open model: schedule position
         self._credit = 1.0                             # sends owed: the first goes at t0
+        # the credit the next send needs: 1 for evenly spaced sends; for Poisson arrivals
+        # a unit exponential draw, so the gaps are exponential at any rate, a ramp too
+        # (a Poisson process in the rate's integral)
+        self._poisson = job.arrivals == "poisson"
+        self._rng = random.Random(job.seed * 104729 + 17)
+        self._due = self._draw(self._rng)
+        # open model: sends the schedule intended within the measured window (with Poisson
+        # arrivals their count varies around rate x duration; a step is judged on it)
+        self.intended = 0
+
+    def _draw(self, rng: random.Random) -> float:
+        return rng.expovariate(1.0) if self._poisson else 1.0
 
     def target(self, now: float) -> float:
         """Concurrency (closed) or rate (open) at `now`.
@@ -99,13 +111,14 @@ class Pacer:
                 self.stopped = True  # the others stop after their current request
             return True
 
-    def _advance(self, t: float, credit: float) -> tuple[float | None, float, float]:
-        """From (t, credit) to the next intended send: integrate the rate until one more
-        send is owed. Exact for constant rates; 10 ms steps where the rate is low or ramps.
-        Returns (send time or None past the end, new t, new credit)."""
+    def _advance(self, t: float, credit: float, due: float
+                 ) -> tuple[float | None, float, float]:
+        """From (t, credit) to the next intended send: integrate the rate until `due`
+        more credit is owed. Exact for constant rates; 10 ms steps where the rate is low or
+        ramps. Returns (send time or None past the end, new t, new credit)."""
         while t < self.t_end:
             rate = self.target(t)
-            need = 1.0 - credit
+            need = due - credit
             if rate > 1e-9 and need / rate <= 0.01:
                 t += need / rate
                 if t >= self.t_end:
@@ -122,23 +135,34 @@ class Pacer:
                 return None  # what was due and not sent by the end counts as skipped
             if self._credit >= 1.0 and self._next_t < self.t_end:  # the very first send
                 self._credit = 0.0
+                self.intended += self._next_t >= self.t_measure
                 return self._next_t
-            send, self._next_t, self._credit = self._advance(self._next_t, self._credit)
+            send, self._next_t, self._credit = self._advance(self._next_t, self._credit,
+                                                             self._due)
+            if send is not None:
+                self._due = self._draw(self._rng)
+                if send >= self.t_measure:
+                    self.intended += 1
             return send
 
     def skipped(self, now: float) -> int:
         """Open model: intended sends due before the end that were never made."""
         if self.job.mode != "open" or self.stopped:
             return 0
-        t, credit, due = self._next_t, self._credit, 0
+        t, credit, owed = self._next_t, self._credit, 0
         if credit >= 1.0 and t < min(now, self.t_end):
-            due, credit = 1, 0.0
-        while due < 10_000_000:
-            send, t, credit = self._advance(t, credit)
+            owed, credit = 1, 0.0
+        rng = random.Random()   # the schedule's own draws, from where it stands
+        with self._lock:
+            rng.setstate(self._rng.getstate())
+            due = self._due
+        while owed < 10_000_000:
+            send, t, credit = self._advance(t, credit, due)
             if send is None or send >= now:
                 break
-            due += 1
-        return due
+            owed += 1
+            due = self._draw(rng)
+        return owed
 
 
 def sleep_until(t: float) -> None:

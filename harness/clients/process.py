@@ -85,7 +85,8 @@ def _load_process(index: int, job_wire: dict[str, Any], model_name: str,
         if time.monotonic() - last_beat > WORKER_SILENT_S:
             model.stop()  # the worker is frozen (SIGSTOP) or wedged: stop sending load
         sampler.sample()
-        conn.send(("stats", _wire(model.drain()), index, model.sent()))
+        # each second's cells once it has ended (the rest at the end, in finish)
+        conn.send(("stats", _wire(model.drain(whole_only=True)), index, model.sent()))
         collect_cycles()
 
     cpu_at_start = cpu_s()  # imports and setup are not the load's cost
@@ -185,7 +186,8 @@ class ProcessModel(ClientModel):
             if msg[2]:
                 self.error = msg[2]
 
-    def drain(self) -> dict[tuple[int, str], IntervalStats]:
+    def drain(self, whole_only: bool = False) -> dict[tuple[int, str], IntervalStats]:
+        """What the load processes shipped (each ships its ended seconds as they end)."""
         self._pump()
         out, self.pending = self.pending, {}
         return out
@@ -241,7 +243,7 @@ class ProcessModel(ClientModel):
 
     def totals(self) -> dict[str, Any]:
         out: dict[str, Any] = {"sent": 0, "not_sent": 0, "late": 0, "lagged": 0, "skipped": 0,
-                               "cpu_s": 0.0, "saturated_s": 0, "sampled_s": 0}
+                               "intended": 0, "cpu_s": 0.0, "saturated_s": 0, "sampled_s": 0}
         by: dict[str, int] = {}
         for totals in self.done:
             for key in out:

@@ -89,6 +89,11 @@ class Coordinator:
         r = record(kind, **fields)
         if self.journal is not None:
             self.journal.append_record(r)
+            if kind == "model_end":
+                # a model's end is on disk before anything acts on it: between models
+                # (a capacity step judged, the next one prepared) no poll loop flushes,
+                # and a kill there lost the end of a step already judged and printed
+                self.journal.flush()
         return self.state.apply(r, checked)
 
     # -- messaging --------------------------------------------------------------------------

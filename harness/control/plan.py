@@ -35,7 +35,7 @@ def make_job(scenario: Scenario, model: ModelSpec, url: str, index: int, workers
                    "headers": [list(h) for h in r.headers], "body": r.body,
                    "weight": r.weight, "expect_status": list(r.expect_status)}
                   for r in scenario.requests],
-        mode=scenario.mode, duration_s=duration,
+        mode=scenario.mode, arrivals=scenario.arrivals, duration_s=duration,
         warmup_s=scenario.warmup_s, timeout_s=scenario.timeout_s,
         think_time_s=scenario.think_time_s, seed=scenario.seed * 7919 + index,
         label=model.label, tls=asdict(scenario.tls), handshake=scenario.handshake,

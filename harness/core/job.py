@@ -59,6 +59,7 @@ class Job:
     think_time_s: float
     seed: int
     label: str
+    arrivals: str = "constant"     # open model: evenly spaced sends, or "poisson"
     # [target.tls] with its files' PEM text (scenario.TlsSpec as a dict); used when the
     # URL is https://
     tls: dict[str, Any] = field(default_factory=dict)

@@ -19,6 +19,7 @@ from typing import Any
 
 from harness.core.outcome import ModelResult, RunOutcome
 from harness.hdr import cumulative_at, summarize
+from harness.reports.curves import curve_data, slo_limits
 from harness.reports.intervals import AGGREGATED, is_flow
 from harness.scenario import Scenario
 from harness.stats import IntervalStats, error_kind
@@ -59,6 +60,7 @@ class ModelView:
     totals: dict[str, Any] = field(default_factory=dict)   # the table's row, so far
     name_totals: dict[str, dict[str, Any]] = field(default_factory=dict)   # those names
     result: ModelResult | None = None
+    step_index: int = -1      # a capacity search: the step whose seconds `points` hold
 
 
 def _ms(value: float) -> float | None:
@@ -81,18 +83,45 @@ class LiveBoard:
         self.run_dir: str | None = None
         self._verdict: tuple[int, dict[str, Any] | None] = (0, None)
         self.judged_names = {th.request for th in scenario.thresholds if th.request}
+        # a capacity run: label -> (its steps as capacity.csv rows, its answer so far)
+        self.capacity: dict[str, tuple[list[dict[str, Any]], dict[str, Any]]] = {}
+        self.slo_ms = slo_limits(scenario.capacity.slo) if scenario.capacity else {}
 
     # -- fed by the coordinator's thread ----------------------------------------------------
 
+    def _view(self, result: ModelResult) -> ModelView:
+        """The model a result belongs to: a capacity search's step (`MODEL @ LOAD`, an
+        index past the models) is its model's, its points and table row the step's own."""
+        if result.index < len(self.models):
+            return self.models[result.index]
+        label = result.label.split(" @ ")[0]
+        view = next((v for v in self.models if v.label == label), self.models[-1])
+        if view.step_index != result.index:   # a new step: its own seconds from 0
+            with self.lock:
+                view.step_index = result.index
+                view.points = []
+                view.whole = {}
+                view.totals = {}
+                view.name_totals = {}
+        return view
+
+    def searched(self, found: Any) -> None:
+        """The capacity runner's listener: a model's search so far (steps, bracket) or its
+        answer once it has one."""
+        rows = [step.row() for step in found.steps]
+        answer = found.to_dict()
+        with self.lock:
+            self.capacity[found.model] = (rows, answer)
+
     def progress(self, result: ModelResult, elapsed: float, extra: dict[str, Any]) -> None:
         """The coordinator's progress hook: the running model, its time, the workers."""
-        view = self.models[result.index]
+        view = self._view(result)
         with self.lock:
             self.state = "running"
             self.current = result.label
             view.elapsed_s = elapsed
             view.sent = result.sent()
-            view.users = self._users(result.index) if not extra.get("ended") else 0
+            view.users = self._users(result) if not extra.get("ended") else 0
             if "workers" in extra:
                 self.workers = extra["workers"]
             if extra.get("ended"):
@@ -106,7 +135,7 @@ class LiveBoard:
                  span: float) -> None:
         """A closed second (from the interval sink): its point on the charts, and the
         model's cumulative counts and percentiles, read from the histograms here."""
-        view = self.models[result.index]
+        view = self._view(result)
         agg = IntervalStats()
         for name, cell in cells.items():
             if not is_flow(name):
@@ -162,8 +191,12 @@ class LiveBoard:
                    for p in (50.0, 90.0, 95.0, 99.0, 99.9)},
                 "max_ms": _ms(got["max"]), "mean_ms": _ms(got["mean"])}
 
-    def _users(self, index: int) -> int:
-        model = self.scenario.models[index]
+    def _users(self, result: ModelResult) -> int:
+        """The closed model's users (a capacity step's from its label: `@ N users`)."""
+        if result.index >= len(self.models):
+            load = result.label.rsplit(" @ ", 1)[-1]
+            return int(load.split()[0]) if load.endswith(" users") else 0
+        model = self.scenario.models[result.index]
         if self.scenario.mode == "open":
             return 0
         return model.concurrency or self.scenario.concurrency
@@ -178,8 +211,8 @@ class LiveBoard:
             models = [{
                 "label": v.label, "state": v.state, "elapsed_s": round(v.elapsed_s, 1),
                 "remaining_s": self._remaining(v), "sent": v.sent, "users": v.users,
-                "totals": dict(v.totals), "first": since.get(v.label, 0),
-                "points": v.points[since.get(v.label, 0):],
+                "totals": dict(v.totals), "first": self._first(v, since),
+                "points": v.points[self._first(v, since):],
                 "errors": self._errors(v),
             } for v in self.models]
             state = {"state": self.state, "scenario": self.scenario.name,
@@ -189,13 +222,26 @@ class LiveBoard:
                      "stop_requested": self.stop_requested.is_set()}
             done = [v.result for v in self.models if v.result is not None]
             judged = {v.label: dict(v.name_totals) for v in self.models}
+            searches = dict(self.capacity)
+        if self.scenario.capacity is not None:
+            state["capacity"] = curve_data(
+                [row for rows, _ in searches.values() for row in rows],
+                {label: answer for label, (_, answer) in searches.items()}, self.slo_ms)
         crossed = self._thresholds(models, judged)
         state["thresholds"] = [line for _, line in crossed]
         state["crossed_by"] = {}   # model -> its crossed thresholds: marked on its row
         for label, line in crossed:
             state["crossed_by"].setdefault(label, []).append(line)
-        state["verdict"] = self._verdict_of(done)
+        # a capacity run is judged by its searches (state["capacity"]), not its steps
+        state["verdict"] = None if self.scenario.capacity else self._verdict_of(done)
         return state
+
+    @staticmethod
+    def _first(view: ModelView, since: dict[str, int]) -> int:
+        """The first point to send: after those sent, or all again from 0 when the points
+        began anew (a capacity search's next step): the page then starts its chart over."""
+        sent = since.get(view.label, 0)
+        return sent if sent <= len(view.points) else 0
 
     @staticmethod
     def _errors(view: ModelView) -> list[list[Any]]:
@@ -209,9 +255,11 @@ class LiveBoard:
         return [[*error_kind(k), n] for k, n in sorted(keys.items())]
 
     def _remaining(self, view: ModelView) -> float | None:
-        if view.state != "running" or not self.scenario.run_seconds:
+        spec = self.scenario.capacity
+        if view.state != "running" or not (spec or self.scenario.run_seconds):
             return None
-        planned = self.scenario.run_seconds + self.scenario.warmup_s
+        planned = spec.step_s + spec.step_warmup_s if spec else \
+            self.scenario.run_seconds + self.scenario.warmup_s
         return round(max(planned - view.elapsed_s, 0.0), 1)
 
     def _thresholds(self, models: list[dict[str, Any]],

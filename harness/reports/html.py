@@ -20,7 +20,9 @@ import numpy as np
 import pandas as pd
 
 from harness import assets
+from harness.capacity.judge import STEP_COLUMNS
 from harness.errors import HarnessError, ReportError
+from harness.reports.curves import curve_data, slo_limits
 from harness.reports.results import (
     AGGREGATED,
     SUMMARY_HISTOGRAMS,
@@ -115,6 +117,42 @@ def _plain(value: Any) -> str:
     return str(value)
 
 
+def _scenario(run_dir: Path, meta: dict[str, Any]) -> Any:
+    """The run's scenario as parsed again from meta.json, or None (an older version's)."""
+    from harness.scenario import parse_scenario
+    raw = (meta.get("scenario") or {}).get("raw") or {}
+    try:
+        return parse_scenario(raw, meta["scenario"].get("source") or str(run_dir))
+    except HarnessError:
+        return None
+
+
+def _capacity(run_dir: Path, meta: dict[str, Any]) -> tuple[list[str], dict[str, Any]]:
+    """A capacity run leads with its answer: the latency-throughput curve (the dashboard's
+    chart code) and one row per model; the steps are in capacity.csv below it."""
+    path = run_dir / "capacity.csv"
+    if not path.exists() or not meta.get("capacity"):
+        return [], {}
+    try:
+        steps = pd.read_csv(path)
+    except (OSError, ValueError) as exc:
+        raise ReportError(f"{path}: not a capacity.csv ({exc})") from None
+    missing = [c for c in STEP_COLUMNS if c not in steps.columns]
+    if missing:
+        raise ReportError(f"{path}: not a capacity.csv (missing {', '.join(missing)})")
+    scenario = _scenario(run_dir, meta)
+    slo = slo_limits(scenario.capacity.slo) if scenario and scenario.capacity else {}
+    curve = curve_data(steps.to_dict("records"), meta["capacity"], slo)
+    lines = [html.escape("capacity: " + str(a.get("line") or label))
+             for label, a in meta["capacity"].items()]
+    parts = ['<h2 id="capacity">How much it can take</h2>',
+             '<div id="capacity-chart" class="wide"></div>', '<div id="capacity-table"></div>',
+             "<ul>" + "".join(f"<li>{line}</li>" for line in lines) + "</ul>",
+             "<details><summary>Every step (capacity.csv)</summary>", _table(steps),
+             "</details>"]
+    return parts, curve
+
+
 def _thresholds(run_dir: Path, meta: dict[str, Any], summary: pd.DataFrame) -> list[str]:
     """The gates first: every threshold with each model's measured value and the limit,
     crossed ones marked (what made the run exit 99)."""
@@ -122,10 +160,8 @@ def _thresholds(run_dir: Path, meta: dict[str, Any], summary: pd.DataFrame) -> l
     if not raw.get("thresholds"):
         return []
     from harness.reports.thresholds import judge
-    from harness.scenario import parse_scenario
-    try:
-        scenario = parse_scenario(raw, meta["scenario"].get("source") or str(run_dir))
-    except HarnessError:   # a run of an older version: its crossed lines are all we have
+    scenario = _scenario(run_dir, meta)
+    if scenario is None:   # a run of an older version: its crossed lines are all we have
         crossed = meta.get("thresholds_crossed") or []
         return ([f'<h2 class="warn">Thresholds crossed: {len(crossed)}</h2>', "<ul>"]
                 + [f"<li>{html.escape(str(c))}</li>" for c in crossed] + ["</ul>"])
@@ -163,6 +199,10 @@ CHARTS = """
     LH.throughput(a, model + ": requests/s", data.over_time[model]);
     LH.latency(b, model + ": latency (ms)", data.over_time[model]);
   });
+  if (data.capacity.models) {
+    LH.capacity(document.getElementById("capacity-chart"), data.capacity);
+    document.getElementById("capacity-table").appendChild(LH.capacityTable(data.capacity));
+  }
   var models = Object.keys(data.percentiles);
   if (models.length) {
     LH.lineChart(document.getElementById("distribution"), {
@@ -201,6 +241,8 @@ def build_report(run_dir: str | Path) -> Path:
         parts.append('<p class="warn">Partial run'
                      + (f": lost workers {html.escape(', '.join(lost))}" if lost else "")
                      + (" (interrupted)" if meta.get("interrupted") else "") + "</p>")
+    capacity_parts, data["capacity"] = _capacity(run_dir, meta)
+    parts += capacity_parts
     parts += _thresholds(run_dir, meta, summary)
     for label, m in meta.get("models", {}).items():
         if m.get("client_saturated"):

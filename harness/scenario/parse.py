@@ -16,6 +16,7 @@ from harness.scenario.journeys import parse_data, parse_flows
 from harness.scenario.overrides import apply_set, apply_unset, interpolate
 from harness.scenario.requests import parse_requests
 from harness.scenario.spec import (
+    ARRIVALS,
     DEFAULT_MAX_BODY,
     ENGINES,
     MAX_CPU_WORK,
@@ -79,8 +80,8 @@ def parse_scenario(raw: dict[str, Any], source: str, base: Path | None = None) -
     ctx.keys(run, ("name", "duration", "requests", "warmup", "seed", "workers", "timeout",
                    "max_body", "max_memory"), "[run]")
     load = ctx.table(raw.get("load", {}), "[load]")
-    ctx.keys(load, ("mode", "concurrency", "rate", "stages", "think_time", "cookies"),
-             "[load]")
+    ctx.keys(load, ("mode", "concurrency", "rate", "stages", "think_time", "cookies",
+                    "arrivals"), "[load]")
 
     duration = ctx.duration(run["duration"], "[run].duration") if "duration" in run else None
     total = ctx.integer(run["requests"], "[run].requests", 1, MAX_REQUESTS) \
@@ -100,6 +101,15 @@ def parse_scenario(raw: dict[str, Any], source: str, base: Path | None = None) -
     rate = ctx.number(load["rate"], "[load].rate") if "rate" in load else None
     if mode == "open" and rate is None and not stages:
         raise ctx.fail("[load].rate", "expected a positive number for the open model")
+    arrivals = load.get("arrivals", "constant")
+    if arrivals not in ARRIVALS:
+        raise ctx.fail("[load].arrivals", f'expected one of {", ".join(map(repr, ARRIVALS))}, '
+                                          f"got {show(arrivals)}")
+    searched = raw.get("capacity")
+    rate_search = isinstance(searched, dict) and searched.get("over", "rate") == "rate"
+    if arrivals != "constant" and mode != "open" and not rate_search:
+        raise ctx.fail("[load].arrivals", "applies to the open model (set [load].rate): a "
+                                          "closed model's users send when answered")
     default_conc = 100 if mode == "open" else 10
     concurrency = ctx.integer(load.get("concurrency", default_conc), "[load].concurrency")
     if stages and mode == "closed":
@@ -165,6 +175,7 @@ def parse_scenario(raw: dict[str, Any], source: str, base: Path | None = None) -
         models=models,
         thresholds=thresholds,
         abort_after_s=abort_after,
+        arrivals=arrivals,
         capacity=parse_capacity(ctx, raw["capacity"], models, bool(stages))
         if "capacity" in raw else None,
         raw=raw,

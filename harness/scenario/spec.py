@@ -145,6 +145,9 @@ class Threshold:
 SLO_METRICS = ("error_rate", "p50_ms", "p90_ms", "p95_ms", "p99_ms", "p999_ms", "max_ms",
                "mean_ms")
 OVER = ("rate", "concurrency")
+# the open model's arrival process: evenly spaced sends, or a Poisson process at the rate
+# (exponential gaps, as Gatling's randomized injection; what M/M/k theory assumes)
+ARRIVALS = ("constant", "poisson")
 
 
 @dataclass(frozen=True)
@@ -211,6 +214,7 @@ class Scenario:
     notes: tuple[str, ...] = field(default=(), compare=False)   # said, not refused
     capacity: CapacitySpec | None = None   # [capacity]: every model searches
     abort_after_s: float | None = None     # [thresholds] abort_after: auto-stop
+    arrivals: str = "constant"             # open model: ARRIVALS (evenly spaced, or Poisson)
 
     @property
     def result_names(self) -> list[str]:

@@ -123,3 +123,38 @@ def test_a_step_says_why_it_failed(kw, capped, reason):
     slo = (Threshold("p99_ms", "<", 100.0), Threshold("error_rate", "<", 0.01))
     step = judge(_step(**kw), slo, "rate", capped)
     assert (step.passed, step.reason) == (not reason, reason)
+
+
+def test_a_step_is_judged_on_the_merged_histogram_of_its_workers():
+    """Two workers' STATS through the coordinator's own state change (RunState.apply, as
+    the live run and recovery do): worker 0 had 1.5% of its requests at 2 s, worker 1
+    none. Worker 0's own p99 (2 s) crosses p99 < 1000 ms, and so does the mean of the
+    two workers' p99s (~1 s); the merged histogram's p99 is 5 ms, and the step passes."""
+    from harness.capacity.judge import judge, measure
+    from harness.control.runstate import RunState, record
+    from harness.core.outcome import ModelResult
+    from harness.scenario.spec import Threshold
+    from harness.stats import Recorder
+
+    state = RunState()
+    state.models[0] = ModelResult("uvloop-fast @ 1000 rps", 0)
+    state.apply(record("model", model=0, label="uvloop-fast @ 1000 rps", started=1.0))
+    own_p99 = {}
+    for worker, slow in ((0, 15), (1, 0)):
+        rec = Recorder(["q"], 0, users=1)
+        for i in range(1000):
+            rec.ok(0, i * 1_000_000, 2_000_000_000 if i < slow else 5_000_000, 10, 200)
+        cells = [[k, name, s.to_wire()] for (k, name), s in rec.drain().items()]
+        own_p99[worker] = max(s for _, _, w in cells for s in [w["p99_us"]]) / 1000
+        state.apply(record("stats", model=0, worker=worker, cells=cells, sent=1000, seq=0))
+        state.apply(record("done", model=0, worker=worker,
+                           totals={"sent": 1000, "sampled_s": 1, "saturated_s": 0},
+                           error=""))
+    state.apply(record("model_end", model=0, ended=2.0, aborted=False))
+    result = state.models[0]
+    result.take()
+    slo = (Threshold("p99_ms", "<", 1000.0),)
+    assert own_p99[0] > 1000 and (own_p99[0] + own_p99[1]) / 2 > 1000
+    step = judge(measure(result, "uvloop-fast", 0, 1000.0, 2.0), slo, "rate")
+    assert step.p99_ms == pytest.approx(5, rel=0.01)
+    assert step.achieved_rps == 1000 and step.passed, step

@@ -98,3 +98,37 @@ def test_open_model_has_no_users_gauge(mode):
     board = LiveBoard(sc, expect_workers=1)
     board.progress(ModelResult("thread", 0), 0.1, {})
     assert board.snapshot()["models"][0]["users"] == 0
+
+
+def test_a_capacity_search_on_the_board():
+    """Steps come as results past the models (`MODEL @ LOAD`): each is its model's row,
+    its points start over (and a page that had the last step's points is sent them anew),
+    the search so far is in the state, and no verdict compares steps as models."""
+    from harness.capacity.drive import Found
+    from harness.capacity.judge import Step
+    sc = parse_scenario({
+        "load": {"concurrency": 4}, "requests": [{"name": "q", "path": "/"}],
+        "models": [{"model": "uvloop", "engine": "fast"}, {"model": "asyncio"}],
+        "capacity": {"slo": {"p99_ms": "< 100"}, "over": "concurrency"}}, "t.toml")
+    board = LiveBoard(sc, expect_workers=1)
+    first, second = ModelResult("uvloop-fast @ 1 users", 2), ModelResult(
+        "uvloop-fast @ 2 users", 3)
+    board.progress(first, 0.5, {})
+    for s in range(3):
+        board.interval(first, s, {"q": cell([1000] * 50)}, 1.0)
+    assert board.snapshot()["models"][0]["users"] == 1
+    board.progress(first, 3.0, {"ended": True})
+    found = Found("uvloop-fast", "concurrency", "p99_ms < 100")
+    found.steps.append(Step("uvloop-fast", 0, 1, 50.0, 1, 1, 1, 1, 1, 1, 1, 0.0, 0.0, 0, 3,
+                            "", passed=True))
+    board.searched(found)
+    board.progress(second, 0.5, {})
+    board.interval(second, 0, {"q": cell([1000] * 90)}, 1.0)
+    snap = board.snapshot({"uvloop-fast": 3})
+    fast, other = snap["models"]
+    assert fast["users"] == 2 and fast["first"] == 0 and [p[0] for p in fast["points"]] == [0]
+    assert fast["totals"]["requests"] == 90          # the step's own row
+    assert other["state"] == "pending"
+    assert snap["capacity"]["slo_ms"] == {"p99_ms": 100.0}
+    assert snap["capacity"]["models"][0]["points"] == [[50.0, 1.0, 1.0, True, 1.0, ""]]
+    assert snap["verdict"] is None

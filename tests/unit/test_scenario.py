@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 
 import pytest
@@ -64,3 +65,45 @@ def test_stages_ramp_linearly():
     while (t := pacer.next_intended()) is not None and t < base + 10:
         times.append(t)
     assert len(times) == pytest.approx(500, rel=0.05)
+
+
+def test_poisson_arrivals_have_exponential_gaps_at_the_rate():
+    """`arrivals = "poisson"`: the schedule's gaps pass a Kolmogorov-Smirnov test for the
+    exponential at the rate (evenly spaced ones would fail it at once), their count over
+    the window is the rate's, the pacer counts what it intended in the measured window,
+    and `skipped` replays the same draws the schedule would have made."""
+    from scipy import stats
+
+    raw = {**BASE, "run": {"duration": "100s", "warmup": "1s", "workers": 1},
+           "load": {"rate": 200, "arrivals": "poisson"}}
+    sc = parse_scenario(raw, "t.toml")
+    job = make_job(sc, sc.models[0], "http://127.0.0.1:1", 0, 1)
+    pacer = Pacer(job, t0=time.perf_counter() + 1000.0)
+    times = []
+    while (t := pacer.next_intended()) is not None and t < pacer.t0 + 60:
+        times.append(t)
+    gaps = [b - a for a, b in zip(times, times[1:], strict=False)]
+    assert stats.kstest(gaps, "expon", args=(0, 1 / 200)).pvalue > 0.001
+    assert len(times) == pytest.approx(200 * 60, rel=0.05)
+    in_window = sum(1 for t in times if t >= pacer.t_measure) + 1   # the one past 60 s
+    assert pacer.intended == in_window
+    # skipped(now): the sends owed before `now` that were not made, from the same draws
+    owed = pacer.skipped(pacer.t0 + 70)
+    again = []
+    while (t := pacer.next_intended()) is not None and t < pacer.t0 + 70:
+        again.append(t)
+    assert owed == len(again) > 1500
+    even = Pacer(make_job(parse_scenario({**raw, "load": {"rate": 200}}, "t.toml"),
+                          sc.models[0], "http://127.0.0.1:1", 0, 1), t0=pacer.t0)
+    even_times = [even.next_intended() for _ in range(2000)]
+    even_gaps = [b - a for a, b in zip(even_times, even_times[1:], strict=False)]
+    assert stats.kstest(even_gaps, "expon", args=(0, 1 / 200)).pvalue < 1e-6
+
+
+@pytest.mark.parametrize("load, where", [
+    ({"rate": 10, "arrivals": "bursty"}, "[load].arrivals"),
+    ({"concurrency": 5, "arrivals": "poisson"}, "[load].arrivals"),
+])
+def test_arrivals_refused_naming_the_key(load, where):
+    with pytest.raises(ScenarioError, match=re.escape(where)):
+        parse_scenario({**BASE, "load": load}, "t.toml")
