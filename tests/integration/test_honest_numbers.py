@@ -135,9 +135,11 @@ def test_strict_exits_4_when_a_model_measured_its_own_client(tmp_path):
     assert list(client.columns) == ["model", "worker", "process", "second", "cpu",
                                     "loop_lag_ms", "late_ratio", "host_idle", "signal"]
     thread = client[client["model"] == "thread"]
-    # its CPU-bound threads hold the GIL: the tick that samples gets in at least once
-    assert len(thread) >= 1 and (thread["signal"] == "cpu").all(), thread
-    assert (thread["cpu"] >= 0.9).all()
+    # its CPU-bound threads hold the GIL: the tick that samples gets in at least once;
+    # each second it burned a core (`cpu`), or wanted one the busy host did not give it
+    # (`starved`: a test running beside this one, or a CPU hog)
+    assert len(thread) >= 1 and thread["signal"].isin(["cpu", "starved"]).all(), thread
+    assert (thread[thread["signal"] == "cpu"]["cpu"] >= 0.9).all()
     assert len(client[client["model"] == "sync"]) >= 2
     meta = load_meta(str(run_dir))
     assert meta["verdict"].startswith("verdict: sync "), meta["verdict"]
