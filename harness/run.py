@@ -30,11 +30,11 @@ from harness.errors import CoordinatorError, RunError
 from harness.live.progress import Progress
 from harness.reports import results, thresholds
 from harness.reports.autostop import AutoStop
-from harness.reports.intervals import IntervalSink, is_flow
+from harness.reports.intervals import IntervalSink
 from harness.reports.verdict import decide, format_verdict
 from harness.reports.writers import Judged, write_all
 from harness.scenario import Scenario
-from harness.stats import error_kind
+from harness.stats import error_kind, is_flow
 
 if TYPE_CHECKING:
     from harness.live.board import LiveBoard

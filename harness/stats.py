@@ -15,7 +15,7 @@ from __future__ import annotations
 import gc
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cache
 from itertools import chain
@@ -44,6 +44,26 @@ def collect_cycles(every_s: float = 1.0) -> None:
     if now - _last_collect[0] >= every_s:
         _last_collect[0] = now
         gc.collect()
+
+
+FLOW_PREFIX = "flow:"   # a flow's own row (clients/flows.py): `flow:<name>`
+
+
+def is_flow(name: str) -> bool:
+    """A flow's own row: it sums its steps, which are rows of their own."""
+    return name.startswith(FLOW_PREFIX)
+
+
+def on_the_wire(cells: Mapping[str, IntervalStats]) -> IntervalStats:
+    """The Aggregated row of one model's cells (a second's, or a whole run's): every
+    request put on the wire, each flow's own row left out -- it sums its steps, never
+    count them twice. The one definition the files, the dashboard, auto-stop and the
+    capacity judge all read."""
+    out = IntervalStats()
+    for name, cell in cells.items():
+        if not is_flow(name):
+            out.add(cell)
+    return out
 
 
 def new_histogram() -> HdrHistogram:

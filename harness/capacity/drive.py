@@ -218,7 +218,6 @@ class CapacityRunner:
                 found.limited_by = search.stopped_by
             if found.limited_by == "client":
                 found.capacity = None   # "at least X, client-bound": never a capacity
-            found.knee = knee([s.achieved_rps for s in measured], [s.p99_ms for s in measured])
         else:
             best = search.best
             found.users = best
@@ -228,4 +227,5 @@ class CapacityRunner:
                 found.limited_by = "client"
             fit = fit_usl([s.offered for s in measured], [s.achieved_rps for s in measured])
             found.usl = fit.to_dict() if fit is not None else None
-            found.knee = knee([s.achieved_rps for s in measured], [s.p99_ms for s in measured])
+        # where p99 turns up against what was achieved (the generator-bound steps left out)
+        found.knee = knee([s.achieved_rps for s in measured], [s.p99_ms for s in measured])

@@ -20,8 +20,8 @@ from typing import Any
 
 from harness.core.names import SATURATED_SHARE
 from harness.core.outcome import ModelResult
-from harness.core.templates import FLOW_PREFIX
-from harness.stats import IntervalStats
+from harness.hdr import summarize
+from harness.stats import on_the_wire
 
 ACHIEVED = 0.97      # a step's achieved rate must be within 3% of what was offered
 LATE_SHARE = 0.01    # sends lagged (> 10 ms late) or skipped: at most 1%
@@ -73,10 +73,7 @@ def measure(result: ModelResult, model: str, step: int, offered: float,
             measured_s: float) -> Step:
     """The step's numbers from its merged histograms (the requests on the wire: flow rows
     left out, as in the Aggregated row) and its workers' DONE totals."""
-    everything = IntervalStats()
-    for name, cell in result.by_name.items():
-        if not name.startswith(FLOW_PREFIX):
-            everything.add(cell)
+    everything = on_the_wire(result.by_name)
     hist = everything.hist
     n = hist.get_total_count()
     failures = sum(everything.errors.values())
@@ -90,16 +87,17 @@ def measure(result: ModelResult, model: str, step: int, offered: float,
         for cause, k in t.get("saturated_by", {}).items():
             signals[cause] = signals.get(cause, 0) + int(k)
 
+    got = summarize(hist, (50.0, 90.0, 95.0, 99.0, 99.9))   # us; NaN when empty
+
     def ms(q: float) -> float:
-        return hist.get_value_at_percentile(q) / 1000 if n else float("nan")
+        return got[str(q)] / 1000
     return Step(
         model=model, step=step, offered=offered,
         # what ended within the step's window: the tail that ended after it (a queue
         # building at overload) is in the histogram, not in the rate
         achieved_rps=max(n - result.tail_requests, 0) / measured_s if measured_s else 0.0,
-        p50_ms=ms(50), p90_ms=ms(90), p95_ms=ms(95), p99_ms=ms(99), p999_ms=ms(99.9),
-        max_ms=hist.get_max_value() / 1000 if n else float("nan"),
-        mean_ms=hist.get_mean_value() / 1000 if n else float("nan"),
+        p50_ms=ms(50.0), p90_ms=ms(90.0), p95_ms=ms(95.0), p99_ms=ms(99.0), p999_ms=ms(99.9),
+        max_ms=got["max"] / 1000, mean_ms=got["mean"] / 1000,
         error_rate=failures / n if n else 0.0,
         # of the sends the window intended (lagged ones are counted in the window only)
         late_ratio=late / intended if (intended := scheduled or (

@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 
 from harness.core.failures import DEFAULT_MAX_BODY
 from harness.core.steps import RequestSpec
-from harness.core.templates import FLOW_PREFIX
+from harness.stats import FLOW_PREFIX
 
 
 class JobError(ValueError):

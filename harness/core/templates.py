@@ -19,7 +19,6 @@ from harness.core.failures import TEMPLATE_FAILED
 
 BUILTINS = ("user", "worker", "iteration", "uuid")
 DEFAULT_ACCEPTED = frozenset(range(200, 400))   # success: any 2xx or 3xx, unless listed
-FLOW_PREFIX = "flow:"
 # what these give is digits, or hex and dashes: safe in a path, a JSON string, a header
 SAFE_KINDS = frozenset({"user", "worker", "iteration", "uuid", "randint"})
 

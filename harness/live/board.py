@@ -20,9 +20,9 @@ from typing import Any
 from harness.core.outcome import ModelResult, RunOutcome
 from harness.hdr import cumulative_at, summarize
 from harness.reports.curves import curve_data, slo_limits
-from harness.reports.intervals import AGGREGATED, is_flow
+from harness.reports.intervals import AGGREGATED
 from harness.scenario import Scenario
-from harness.stats import IntervalStats, error_kind
+from harness.stats import IntervalStats, error_kind, is_flow, on_the_wire
 
 # Prometheus latency buckets, seconds (HDR holds the exact distribution; these are for
 # Grafana's histogram_quantile)
@@ -136,10 +136,7 @@ class LiveBoard:
         """A closed second (from the interval sink): its point on the charts, and the
         model's cumulative counts and percentiles, read from the histograms here."""
         view = self._view(result)
-        agg = IntervalStats()
-        for name, cell in cells.items():
-            if not is_flow(name):
-                agg.add(cell)
+        agg = on_the_wire(cells)
         n = agg.hist.get_total_count()
         got = summarize(agg.hist, _PCTS)
         point = [second, round(n / span, 3), round(sum(agg.errors.values()) / span, 3),

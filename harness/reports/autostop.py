@@ -13,9 +13,9 @@ from __future__ import annotations
 import math
 
 from harness.core.outcome import ModelResult
-from harness.reports.intervals import is_flow, ms_row
+from harness.reports.intervals import ms_row
 from harness.scenario import Scenario
-from harness.stats import IntervalStats
+from harness.stats import IntervalStats, on_the_wire
 
 PCTS = (50.0, 90.0, 95.0, 99.0, 99.9)
 
@@ -39,10 +39,7 @@ class AutoStop:
                  span: float) -> None:
         if result.stop_requested or span < 0.5:   # a partial last second is not judged
             return
-        everything = IntervalStats()
-        for name, cell in cells.items():
-            if not is_flow(name):
-                everything.add(cell)
+        everything = on_the_wire(cells)
         crossed = []
         for th in self.thresholds:
             cell = cells.get(th.request) if th.request else everything

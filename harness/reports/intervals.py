@@ -19,16 +19,11 @@ from typing import Any
 
 from harness.core.names import AGGREGATED
 from harness.core.outcome import ModelResult
-from harness.core.templates import FLOW_PREFIX
 from harness.hdr import summarize
 from harness.reports.seconds import replace_seconds
 from harness.scenario import Scenario
-from harness.stats import IntervalStats, collect_cycles, error_kind
+from harness.stats import IntervalStats, collect_cycles, error_kind, on_the_wire
 
-
-def is_flow(name: str) -> bool:
-    """A flow's own row (clients/flows.py): the Aggregated row leaves it out."""
-    return name.startswith(FLOW_PREFIX)
 TLS_COLUMNS = ["tls_handshakes", "tls_p50_ms", "tls_p99_ms", "tls_max_ms"]
 TIMESERIES_COLUMNS = ["model", "name", "second", "requests", "failures", "rps", "ok_rps",
                       "p50_ms", "p95_ms", "p99_ms", "max_ms", *TLS_COLUMNS]
@@ -212,10 +207,7 @@ class IntervalSink:
     def _row_sets(label: str, second: int, cells: dict[str, IntervalStats],
                   span: float) -> dict[str, list[dict[str, Any]]]:
         """One second's rows for each per-second file (ROW_SETS)."""
-        agg = IntervalStats()
-        for name, cell in cells.items():
-            if not is_flow(name):   # a flow's row sums its steps: never count them twice
-                agg.add(cell)
+        agg = on_the_wire(cells)
         series = []
         for name, cell in [*sorted(cells.items()), (AGGREGATED, agg)]:
             n = cell.hist.get_total_count()

@@ -29,13 +29,12 @@ from harness.reports.intervals import (
     STATUSES_COLUMNS,
     TIMESERIES_COLUMNS,
     TLS_COLUMNS,
-    is_flow,
     measured_seconds,
     ms_row,
     tls_row,
 )
 from harness.scenario import Scenario
-from harness.stats import IntervalStats, new_histogram
+from harness.stats import IntervalStats, new_histogram, on_the_wire
 
 SUMMARY_COLUMNS = ["model", "name", "requests", "failures", "error_rate", "rps", "ok_rps",
                    "p50_ms", "p90_ms", "p95_ms", "p99_ms", "p999_ms", "max_ms", "mean_ms",
@@ -158,10 +157,7 @@ def summary_frame(outcome: RunOutcome, scenario: Scenario) -> pd.DataFrame:
         totals = model_totals(result, scenario)
         per_name = result.by_name
         names = scenario.result_names
-        everything = IntervalStats()   # the requests on the wire: flow rows left out
-        for name, cell in per_name.items():
-            if not is_flow(name):
-                everything.add(cell)
+        everything = on_the_wire(per_name)
         model_cols = {
             "duration_s": round(totals.measured_s, 3),
             "cpu_pct": round(100.0 * totals.cpu_s / max(totals.measured_s + scenario.warmup_s,

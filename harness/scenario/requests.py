@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 from harness.core.names import AGGREGATED
-from harness.core.templates import FLOW_PREFIX
 from harness.scenario.ctx import Ctx, show
 from harness.scenario.spec import (
     HEADER_NAME,
@@ -17,6 +16,7 @@ from harness.scenario.spec import (
     TEMPLATE_REF,
     RequestSpec,
 )
+from harness.stats import FLOW_PREFIX
 from mockserver.http import METHODS
 
 

@@ -12,7 +12,7 @@ from harness.core.extraction import Extract
 from harness.core.failures import DEFAULT_MAX_BODY
 from harness.core.registry import MODELS
 from harness.core.steps import HTTP, RequestSpec
-from harness.core.templates import FLOW_PREFIX
+from harness.stats import FLOW_PREFIX
 
 ENGINES = tuple(dict.fromkeys(e for kind in MODELS.values() for e in kind.engines))
 METRICS = ("requests", "failures", "rps", "error_rate", "p50_ms", "p90_ms", "p95_ms", "p99_ms",
