@@ -45,14 +45,27 @@
     });
     var table = LH.table(["model", "state", "requests", "failures", "req/s", "p50 ms",
       "p95 ms", "p99 ms", "max ms", "sent", "thresholds"], rows);
+    var invalid = [];
     Array.prototype.forEach.call(table.tBodies[0].rows, function (tr, i) {
-      var mine = crossed[state.models[i].label] || [];
+      var m = state.models[i];
+      var mine = crossed[m.label] || [];
       if (mine.length) {     // the row a crossed threshold concerns is marked
         tr.className = "crossed";
         tr.title = mine.join("\n");
       }
+      if (m.client) {        // it measured its own client: its numbers are not the target's
+        tr.className += " invalid";
+        tr.cells[1].textContent = m.state + " (invalid: client-bound)";
+        invalid.push(m.client);
+      }
     });
-    fill(part("models", "Models"), table);
+    var notes = invalid.map(function (text) {
+      var p = document.createElement("p");
+      p.className = "warn";
+      p.textContent = text;
+      return p;
+    });
+    part("models", "Models").replaceChildren.apply(part("models", "Models"), [table].concat(notes));
   }
 
   function charts(state) {

@@ -207,6 +207,7 @@ class LiveBoard:
         with self.lock:
             models = [{
                 "label": v.label, "state": v.state, "elapsed_s": round(v.elapsed_s, 1),
+                "client": self._client(v),
                 "remaining_s": self._remaining(v), "sent": v.sent, "users": v.users,
                 "totals": dict(v.totals), "first": self._first(v, since),
                 "points": v.points[self._first(v, since):],
@@ -232,6 +233,18 @@ class LiveBoard:
         # a capacity run is judged by its searches (state["capacity"]), not its steps
         state["verdict"] = None if self.scenario.capacity else self._verdict_of(done)
         return state
+
+    def _client(self, view: ModelView) -> str:
+        """Once a model has ended: the sentence saying it measured its own client (its
+        load processes' signals in their DONE), or "" -- said on its row, where its
+        numbers are, as report.html and the verdict say it."""
+        if view.result is None or not view.result.totals:
+            return ""
+        from harness.reports.results import model_totals, saturation_text
+        t = model_totals(view.result, self.scenario)
+        if not t.client_saturated:
+            return ""
+        return saturation_text(view.label, t.saturated_s, t.sampled_s, t.saturated_by)
 
     @staticmethod
     def _first(view: ModelView, since: dict[str, int]) -> int:

@@ -132,3 +132,20 @@ def test_a_capacity_search_on_the_board():
     assert snap["capacity"]["slo_ms"] == {"p99_ms": 100.0}
     assert snap["capacity"]["models"][0]["points"] == [[50.0, 1.0, 1.0, True, 1.0, ""]]
     assert snap["verdict"] is None
+
+
+def test_a_model_that_measured_its_own_client_says_so_on_its_row():
+    """Once a model has ended, its load processes' signals (their DONE) decide, by the
+    rule of summary.csv's `valid`, whether its row says it measured its own client."""
+    board = LiveBoard(scenario(), expect_workers=1)
+    burnt, fine = ModelResult("thread", 0), ModelResult("asyncio", 1)
+    burnt.totals = {0: {"sent": 10, "saturated_s": 3, "sampled_s": 4,
+                        "saturated_by": {"cpu": 2, "starved": 1}}}
+    fine.totals = {0: {"sent": 10, "saturated_s": 1, "sampled_s": 4,
+                       "saturated_by": {"cpu": 1}}}
+    for result in (burnt, fine):
+        board.progress(result, 3.0, {"ended": True})
+    thread, asyncio_row = board.snapshot()["models"]
+    assert thread["client"].startswith("thread saturated its client in 3 of 4 measured")
+    assert "another job on its host) in 1 s" in thread["client"]
+    assert asyncio_row["client"] == ""   # one second in four: under the quarter
