@@ -10,12 +10,14 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 
+T = TypeVar("T")
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 
@@ -28,6 +30,18 @@ BIN = Path(sys.executable).parent
 MEASURE = {"test_capacity", "test_mock_queue", "test_honest_numbers", "test_run_models",
            "test_ci_gate", "test_compare", "test_autostop", "test_many_connections",
            "test_scale"}
+
+
+_MADE: dict[str, object] = {}
+
+
+def made_once(key: str, make: Callable[[], T]) -> T:
+    """A module fixture's costly result (minutes of runs), made once per test process:
+    an xdist worker may tear a module's fixtures down between two of its tests (it did:
+    the hostile-target runs were made twice, 94 s each) and set them up again."""
+    if key not in _MADE:
+        _MADE[key] = make()
+    return _MADE[key]  # type: ignore[return-value]
 
 
 @pytest.hookimpl(tryfirst=True)

@@ -85,6 +85,16 @@ async def in_page(ws_url: str, on_event: Callable[[str, dict], None],
             task.cancel()
 
 
+async def open_page(call: Callable[..., Any], sid: str, url: str, height: int = 1600) -> None:
+    """What a person's browser does: a 1280-px window, the page loaded; the protocol's
+    domains enabled first so PageWatch sees every error and request from the start."""
+    for domain in ("Page", "Runtime", "Log", "Network"):
+        await call(f"{domain}.enable", sid)
+    await call("Emulation.setDeviceMetricsOverride", sid, width=1280, height=height,
+               deviceScaleFactor=1, mobile=False)
+    await call("Page.navigate", sid, url=url)
+
+
 class PageWatch:
     """What a page did, from its protocol events: console errors and exceptions, every
     URL it requested, and (once) its load event."""

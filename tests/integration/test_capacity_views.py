@@ -13,7 +13,7 @@ from pathlib import Path
 import pandas as pd
 
 from tests.conftest import run_harness, write_scenario
-from tests.devtools import PageWatch, chromium, in_page
+from tests.devtools import PageWatch, chromium, in_page, open_page
 from tests.integration.test_dashboard import start_run, state
 from tests.integration.test_report import _browse
 
@@ -47,11 +47,7 @@ def test_the_search_live_and_in_the_report(tmp_path: Path):
     looked: dict[str, object] = {}
 
     async def work(call, sid: str) -> None:
-        for domain in ("Page", "Runtime", "Log", "Network"):
-            await call(f"{domain}.enable", sid)
-        await call("Emulation.setDeviceMetricsOverride", sid, width=1280, height=1600,
-                   deviceScaleFactor=1, mobile=False)
-        await call("Page.navigate", sid, url=base)
+        await open_page(call, sid, base)
 
         async def value(expression: str):
             got = await call("Runtime.evaluate", sid, returnByValue=True,

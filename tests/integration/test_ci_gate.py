@@ -15,7 +15,7 @@ import pytest
 import xmlschema
 import yaml
 
-from tests.conftest import BIN, ROOT, run_harness
+from tests.conftest import BIN, ROOT, made_once, run_harness
 
 JUNIT_XSD = Path(__file__).resolve().parents[1] / "fixtures" / "junit-10.xsd"
 PAIRS = 10
@@ -60,23 +60,25 @@ def runs(tmp_path_factory) -> dict[str, tuple[int, str]]:
     baseline of three unseeded runs, one more of the same, one 20% slower. Started a few
     at a time (each is light: 100 req/s), the runs of one pair side by side so the
     machine's load at the moment is the same for both."""
-    tmp = tmp_path_factory.mktemp("gate")
-    th = '[thresholds]\np50_ms = "< 23"'
-    jobs: dict[str, tuple] = {}
-    for i in range(PAIRS):
-        jobs[f"a{i}"] = (20, dict(seed=i, requests=800, thresholds=th))
-        jobs[f"b{i}"] = (20, dict(seed=i, requests=800, thresholds=th))
-        jobs[f"s{i}"] = (26, dict(seed=i, requests=800, thresholds=th))
-    # the baseline's runs seeded alike: what moves between them is the machine, the
-    # noise the model is for (on a busy machine unseeded draws and load together made
-    # the spread of three runs wider than the 20% to be found)
-    for tag in ("base1", "base2", "base3", "same"):
-        jobs[tag] = (40, dict(seed=7, requests=1000))
-    jobs["slower"] = (48, dict(seed=7, requests=1000))
-    with ThreadPoolExecutor(8) as pool:
-        futures = {tag: pool.submit(_run, tmp, tag, median, **kw)
-                   for tag, (median, kw) in jobs.items()}
-        return {tag: f.result() for tag, f in futures.items()}
+    def make() -> dict[str, tuple[int, str]]:
+        tmp = tmp_path_factory.mktemp("gate")
+        th = '[thresholds]\np50_ms = "< 23"'
+        jobs: dict[str, tuple] = {}
+        for i in range(PAIRS):
+            jobs[f"a{i}"] = (20, dict(seed=i, requests=800, thresholds=th))
+            jobs[f"b{i}"] = (20, dict(seed=i, requests=800, thresholds=th))
+            jobs[f"s{i}"] = (26, dict(seed=i, requests=800, thresholds=th))
+        # the baseline's runs seeded alike: what moves between them is the machine, the
+        # noise the model is for (on a busy machine unseeded draws and load together made
+        # the spread of three runs wider than the 20% to be found)
+        for tag in ("base1", "base2", "base3", "same"):
+            jobs[tag] = (40, dict(seed=7, requests=1000))
+        jobs["slower"] = (48, dict(seed=7, requests=1000))
+        with ThreadPoolExecutor(8) as pool:
+            futures = {tag: pool.submit(_run, tmp, tag, median, **kw)
+                       for tag, (median, kw) in jobs.items()}
+            return {tag: f.result() for tag, f in futures.items()}
+    return made_once("gate_runs", make)
 
 
 def test_ten_pairs_of_the_same_scenario_report_no_change(runs):

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import Mock, run_harness
+from tests.conftest import Mock, made_once, run_harness
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 
@@ -44,10 +44,12 @@ def run(tmp: Path, median: float, tag: str) -> str:
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory) -> dict[str, str]:
-    tmp = tmp_path_factory.mktemp("compare")
-    # Two runs of one scenario (the embedded mock is seeded: the same latency draws), and
-    # one against a target made three times slower.
-    return {"a": run(tmp, 10, "a"), "b": run(tmp, 10, "b"), "slow": run(tmp, 30, "slow")}
+    def make() -> dict[str, str]:
+        tmp = tmp_path_factory.mktemp("compare")
+        # Two runs of one scenario (the embedded mock is seeded: the same latency draws),
+        # and one against a target made three times slower.
+        return {"a": run(tmp, 10, "a"), "b": run(tmp, 10, "b"), "slow": run(tmp, 30, "slow")}
+    return made_once("compare_runs", make)
 
 
 def rows(proc: subprocess.CompletedProcess[str]) -> dict[tuple[str, str], dict]:

@@ -20,7 +20,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import BIN, run_harness, write_scenario
-from tests.devtools import PageWatch, chromium, in_page
+from tests.devtools import PageWatch, chromium, in_page, open_page
 
 SCENARIO = """
 [run]
@@ -103,11 +103,7 @@ def test_dashboard_metrics_and_stop(tmp_path: Path):
     looked: dict[str, object] = {}
 
     async def work(call, sid: str) -> None:
-        for domain in ("Page", "Runtime", "Log", "Network"):
-            await call(f"{domain}.enable", sid)
-        await call("Emulation.setDeviceMetricsOverride", sid, width=1280, height=1600,
-                   deviceScaleFactor=1, mobile=False)
-        await call("Page.navigate", sid, url=base)
+        await open_page(call, sid, base)
 
         async def text(selector: str) -> str:
             got = await call("Runtime.evaluate", sid, returnByValue=True, expression=(

@@ -15,7 +15,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from tests.conftest import load_meta, run_harness
+from tests.conftest import load_meta, made_once, run_harness
 from tests.integration.test_real_servers import LOCUST_MODELS, OUR_MODELS
 from tests.rawserver import BOMB_MIB, FAULTS, RawServer
 
@@ -47,10 +47,13 @@ def _run(tmp: Path, fault: str, models: list[tuple[str, str]]) -> tuple[object, 
 def hostile_runs(tmp_path_factory) -> dict[str, tuple]:
     """Every fault through every model, three runs side by side (each is mostly waiting
     for its timeouts)."""
-    tmp = tmp_path_factory.mktemp("hostile")
-    with ThreadPoolExecutor(3) as pool:
-        futures = {f: pool.submit(_run, tmp, f, OUR_MODELS + LOCUST_MODELS) for f in FAULTS}
-        return {f: fut.result() for f, fut in futures.items()}
+    def make() -> dict[str, tuple]:
+        tmp = tmp_path_factory.mktemp("hostile")
+        with ThreadPoolExecutor(3) as pool:
+            futures = {f: pool.submit(_run, tmp, f, OUR_MODELS + LOCUST_MODELS)
+                       for f in FAULTS}
+            return {f: fut.result() for f, fut in futures.items()}
+    return made_once("hostile_runs", make)
 
 
 @pytest.mark.parametrize("fault", FAULTS)

@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 
 from tests.conftest import run_harness
-from tests.devtools import PageWatch, chromium, in_page
+from tests.devtools import PageWatch, chromium, in_page, open_page
 
 SCENARIO = """
 [run]
@@ -96,11 +96,7 @@ async def _browse(url: str, ws_url: str) -> tuple[bytes, list[str], list[str], d
     watch = PageWatch()
 
     async def work(call, sid: str) -> dict:
-        for domain in ("Page", "Runtime", "Log", "Network"):
-            await call(f"{domain}.enable", sid)
-        await call("Emulation.setDeviceMetricsOverride", sid, width=1280, height=2000,
-                   deviceScaleFactor=1, mobile=False)
-        await call("Page.navigate", sid, url=url)
+        await open_page(call, sid, url, height=2000)
         await asyncio.wait_for(watch.loaded, 30)
         await asyncio.sleep(0.5)
         got = await call("Runtime.evaluate", sid, returnByValue=True, expression=(
