@@ -68,10 +68,13 @@ def run(quick: bool) -> list[Section]:
              f"| mock queue, {SERVERS} servers x {SERVICE_MS} ms, SLO p99 < 1 s | "
              f"{_answer(found)} | {KNOWN:,.0f} (known) | {ratio:.3f} | "
              f"{found['limited_by']} | {len(steps)} | {wall:.0f} s |"]
+    # each step: its warm-up and measured time, and its start through the coordinator
+    overhead = (wall - len(steps) * (step_s + 1)) / max(len(steps), 1)
     goals = [(f"queue mock: capacity found within 5% of {KNOWN:,.0f} ({ratio:.3f})",
-              abs(ratio - 1) <= 0.05),
-             (f"queue mock: search under {12 * step_s} s with {step_s} s steps "
-              f"({wall:.0f} s)", wall < 12 * step_s)]
+              abs(ratio - 1) <= 0.05)]
+    if step_s == 5:   # the goal is stated for 5 s steps (--full)
+        goals.append((f"queue mock: search under 60 s with 5 s steps ({wall:.0f} s, "
+                      f"{len(steps)} steps)", wall < 60))
     nginx_line = "nginx: skipped (nginx or wrk not installed)"
     if nginx_available() and have_wrk():
         port = free_port()
@@ -92,7 +95,10 @@ def run(quick: bool) -> list[Section]:
                     line, table, goals,
                     notes=f"uvloop-fast, open model, {step_s} s steps after 1 s warm-up, "
                           "precision 5%; target on core 0, harness (coordinator, worker, "
-                          "load process) on core 1. The wall time includes each step's "
-                          "start (PREPARE/START through the coordinator). Against nginx the "
+                          "load process) on core 1. The wall time is each step's warm-up "
+                          f"and measured time plus {overhead:.1f} s a step to start it "
+                          "(PREPARE/START through the coordinator); the goal of under 60 s "
+                          "is stated for 5 s steps (--full): ten steps of 5 s cannot meet "
+                          "it, whatever the overhead. Against nginx the "
                           "search stops at the first step where the generator ran out of "
                           "room: that is the generator's ceiling, reported as such.")]
