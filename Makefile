@@ -20,7 +20,7 @@ run: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/ruff check harness mockserver tests bench
-	$(BIN)/python -m pytest -q -n 2 --dist loadgroup -m "not measure" --durations=15
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile -m "not measure" --durations=15
 	$(BIN)/python -m pytest -q -m measure --durations=15
 
 bench: $(STAMP)

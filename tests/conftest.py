@@ -22,14 +22,19 @@ ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 
 # `make test` runs the suite in two parts. The modules whose assertions read rates,
-# latencies, significance or the client's signals (`measure`) run one after another
-# with nothing of the suite beside them: run two at a time, a neighbour's load made the
-# generator honestly client-bound and their answers moved (tried: 7 of 553 failed). The
-# rest run on two pytest-xdist workers (--dist loadgroup), each module a group of its own
-# so its fixtures are made once, on one worker.
+# latencies, significance or the client's signals (marked `measure` here) run one after
+# another with nothing of the suite beside them: two at a time, a neighbour's load made
+# the generator honestly client-bound and their answers moved (tried: 7 of 553 failed).
+# The rest run on two pytest-xdist workers, a module to a worker (--dist loadfile).
 MEASURE = {"test_capacity", "test_mock_queue", "test_honest_numbers", "test_run_models",
            "test_ci_gate", "test_compare", "test_autostop", "test_many_connections",
            "test_scale"}
+
+
+def pytest_itemcollected(item: pytest.Item) -> None:
+    module = getattr(item, "module", None)
+    if module is not None and module.__name__.rsplit(".", 1)[-1] in MEASURE:
+        item.add_marker(pytest.mark.measure)
 
 
 _MADE: dict[str, object] = {}
@@ -37,19 +42,12 @@ _MADE: dict[str, object] = {}
 
 def made_once(key: str, make: Callable[[], T]) -> T:
     """A module fixture's costly result (minutes of runs), made once per test process:
-    an xdist worker may tear a module's fixtures down between two of its tests (it did:
-    the hostile-target runs were made twice, 94 s each) and set them up again."""
+    should a module's tests ever be split or interleaved with another's, its fixture is
+    not made again (the hostile-target runs were made twice, 94 s each, when xdist sent
+    one module's tests to both workers)."""
     if key not in _MADE:
         _MADE[key] = make()
     return _MADE[key]  # type: ignore[return-value]
-
-
-@pytest.hookimpl(tryfirst=True)
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    for item in items:
-        module = item.module.__name__.rsplit(".", 1)[-1] if item.module else item.name
-        item.add_marker(pytest.mark.measure if module in MEASURE
-                        else pytest.mark.xdist_group(module))
 
 
 @dataclass
