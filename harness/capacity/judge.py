@@ -136,9 +136,13 @@ def judge(step: Step, slo: tuple[Any, ...], over: str, capped: bool = False) -> 
                                                                       float("nan"))):
                     reason = f"slo:{th.metric}"
                     break
+        # lateness over rate is the step's own late_ratio (all its sends); the seconds the
+        # sampler called `late` are not counted again: in a 3 s step one late second was
+        # half of them, and a step whose sends were 0.5% late was called the client's
+        by_second = step.client_saturated_s - (int(signals.get("late", 0)) if over == "rate" else 0)
         lagging = (over == "rate" and step.late_ratio > LATE_SHARE) or \
             (step.client_sampled_s > 0
-             and step.client_saturated_s > SATURATED_SHARE * step.client_sampled_s)
+             and by_second > SATURATED_SHARE * step.client_sampled_s)
         if reason and lagging:
             # the SLO failed while the generator sent late or its loop lagged: the
             # failure may be the generator's own (a pass despite it stands: the target

@@ -116,6 +116,12 @@ def _step(**kw):
     ({"late_ratio": 0.05}, False, ""),                                # passed despite it
     ({"client_saturated_s": 2, "client_signals": "late:2", "achieved_rps": 900.0},
      False, "target"),                                                # late is no "no room"
+    # one second of two was late, yet 0.5% of the step's sends: the step's own ratio
+    # decides (CI saw a step at 95% of capacity called the client's for that second)
+    ({"p99_ms": 150.0, "late_ratio": 0.005, "client_saturated_s": 1, "client_sampled_s": 2,
+      "client_signals": "late:1"}, False, "slo:p99_ms"),
+    ({"p99_ms": 150.0, "client_saturated_s": 2, "client_sampled_s": 2,
+      "client_signals": "loop_lag:2"}, False, "client"),              # its loop lagged
 ])
 def test_a_step_says_why_it_failed(kw, capped, reason):
     from harness.capacity.judge import judge
