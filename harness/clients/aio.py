@@ -8,6 +8,7 @@ import asyncio
 from collections.abc import Callable
 
 from harness.clients.base import LocalModel
+from harness.clients.chained import run_chained
 from harness.clients.flows import prepare
 from harness.clients.loops import Journeys, async_user
 from harness.transports.base import transport_for
@@ -49,6 +50,12 @@ class AsyncioModel(LocalModel):
         async with transport:
             links = [transport.user(i) for i in range(job.concurrency)]
             try:
+                if all(link.post is not None for link in links):
+                    # the fast engine: callback-driven users (clients/chained.py)
+                    await run_chained(job, self.pacer, self.recorder, links, [
+                        Journeys(flows, flow_user(i), link.exchange, transport.takes)
+                        if flows else None for i, link in enumerate(links)])
+                    return
                 await asyncio.gather(*(
                     async_user(i, job, self.pacer, self.recorder, link.send,
                                Journeys(flows, flow_user(i), link.exchange, transport.takes)

@@ -9,7 +9,12 @@ A link sends one request and hands back its answer:
 - `send(k)`: the job's fixed request k -> (status, body size);
 - `exchange(out, step)`: a rendered flow step (an Outgoing, or its bytes when the
   transport `takes` AS_BYTES) -> the Answer the step extracts from;
-- `close()`: the user is done.
+- `close()`: the user is done;
+- `post(k, receiver)` (optional; None where a transport has no such path): send fixed
+  request k on the user's open connection and call `receiver.answered(status, size)` or
+  `receiver.failed(exc)` when it ends -- a callback, not an awaitable, so a
+  callback-driven user (clients/chained.py) pays no future or coroutine per request.
+  False when there is no open connection to send on: the user then goes through `send`.
 
 A blocking transport's calls return the answer; an async transport's return awaitables
 (the fast engine's hot path returns the bare future of the request: no coroutine frame per
@@ -23,13 +28,21 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol
 
 from harness.core.job import Job
 from harness.core.steps import AS_REQUEST
 
 # what a transport calls after each TLS handshake: (request row, handshake ns, SSL object)
 OnHandshake = Callable[[int, int, Any], None]
+
+
+class Receiver(Protocol):
+    """Who a `post`ed request's answer is told to (clients/chained.py's users)."""
+
+    def answered(self, status: int, nbytes: int) -> None: ...
+
+    def failed(self, exc: Exception) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +52,7 @@ class Link:
     send: Callable[[int], Any]
     exchange: Callable[[Any, Any], Any]
     close: Callable[[], None]
+    post: Callable[[int, Receiver], bool] | None = None
 
 
 class Transport:
