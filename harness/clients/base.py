@@ -39,6 +39,11 @@ class ClientModel(ABC):
         """What was measured since the last drain: everything (intervals may come out
         partial), or with `whole_only` the intervals that have ended."""
 
+    def drain_wires(self, whole_only: bool = False) -> list[list[Any]]:
+        """`drain` as STATS carries it: [interval, name, encoded cell] (a model in
+        processes forwards its processes' encoded cells without decoding them)."""
+        return [[k, name, cell.to_wire()] for (k, name), cell in self.drain(whole_only).items()]
+
     @abstractmethod
     def wait(self, timeout: float) -> bool:
         """True once every user has finished."""

@@ -45,7 +45,7 @@ class FlowRun:
     think, restart the clock; finish."""
 
     __slots__ = ("it", "rec", "sent", "user", "t_start", "t_step", "t_step_next", "last",
-                 "k", "render", "append_sample")
+                 "k", "render")
 
     def __init__(self, it: Iteration, rec: Recorder, sent: list[int], user: int,
                  t_start: int, takes: str = AS_REQUEST) -> None:
@@ -53,7 +53,6 @@ class FlowRun:
         self.t_start = self.t_step = self.t_step_next = self.last = t_start
         self.k = -1
         self.render = it.next_wire if takes == AS_BYTES else it.next_request
-        self.append_sample = rec.samples.append
 
     def next(self) -> Any:
         """The next rendered step to send (as the transport takes it), or None: the
@@ -77,9 +76,8 @@ class FlowRun:
         next step's clock starts here (restart_clock after a think time)."""
         self.last = self.t_step_next = done = time.perf_counter_ns()
         failed = self.it.answer(answer)
-        if failed is None:   # Recorder.ok inlined: this runs once per step
-            self.append_sample((done, self.k, (done - self.t_step) // 1000, answer.size,
-                                answer.status))
+        if failed is None:
+            self.rec.ok(self.k, done, done - self.t_step, answer.size, answer.status)
         else:
             self.rec.fail(self.k, done, done - self.t_step, failed[0], answer.status)
         it = self.it
@@ -218,7 +216,7 @@ async def async_user(user: int, job: Job, pacer: Pacer, rec: Recorder,
     t_measure_ns = int(pacer.t_measure * 1e9)
     sent = rec.sent
     record_fail = rec.fail
-    append_sample = rec.samples.append  # Recorder.ok inlined: one call less per request
+    record_ok = rec.ok
     cpu, think = job.cpu_work, job.think_time_s
     # uvloop's timers have millisecond resolution and may fire before t0 by perf_counter:
     # a user starting early would send its first request as warm-up, uncounted by a
@@ -262,7 +260,7 @@ async def async_user(user: int, job: Job, pacer: Pacer, rec: Recorder,
             status, nbytes = await send(k)
             done = perf_ns()
             if status in accepted[k]:
-                append_sample((done, k, (done - t_start) // 1000, nbytes, status))
+                record_ok(k, done, done - t_start, nbytes, status)
             else:
                 record_fail(k, done, done - t_start, STATUS, status)
         except RequestFailed as exc:

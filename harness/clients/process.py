@@ -27,7 +27,7 @@ from harness.clients.sampler import ClientSampler, cpu_s
 from harness.core.job import Job
 from harness.core.registry import MODELS
 from harness.core.timing import HEARTBEAT_S
-from harness.stats import IntervalStats, add_cell, collect_cycles
+from harness.stats import IntervalStats, add_cell, collect_cycles, forward_wires
 
 
 def create_local(model: str) -> LocalModel:
@@ -144,7 +144,8 @@ class ProcessModel(ClientModel):
             self.procs.append(proc)
         self.ready_count = 0
         self.sent_by: dict[int, int] = {}   # requests sent so far, by load process
-        self.pending: dict[tuple[int, str], IntervalStats] = {}
+        # the load processes' cells, as they came encoded (forwarded so: forward_wires)
+        self.pending: dict[tuple[int, str], list[dict[str, Any]]] = {}
         self.done: list[dict[str, Any]] = []
         self.done_by: set[int] = set()   # the load processes that said DONE
         self.error: str | None = None
@@ -179,7 +180,7 @@ class ProcessModel(ClientModel):
         elif msg[0] == "stats":
             self.sent_by[msg[2]] = msg[3]
             for k, name, cell in msg[1]:
-                add_cell(self.pending, (k, name), IntervalStats.from_wire(cell))
+                self.pending.setdefault((k, name), []).append(cell)
         else:
             self.done.append(msg[1])
             self.done_by.add(msg[3])
@@ -188,9 +189,16 @@ class ProcessModel(ClientModel):
 
     def drain(self, whole_only: bool = False) -> dict[tuple[int, str], IntervalStats]:
         """What the load processes shipped (each ships its ended seconds as they end)."""
-        self._pump()
-        out, self.pending = self.pending, {}
+        out: dict[tuple[int, str], IntervalStats] = {}
+        for k, name, wire in self.drain_wires(whole_only):
+            add_cell(out, (k, name), IntervalStats.from_wire(wire))
         return out
+
+    def drain_wires(self, whole_only: bool = False) -> list[list[Any]]:
+        """The load processes' cells as they came, encoded (stats.forward_wires)."""
+        self._pump()
+        pending, self.pending = self.pending, {}
+        return forward_wires(pending)
 
     def wait(self, timeout: float) -> bool:
         deadline = time.monotonic() + timeout

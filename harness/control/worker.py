@@ -302,7 +302,7 @@ class Worker:
     def _flush(self, index: int, model: ClientModel) -> None:
         model.beat()  # the load processes stop when their worker stops beating (SIGSTOP)
         collect_cycles()
-        cells = [[k, name, cell.to_wire()] for (k, name), cell in model.drain().items()]
+        cells = model.drain_wires()
         if cells:
             self.seq += 1
             sent = model.sent()

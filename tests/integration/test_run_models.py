@@ -64,12 +64,12 @@ def test_sent_equals_counted(tmp_path, shared_mock: Mock, model: str):
     assert set(summary["name"]) == {"home", "blob", "Aggregated"}
     blob = summary[summary["name"] == "blob"].iloc[0]
     assert blob["bytes_in"] == 300 * blob["requests"]
-    # Warm-up requests are sent and counted but not in the results. (Locust may still
-    # be hatching its users through a short warm-up on a busy machine: none sent then.)
-    if "locust" in model:
-        assert agg["requests"] <= meta["requests_sent"]
-    else:
-        assert agg["requests"] < meta["requests_sent"]
+    # Warm-up requests are sent and counted but not in the results: never more results
+    # than sends. Not `<`: on a busy machine a model's processes may still be starting
+    # (Locust hatching, a spawned process importing aiohttp) through the 0.3 s warm-up
+    # and send none in it (seen once in CI's neighbourhood); that warm-up answers are
+    # left out is held exactly in tests/unit/test_stats.py (drops_warmup).
+    assert agg["requests"] <= meta["requests_sent"]
 
 
 def test_count_bounded_run_sends_exactly(tmp_path, shared_mock: Mock):
