@@ -8,12 +8,15 @@ has the same layout (stats.new_histogram), so the value of each bucket is comput
 
 from __future__ import annotations
 
+import base64
 import ctypes
 import math
+import struct
+import zlib
 from functools import cache
 
 import numpy as np
-from hdrh.codec import HdrHistogramEncoder, payload_header_size
+from hdrh.codec import MAX_COUNTS_SIZE, payload_header_size
 from hdrh.histogram import HdrHistogram
 from pyhdrh import decode as decode_payload  # hdrh's own C varint decoder
 
@@ -89,6 +92,33 @@ def summarize(hist: HdrHistogram, percentiles: tuple[float, ...]) -> dict[str, f
     return out
 
 
+_EXTERNAL = struct.Struct(">II")            # hdrh V2: cookie, compressed length
+_PAYLOAD = struct.Struct(">IIIIQQ")          # cookie, length, offset, digits, low, high
+_LAYOUT, _DATA = 0, 1
+V2_COMPRESSION, V2_ENCODING = 0x1C849304, 0x1C849303   # hdrh's cookie bases
+
+
+def read_wire(wire: bytes | str) -> tuple[tuple[int, int, int], bytes]:
+    """One hdrh V2 wire histogram opened as hdrh's decoder opens it -- base64, the outer
+    cookie and length, zlib, the payload cookie and size -- without its ctypes objects
+    (which cost ~14 us of the ~21 us a cell took at the coordinator). Returns the layout
+    (significant figures, lowest, highest) and the decompressed payload for the C
+    decoder; raises ValueError or zlib.error where hdrh raises."""
+    raw = base64.b64decode(wire)
+    if len(raw) < _EXTERNAL.size:
+        raise ValueError("hdr wire: too short")
+    cookie, length = _EXTERNAL.unpack_from(raw)
+    if cookie & ~0xF0 != V2_COMPRESSION or length != len(raw) - _EXTERNAL.size:
+        raise ValueError("hdr wire: not an hdrh V2 compressed histogram")
+    data = zlib.decompress(raw[_EXTERNAL.size:])
+    if not payload_header_size <= len(data) <= payload_header_size + MAX_COUNTS_SIZE:
+        raise ValueError("hdr wire: payload size out of range")
+    cookie, _, _, digits, low, high = _PAYLOAD.unpack_from(data)
+    if cookie & ~0xF0 != V2_ENCODING:
+        raise ValueError("hdr wire: not an hdrh V2 payload")
+    return (digits, low, high), data
+
+
 class WireSum:
     """The sum of many hdrh V2 wire histograms of one layout, without making an
     HdrHistogram of each: the coordinator merges ~5,000 worker cells a second in a wide
@@ -104,22 +134,20 @@ class WireSum:
         self.template = template
         self.counts = np.zeros(template.counts_len, dtype=np.int64)
         self._scratch = np.zeros(template.counts_len, dtype=np.int64)
+        self._scratch_address = self._scratch.ctypes.data
         self.low = -1    # lowest and highest non-zero index so far, -1: none
         self.high = -1
 
     def add(self, wire: bytes) -> None:
         """Add one encoded histogram; raises (as hdrh does) on one that does not decode or
         has another layout, leaving the sum as it was."""
-        payload = HdrHistogramEncoder.decode(wire)
-        header, t = payload.payload, self.template
-        if (header.lowest_trackable_value, header.highest_trackable_value,
-                header.significant_figures) != (t.lowest_trackable_value,
-                                                t.highest_trackable_value,
-                                                t.significant_figures):
+        data, t = read_wire(wire), self.template
+        if data[_LAYOUT] != (t.significant_figures, t.lowest_trackable_value,
+                             t.highest_trackable_value):
             raise ValueError("a histogram of another layout")
         try:
-            found = decode_payload(payload._data, payload_header_size,  # noqa: SLF001
-                                   self._scratch.ctypes.data, t.counts_len, 8)
+            found = decode_payload(data[_DATA], payload_header_size,
+                                   self._scratch_address, t.counts_len, 8)
         except Exception:
             self._scratch[:] = 0   # it may have written part of the counts before failing
             raise
