@@ -304,6 +304,7 @@ class Recorder:
                     arr, second = arr[~later], second[~later]
             measured = second >= 0
             arr, second = arr[measured], second[measured]
+        if n and len(arr):
             width = len(self.names)
             key = second * width + arr[:, 1]
             order = np.argsort(key, kind="stable")   # one sort, then a slice per cell
