@@ -2,7 +2,7 @@
 
     python -m bench [--full] [--check] [--base REV]
                     [--only target,models,lesson,scale,longwide,tls,journeys,web,data,capacity,
-                           versus]
+                           profile,versus]
 
 Quick mode (default) keeps the suite within about five minutes; --full measures longer.
 --check exits 1 when any goal is missed.
@@ -20,6 +20,7 @@ from bench import (
     lesson,
     longwide,
     models,
+    profile,
     scale,
     target,
     tls,
@@ -30,9 +31,9 @@ from bench.common import write_report
 
 SUITES = {"target": target, "models": models, "lesson": lesson, "scale": scale,
           "longwide": longwide, "tls": tls, "journeys": journeys, "versus": versus, "web": web,
-          "data": data, "capacity": capacity}
+          "data": data, "capacity": capacity, "profile": profile}
 # versus: on demand (--only versus)
-DEFAULT = "target,models,lesson,scale,longwide,tls,journeys,web,data,capacity"
+DEFAULT = "target,models,lesson,scale,longwide,tls,journeys,web,data,capacity,profile"
 
 
 def main() -> int:

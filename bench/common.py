@@ -118,6 +118,7 @@ class WrkResult:
     rps: float
     p50_ms: float
     p99_ms: float
+    cpu_ms_per_1k: float = 0.0   # wrk's own CPU (user + system) per 1,000 requests
 
 
 def _ms(text: str) -> float:
@@ -128,14 +129,18 @@ def _ms(text: str) -> float:
 
 
 def wrk(url: str, connections: int, seconds: float, threads: int = 1) -> WrkResult:
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     out = subprocess.run(taskset(CLIENT_CORE) + ["wrk", "--latency", f"-t{threads}",
-                         f"-c{connections}", f"-d{seconds}s", url],
+                         f"-c{connections}", f"-d{int(seconds)}s", url],
                          capture_output=True, text=True, preexec_fn=raise_nofile,
                          timeout=seconds + 60).stdout
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    total = int(re.search(r"(\d+) requests in", out).group(1))
     p50 = _ms(re.search(r"^\s+50%\s+(\S+)", out, re.M).group(1))
     p99 = _ms(re.search(r"^\s+99%\s+(\S+)", out, re.M).group(1))
-    return WrkResult(rps, p50, p99)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return WrkResult(rps, p50, p99, 1e6 * cpu / max(total, 1))
 
 
 def have_wrk() -> bool:

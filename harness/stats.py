@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 from hdrh.histogram import HdrHistogram
 
-from harness.hdr import WireSum, add_into, read_wire, summarize
+from harness.hdr import SPARSE_MAGIC, WireSum, add_into, encode_sparse, summarize
 
 LOWEST_US = 1
 HIGHEST_US = 3_600_000_000  # one hour
@@ -83,10 +83,16 @@ def record_batch(hist: HdrHistogram, values_us: Sequence[int] | np.ndarray) -> N
 
 
 def encode(hist: HdrHistogram) -> bytes:
-    return hist.encode()
+    """A cell's histogram as our processes send it to each other (hdr.encode_sparse)."""
+    return encode_sparse(hist)
 
 
 def decode(data: bytes) -> HdrHistogram:
+    """Either wire: ours (sparse) or hdrh's V2 base64 (journals of earlier versions)."""
+    if data[:4] == SPARSE_MAGIC:
+        total = WireSum(_template())
+        total.add(data)
+        return total.histogram()
     return HdrHistogram.decode(data)
 
 
@@ -154,24 +160,41 @@ class IntervalStats:
 
 def sum_wires(wires: Iterable[dict[str, Any]]) -> tuple[IntervalStats, int]:
     """Cells as they came on the wire, merged into one, and how many did not decode (left
-    out whole). Equal to adding up `IntervalStats.from_wire` of each (tested), at a tenth
-    of the cost: the histograms are summed as counts, one HdrHistogram made at the end."""
+    out whole). Equal to adding up `IntervalStats.from_wire` of each (tested): the
+    histograms are summed as counts in one batch (hdr.WireSum), one HdrHistogram made at
+    the end. A cell whose counters are out of range (only a hostile peer's) sends the
+    batch back to taking each cell alone, so exactly that cell is left out."""
     hist, tls = WireSum(_template()), WireSum(_template())
-    out = IntervalStats()
+    opened: list[tuple[dict[str, int], dict[int, int], int, Any, Any]] = []
     bad = 0
     for wire in wires:
         try:
             errors = {str(k): int(v) for k, v in wire["errors"].items()}
             statuses = {int(k): int(v) for k, v in wire.get("statuses", {}).items()}
-            nbytes = int(wire["bytes"])
-            if "tls" in wire:   # opened first (cheap): a cell is taken all or nothing
-                read_wire(wire["tls"])
-            hist.add(wire["hist"])
-            if "tls" in wire:
-                tls.add(wire["tls"])
-        except Exception:  # hdrh raises several types on a corrupt histogram
+            opened.append((errors, statuses, int(wire["bytes"]), hist.open(wire["hist"]),
+                           tls.open(wire["tls"]) if "tls" in wire else None))
+        except Exception:  # hdrh and zlib raise several types on a corrupt histogram
             bad += 1
-            continue
+    try:
+        hist.take([cell[3] for cell in opened])
+        tls.take([cell[4] for cell in opened if cell[4] is not None])
+        taken = opened
+    except Exception:   # one cell at a time: all of a cell or none of it
+        hist, tls, taken = WireSum(_template()), WireSum(_template()), []
+        for cell in opened:
+            try:   # checked apart first: a cell whose TLS histogram fails adds nothing
+                WireSum(_template()).take([cell[3]])
+                if cell[4] is not None:
+                    WireSum(_template()).take([cell[4]])
+            except Exception:
+                bad += 1
+                continue
+            hist.take([cell[3]])
+            if cell[4] is not None:
+                tls.take([cell[4]])
+            taken.append(cell)
+    out = IntervalStats()
+    for errors, statuses, nbytes, _, _ in taken:
         for kind, n in errors.items():
             out.errors[kind] = out.errors.get(kind, 0) + n
         for status, n in statuses.items():

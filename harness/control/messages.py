@@ -14,8 +14,9 @@ import msgpack
 
 from harness.core.timing import HEARTBEAT_S  # noqa: F401 - read with the wire's names
 
-VERSION = 4                # 2: WRAPUP and SPARE; 3: the Job carries TLS and journeys;
-                           # 4: WELCOME names the run, STATS are numbered (worker journals)
+VERSION = 5                # 2: WRAPUP and SPARE; 3: the Job carries TLS and journeys;
+                           # 4: WELCOME names the run, STATS are numbered (worker journals);
+                           # 5: a cell's histogram is its occupied counters (hdr.encode_sparse)
 
 # Silence after which the coordinator marks a worker lost (--lost-after): several seconds,
 # because TCP's retransmission backoff (0.2 + 0.4 + 0.8 s ...) stretches a 1 s network cut

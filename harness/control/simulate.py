@@ -78,6 +78,7 @@ def simulate(endpoint: str, workers: int, seconds: int, coordinator_pid: int | N
     """Simulated workers sending `speed` simulated seconds per real second (10: an hour
     in six minutes, a memory and disk benchmark)."""
     ctx = zmq.Context.instance()
+    ctx.set(zmq.MAX_SOCKETS, max(ctx.get(zmq.MAX_SOCKETS), workers + 64))  # default: 1,023
     socks = []
     for _ in range(workers):
         sock = ctx.socket(zmq.DEALER)

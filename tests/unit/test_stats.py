@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import random
+import zlib
 
+import pytest
+from hdrh.codec import HdrCookieException, HdrLengthException
 from hdrh.histogram import HdrHistogram
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -90,21 +93,50 @@ def test_unexpected_status_is_kept_with_its_status():
     assert again.statuses == cell.statuses and again.errors == cell.errors
 
 
-@settings(max_examples=40, deadline=None)
+def _corrupt(wire: bytes, how: int) -> bytes:
+    """A cell wire broken as a hostile or broken peer might: hdrh's V2 text with its tail
+    replaced (zlib fails), ours cut short, with a bad width, or an index past the layout."""
+    if how == 0 or wire[:4] != b"\x00LH1":
+        return (hdrh_wire(wire) if wire[:4] == b"\x00LH1" else wire)[:-6] + b"AAAAAA"
+    if how == 1:
+        return wire[:-3]
+    if how == 2:
+        return wire[:5] + b"\x03" + wire[6:]
+    n = int.from_bytes(wire[28:32], "little")
+    if not n:
+        return wire[:-1]
+    return wire[:32] + b"\xff\xff" + wire[34:]   # the first index: 65535, past the layout
+
+
+def hdrh_wire(wire: bytes) -> bytes:
+    return IntervalStats.from_wire({"hist": wire, "errors": {}, "bytes": 0}).hist.encode()
+
+
+@settings(max_examples=25, deadline=None)
 @given(st.lists(st.lists(st.integers(min_value=0, max_value=4_000_000_000), max_size=80),
                 max_size=12),
-       st.lists(st.integers(min_value=0, max_value=11), max_size=3))
-def test_sum_wires_equals_decoding_and_adding_each(parts, corrupt_at):
-    """The coordinator's fast path (counts summed, one histogram at the end) gives the
-    histogram, errors, statuses and bytes that decoding and adding each cell gave; a cell
-    that does not decode is left out whole and counted."""
+       st.lists(st.integers(min_value=0, max_value=11), max_size=3),
+       st.lists(st.integers(min_value=0, max_value=3), min_size=12, max_size=12),
+       st.lists(st.booleans(), min_size=12, max_size=12))
+def test_sum_wires_equals_decoding_and_adding_each(parts, corrupt_at, hows, as_hdrh):
+    """The coordinator's batch (counts of every cell summed at once, one histogram at the
+    end) gives the histogram, errors, statuses and bytes that decoding and adding each
+    cell gave, whichever wire each came in (ours or hdrh's V2); a cell that does not
+    decode is left out whole and counted, and the rest still count."""
     wires, expected, bad = [], IntervalStats(), 0
     for i, values in enumerate(parts):
         cell = IntervalStats(errors={"reset": i}, bytes_in=10 * i, statuses={200: len(values)})
         record_batch(cell.hist, values)
+        if i % 4 == 1:
+            record_batch(cell.tls_hist(), [100 * i + 1])
         wire = cell.to_wire()
+        if as_hdrh[i]:
+            wire["hist"] = hdrh_wire(wire["hist"])
         if i in corrupt_at:
-            wire["hist"] = wire["hist"][:-6] + b"AAAAAA"
+            wire["hist"] = _corrupt(wire["hist"], hows[i])
+            with pytest.raises((ValueError, zlib.error, HdrLengthException,
+                                HdrCookieException)):
+                IntervalStats.from_wire(wire)
             bad += 1
         else:
             expected.add(IntervalStats.from_wire(wire))
