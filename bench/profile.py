@@ -26,13 +26,15 @@ def _py_spy() -> str | None:
 
 
 def _load_process(harness: psutil.Process, timeout: float = 20.0) -> psutil.Process | None:
-    """The run's load process: the worker's child (harness run -> worker -> load)."""
+    """The run's load process: the worker's spawned child (harness run -> worker -> load),
+    not multiprocessing's resource tracker beside it."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         for proc in harness.children(recursive=True):
             try:
-                if "worker" in " ".join(proc.cmdline()) and proc.children():
-                    return proc.children()[0]
+                line = " ".join(proc.cmdline())
+                if "spawn_main" in line and "resource_tracker" not in line:
+                    return proc
             except psutil.Error:
                 continue
         time.sleep(0.2)

@@ -77,8 +77,8 @@ def simulate(endpoint: str, workers: int, seconds: int, coordinator_pid: int | N
              speed: float = 1.0, keep_truth: bool = True) -> SimResult:
     """Simulated workers sending `speed` simulated seconds per real second (10: an hour
     in six minutes, a memory and disk benchmark)."""
-    ctx = zmq.Context.instance()
-    ctx.set(zmq.MAX_SOCKETS, max(ctx.get(zmq.MAX_SOCKETS), workers + 64))  # default: 1,023
+    ctx = zmq.Context()   # its own: the socket cap (default 1,023) is set before any socket
+    ctx.set(zmq.MAX_SOCKETS, max(ctx.get(zmq.MAX_SOCKETS), workers + 64))
     socks = []
     for _ in range(workers):
         sock = ctx.socket(zmq.DEALER)
@@ -159,6 +159,7 @@ def simulate(endpoint: str, workers: int, seconds: int, coordinator_pid: int | N
         result.run_s = cpu_end[1] - cpu_start[1]
     for sock in socks:
         sock.close()
+    ctx.term()
     return result
 
 
