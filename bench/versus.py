@@ -9,6 +9,7 @@ installed dependencies (a .pth file), so only our two packages differ between th
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import sysconfig
@@ -49,7 +50,18 @@ def base_python(rev: str) -> tuple[Path, str]:
                                           "platbase": str(tmp / "venv")})["purelib"])
     site.mkdir(parents=True, exist_ok=True)
     (site / "base.pth").write_text(f"{tree}\n{sysconfig.get_paths()['purelib']}\n")
-    return tmp / "venv" / "bin" / "python", short
+    python = tmp / "venv" / "bin" / "python"
+    # `python -m harness` puts the working directory first on sys.path: run from this
+    # repository, the base side imported THIS tree's harness and mockserver (every versus
+    # section before 2026-11-30 compared this tree with itself). PYTHONSAFEPATH (set in
+    # run(), inherited by the coordinator, workers and load processes) keeps it out; the
+    # base side is checked to import its own tree before anything is measured.
+    found = subprocess.run([str(python), "-c", "import harness, mockserver; "
+                            "print(harness.__file__); print(mockserver.__file__)"],
+                           capture_output=True, text=True, check=True).stdout.split()
+    if not all(Path(f).is_relative_to(tree) for f in found):
+        raise RuntimeError(f"base {short}: imports {found}, not its own tree {tree}")
+    return python, short
 
 
 def drop_worktree(python: Path) -> None:
@@ -86,6 +98,7 @@ def mockserver_cmd(python: Path, port: int) -> list[str]:
 
 
 def run(quick: bool, base: str = DEFAULT_BASE) -> list[Section]:
+    os.environ["PYTHONSAFEPATH"] = "1"   # each side imports its own tree (base_python)
     seconds = 4 if quick else 10
     rounds = 2 if quick else 3
     old, short = base_python(base)
