@@ -162,3 +162,42 @@ def test_sigterm_finishes_in_flight_and_exits_zero():
         out = sock.recv(4096)
         assert out.startswith(b"HTTP/1.1 200")
     assert mock.proc.wait(10) == 0
+
+
+def _answer(sock: socket.socket) -> bytes:
+    """One whole answer of a Content-Length reply (the default profile's)."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        data += sock.recv(65536)
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = int(re.search(rb"Content-Length: (\d+)", head, re.I).group(1))
+    while len(body) < length:
+        body += sock.recv(65536)
+    return head
+
+
+def test_the_same_request_again_is_answered_and_counted_as_the_first():
+    """The mock answers a read that repeats the last one -- a whole fast-path request --
+    without its parser: each is counted, and a profile changed in between is obeyed (the
+    repeat is answered by the new profile, never by the cached reply)."""
+    mock = start_mockserver()
+    try:
+        request = b"GET /same HTTP/1.1\r\nHost: x\r\nUser-Agent: t\r\n\r\n"
+        with socket.create_connection((mock.host, mock.port), timeout=5) as sock:
+            for _ in range(200):
+                sock.sendall(request)
+                assert _answer(sock).startswith(b"HTTP/1.1 200")
+            assert mock.stats()["requests_total"] == 200
+            status, config = mock.get_json("/_mock/config")
+            config["default"]["status"] = 503
+            assert mock.get_json("/_mock/config", "PUT", json.dumps(config).encode())[0] == 200
+            for _ in range(3):
+                sock.sendall(request)
+                assert _answer(sock).startswith(b"HTTP/1.1 503")
+            sock.sendall(request[:10])   # the same bytes, cut in two reads: parsed, the same
+            time.sleep(0.05)
+            sock.sendall(request[10:])
+            assert _answer(sock).startswith(b"HTTP/1.1 503")
+        assert mock.stats()["requests_total"] == 204
+    finally:
+        mock.stop()
