@@ -65,31 +65,6 @@ class _HeadProbe:
         self.length = -1
         self.chunked = False
 
-    def _learn_head(self) -> None:
-        """A lean answer was cut: what its head said, from the reads kept."""
-        probe = _HeadProbe()
-        if self.stashed <= STASH_LIMIT:
-            parser = httptools.HttpResponseParser(probe)
-            try:
-                parser.feed_data(b"".join(self.stash or ()))
-            except httptools.HttpParserError:
-                pass
-            if probe.headers_done:
-                self.status = parser.get_status_code()
-        self.headers_done, self.length, self.chunked = (probe.headers_done, probe.length,
-                                                        probe.chunked)
-
-    def _lean_body(self, body: bytes) -> None:
-        self.nbytes += len(body)
-
-    def _lean_complete(self) -> None:
-        if self.completed:
-            raise ValueError(SECOND_ANSWER)
-        parser = self.parser
-        self.status = parser.get_status_code()
-        self.keep_alive = parser.should_keep_alive()
-        self.headers_done = self.completed = True
-
     def on_header(self, name: bytes, value: bytes) -> None:
         name = name.lower()
         if name == b"content-length" and value.strip().isdigit():
