@@ -28,6 +28,7 @@ from harness.core.job import Job
 from harness.core.registry import MODELS
 from harness.core.timing import HEARTBEAT_S
 from harness.stats import IntervalStats, add_cell, collect_cycles, forward_wires
+from harness.transports.base import transport_for
 
 
 def create_local(model: str) -> LocalModel:
@@ -60,6 +61,11 @@ def _load_process(index: int, job_wire: dict[str, Any], model_name: str,
     parent = os.getppid()
     job = Job.from_wire(job_wire)
     model = create_local(model_name)
+    if MODELS[model_name].transports:
+        # the transport's library imported now, before READY: imported after START it cost
+        # its first second (aiohttp: ~0.5 s, longer on a busy machine), and a short run
+        # on a busy machine sent nothing at all
+        transport_for(job)
     conn.send(("ready", index))
     while not conn.poll(0):  # wait for START, but never outlive the worker
         if os.getppid() != parent:
