@@ -102,10 +102,14 @@ def _corrupt(wire: bytes, how: int) -> bytes:
         return wire[:-3]
     if how == 2:
         return wire[:5] + b"\x03" + wire[6:]
-    n = int.from_bytes(wire[28:32], "little")
+    # our header: magic (4), digits, index width, count width, pad, lowest (8), highest
+    # (8), n (4) -- 28 bytes, the indices next (this read n and wrote 4 bytes too far on,
+    # into the first count when n was 2: a valid count, and no error to see)
+    head, iw = 28, wire[5]
+    n = int.from_bytes(wire[head - 4:head], "little")
     if not n:
         return wire[:-1]
-    return wire[:32] + b"\xff\xff" + wire[34:]   # the first index: 65535, past the layout
+    return wire[:head] + b"\xff" * iw + wire[head + iw:]   # the first index past the layout
 
 
 def hdrh_wire(wire: bytes) -> bytes:
