@@ -1,4 +1,5 @@
-"""The admin API under /_mock/: config, stats, metrics, reset. Never counted in stats.
+"""The admin API under /_mock/: config, stats, metrics, reset, goaway (every HTTP/2
+connection is sent a graceful GOAWAY). Never counted in stats.
 
 On loopback it is open; elsewhere the server insists on a bearer token (see cli.py). A PUT
 validates the whole config before anything changes, so a bad one leaves the old in place.
@@ -18,7 +19,7 @@ from mockserver.state import ServerState
 from mockserver.stats import merge_snapshots
 
 _ENDPOINTS = {"config": ("GET", "PUT"), "stats": ("GET",), "metrics": ("GET",),
-              "reset": ("POST",)}
+              "reset": ("POST",), "goaway": ("POST",)}
 
 
 class Admin:
@@ -75,6 +76,14 @@ class Admin:
                                     content_type=metrics.CONTENT_TYPE)
                 return json_response(200, merged, keep)
             return Reply(produce=stats)
+
+        if name == "goaway":
+            async def goaway() -> bytes:
+                answers = await cluster.call_all({"op": "goaway"})
+                return json_response(200, {
+                    "connections": sum(a.get("connections", 0) for a in answers if a),
+                    "missing_processes": sum(a is None for a in answers)}, keep)
+            return Reply(produce=goaway)
 
         async def reset() -> bytes:
             answers = await cluster.call_all({"op": "reset"})

@@ -68,8 +68,8 @@ class App:
         keep_alive = req.keep_alive
         if answer.drip is not None:
             total, seconds = answer.drip
-            # HTTP/1.0 has no chunking: frame by Content-Length
-            chunked = answer.chunked and req.http_version != "1.0"
+            # HTTP/1.0 has no chunking, HTTP/2 frames its own: frame by Content-Length
+            chunked = answer.chunked and req.http_version not in ("1.0", "2")
             data = head(answer.status, None if chunked else total, keep_alive,
                         answer.content_type)
             if is_head:

@@ -39,6 +39,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--grace", type=float, default=5.0,
                    help="seconds to finish in-flight requests on SIGTERM")
     p.add_argument("--loop", choices=("uvloop", "asyncio"), default="uvloop")
+    p.add_argument("--no-http2", action="store_true",
+                   help="serve HTTP/1.1 only: no h2 in TLS's ALPN, no h2c by prior knowledge")
     tls = p.add_argument_group("HTTPS")
     tls.add_argument("--tls-cert", help="serve HTTPS with this PEM certificate (chain)")
     tls.add_argument("--tls-key", help="the certificate's PEM private key")
@@ -73,7 +75,7 @@ def options_from_args(argv: list[str] | None = None) -> tuple[ServerOptions, int
                          admin_token=args.admin_token or None,
                          admin_open=loopback or args.insecure_admin,
                          reuse_port=args.processes > 1, grace_s=args.grace, loop=args.loop,
-                         tls=_tls_options(parser, args))
+                         tls=_tls_options(parser, args), http2=not args.no_http2)
     return opts, args.processes
 
 

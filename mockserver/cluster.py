@@ -51,6 +51,10 @@ class Cluster:
         if op == "config":
             self.state.set_config(parse_config(msg["config"]))
             return {"ok": True}
+        if op == "goaway":   # every HTTP/2 connection of this process drains and closes
+            drained = [c for c in list(self.state.connections)
+                       if hasattr(c, "drain") and c.drain()]
+            return {"ok": True, "connections": len(drained)}
         return {"error": f"unknown op {op!r}"}
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:

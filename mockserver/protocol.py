@@ -16,6 +16,8 @@ from collections.abc import Callable
 
 import httptools
 
+from mockserver.h2 import H2Protocol, serve_preface
+from mockserver.h2frames import PREFACE
 from mockserver.http import CLOSE, HANG, KEEP, RESET, Reply, Request, error_response
 from mockserver.state import ServerState
 
@@ -38,7 +40,7 @@ class HttpProtocol(asyncio.Protocol):
     __slots__ = ("state", "handler", "loop", "parser", "transport", "url", "headers", "body",
                  "body_size", "head_size", "head_pending", "reading", "queue", "busy",
                  "closing", "last_active", "active", "special", "paused_reading", "messages",
-                 "stuck_at", "_drain", "_tasks", "repeat", "repeat_url", "hit_url")
+                 "stuck_at", "_drain", "_tasks", "repeat", "repeat_url", "hit_url", "preface")
 
     def __init__(self, state: ServerState, handler: Callable[[Request], Reply]) -> None:
         self.state = state
@@ -64,6 +66,7 @@ class HttpProtocol(asyncio.Protocol):
         self.repeat = b""
         self.repeat_url = b""
         self.hit_url = b""
+        self.preface = b""   # the start of an HTTP/2 preface split across reads
 
     def _reset_message(self) -> None:
         """Per-message state, cleared after each request (one place for both paths)."""
@@ -80,9 +83,14 @@ class HttpProtocol(asyncio.Protocol):
     # -- connection lifecycle -------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        ssl_object = transport.get_extra_info("ssl_object")
+        if ssl_object is not None and ssl_object.selected_alpn_protocol() == "h2":
+            proto = H2Protocol(self.state, self.handler)   # TLS chose HTTP/2
+            transport.set_protocol(proto)
+            proto.connection_made(transport)
+            return
         self.transport = transport  # type: ignore[assignment]
         self.last_active = self.loop.time()
-        ssl_object = transport.get_extra_info("ssl_object")
         if ssl_object is not None:
             self.state.handshake_done(ssl_object)
         if not self.state.connection_opened(self):
@@ -149,6 +157,11 @@ class HttpProtocol(asyncio.Protocol):
                 self.transport.write(out)  # type: ignore[union-attr]
                 state.stats.bytes_out += len(out)
                 return
+        if self.preface or (not self.messages and self.reading == IDLE and data[:1] == b"P"
+                            and self.state.http2):
+            data = self._preface(data)   # HTTP/2 by prior knowledge?
+            if not data:
+                return
         done_before = self.messages
         hit_before = self.state.stats.fast_hits
         try:
@@ -186,6 +199,21 @@ class HttpProtocol(asyncio.Protocol):
                 self.head_pending += len(data)
                 if self.head_pending > self.state.config.limits.max_header_bytes:
                     self._fail(431, "request header section too large")
+
+    def _preface(self, data: bytes) -> bytes:
+        """A plain connection that opens with HTTP/2's preface is h2c with prior
+        knowledge: handed to the HTTP/2 front end. Returns what is left for HTTP/1.1's
+        parser: nothing when the read was taken (the preface, or the start of one split
+        across reads, kept until it is whole or is not one)."""
+        data = self.preface + data
+        if len(data) < len(PREFACE) and PREFACE.startswith(data):
+            self.preface = data
+            return b""
+        self.preface = b""
+        if data.startswith(PREFACE):
+            serve_preface(self, self.state, self.handler, data)
+            return b""
+        return data
 
     # Only the callbacks we need are defined: httptools skips absent ones, and each Python
     # callback costs about as much as the parsing itself. Per-message state is reset at the

@@ -34,6 +34,7 @@ class ServerOptions:
     loop: str = "uvloop"
     backlog: int = 4096
     tls: TlsOptions | None = None     # serve HTTPS with this certificate
+    http2: bool = True                # HTTP/2 beside HTTP/1.1: ALPN h2, h2c's preface
 
 
 def make_socket(host: str, port: int, reuse_port: bool) -> socket.socket:
@@ -72,7 +73,8 @@ async def serve(opts: ServerOptions, *, index: int = 0, count: int = 1,
     await cluster.start()
     sock = make_socket(opts.host, opts.port, opts.reuse_port)
     sock.listen(opts.backlog)
-    ssl_context = server_context(opts.tls) if opts.tls is not None else None
+    state.http2 = opts.http2
+    ssl_context = server_context(opts.tls, opts.http2) if opts.tls is not None else None
     server = await loop.create_server(lambda: HttpProtocol(state, app.handle), sock=sock,
                                       ssl=ssl_context)
     stop = asyncio.Event()

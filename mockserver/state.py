@@ -51,6 +51,7 @@ class ServerState:
         self.connections: dict[Connection, None] = {}   # oldest first
         self.replies: dict[tuple[int, int, bool, bool], bytes] = {}   # built responses
         self.fast_paths: dict[bytes, bool] = {}
+        self.http2 = True   # a plain connection may open with HTTP/2's preface (h2c)
         self.set_config(config)
 
     def set_config(self, config: MockConfig) -> None:
@@ -116,6 +117,11 @@ class ServerState:
         self.stats.connections_open += 1
         self.stats.connections_total += 1
         return True
+
+    def replace_connection(self, old: Connection, new: Connection) -> None:
+        """A connection that changed protocol (h2c's preface) keeps its count."""
+        if self.connections.pop(old, False) is None:
+            self.connections[new] = None
 
     def handshake_done(self, ssl_object: Any) -> None:
         """A TLS connection was made (asyncio and uvloop call connection_made once the

@@ -17,7 +17,8 @@ class Stats:
                  "connections_open", "connections_total", "since", "malformed_requests",
                  "fast_hits", "fast_status", "connections_evicted", "connections_refused",
                  "request_timeouts", "tls_handshakes", "tls_resumed",
-                 "auth_ok", "auth_rejected")
+                 "auth_ok", "auth_rejected", "h2_requests", "h2_streams", "h2_connections",
+                 "h2_offenders", "h2_goaways")
 
     def __init__(self) -> None:
         self.connections_open = 0
@@ -40,6 +41,11 @@ class Stats:
         self.tls_resumed = 0           # of which resumed a session (ticket or cache)
         self.auth_ok = 0               # /auth/me with a valid token or sid cookie
         self.auth_rejected = 0         # /auth/me without one (401)
+        self.h2_requests = 0           # of requests_total, those that came over HTTP/2
+        self.h2_streams = 0            # HTTP/2 streams opened by peers
+        self.h2_connections = 0        # connections that spoke HTTP/2 (TLS ALPN or h2c)
+        self.h2_offenders: dict[str, int] = {}   # connections closed for an attack, by kind
+        self.h2_goaways = 0            # graceful GOAWAYs sent (shutdown, /_mock/goaway)
         self.fast_hits = 0  # default-profile replies from the fast path, folded in on read
         self.since = time.time()
 
@@ -83,6 +89,10 @@ class Stats:
             "tls_resumed": self.tls_resumed,
             "auth_ok": self.auth_ok,
             "auth_rejected": self.auth_rejected,
+            "by_protocol": {"HTTP/1.1": self.requests_total - self.h2_requests,
+                            "HTTP/2": self.h2_requests},
+            "h2": {"connections": self.h2_connections, "streams": self.h2_streams,
+                   "goaways": self.h2_goaways, "offenders": dict(self.h2_offenders)},
             "since": self.since,
             "processes": 1,
         }
@@ -97,7 +107,16 @@ def merge_snapshots(snaps: list[dict[str, Any]]) -> dict[str, Any]:
                            "tls_handshakes": 0, "tls_resumed": 0, "auth_ok": 0,
                            "auth_rejected": 0, "since": None,
                            "processes": 0}
+    out["by_protocol"] = {"HTTP/1.1": 0, "HTTP/2": 0}
+    out["h2"] = {"connections": 0, "streams": 0, "goaways": 0, "offenders": {}}
     for snap in snaps:
+        for name, n in snap.get("by_protocol", {}).items():
+            out["by_protocol"][name] = out["by_protocol"].get(name, 0) + n
+        h2 = snap.get("h2", {})
+        for key in ("connections", "streams", "goaways"):
+            out["h2"][key] += h2.get(key, 0)
+        for name, n in h2.get("offenders", {}).items():
+            out["h2"]["offenders"][name] = out["h2"]["offenders"].get(name, 0) + n
         for key in ("requests_total", "bytes_out", "connections_open", "connections_total",
                     "malformed_requests", "connections_evicted", "connections_refused",
                     "request_timeouts", "tls_handshakes", "tls_resumed", "auth_ok",

@@ -26,12 +26,13 @@ class TlsOptions:
     client_ca: str | None = None   # require client certificates signed by this CA (mTLS)
 
 
-def server_context(opts: TlsOptions) -> ssl.SSLContext:
+def server_context(opts: TlsOptions, http2: bool = True) -> ssl.SSLContext:
     """The context every server process serves with; raises ConfigError naming the option
     whose file is missing or not a certificate/key."""
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.minimum_version = ssl.TLSVersion.TLSv1_2
-    ctx.set_alpn_protocols(["http/1.1"])
+    # h2.py serves the first; the server's order decides which a client offering both gets
+    ctx.set_alpn_protocols(["h2", "http/1.1"] if http2 else ["http/1.1"])
     try:
         ctx.load_cert_chain(opts.cert, opts.key)
     except FileNotFoundError as exc:
