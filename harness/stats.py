@@ -230,9 +230,15 @@ def _template() -> HdrHistogram:
 
 def error_kind(key: str) -> tuple[str, int]:
     """An error key -> (kind, status): `unexpected_status:503` -> (unexpected_status, 503);
-    any other kind has status 0."""
+    any other kind has status 0. A kind may carry a detail after a slash (`h2_reset/CANCEL`:
+    the stream's reset code), which error_detail gives."""
     kind, _, status = key.partition(":")
-    return kind, int(status) if status.isdigit() else 0
+    return kind.partition("/")[0], int(status) if status.isdigit() else 0
+
+
+def error_detail(key: str) -> str:
+    """What an error key says beyond its kind (an HTTP/2 error code), or ""."""
+    return key.partition(":")[0].partition("/")[2]
 
 
 def error_key(kind: str, status: int) -> str:

@@ -47,6 +47,7 @@ class AsyncioModel(LocalModel):
         host, port = job.host_port
         flows, flow_user = prepare(job, base_headers(host, port, job.default_port))
         transport = transport_for(job)(job, self.handshake_note())
+        self.wire_counts = getattr(transport, "counts", None)
         async with transport:
             links = [transport.user(i) for i in range(job.concurrency)]
             try:

@@ -18,6 +18,7 @@ from typing import Any
 from harness.clients.pacing import Pacer
 from harness.core.failures import NOT_ON_WIRE
 from harness.core.job import Job
+from harness.core.registry import protocol_of
 from harness.stats import IntervalStats, Recorder
 
 
@@ -95,6 +96,7 @@ class LocalModel(ClientModel):
         # before anything imports it
         from harness.transports.tls import Handshakes
         self.handshakes = Handshakes()
+        self.wire_counts: dict[str, int] | None = None   # a transport's connections/streams
 
     def handshake_note(self) -> Callable[[int, int, Any], None]:
         """What this model's clients call after each TLS handshake (transports/tls.py)."""
@@ -153,4 +155,7 @@ class LocalModel(ClientModel):
                 "late": sum(rec.late), "lagged": sum(rec.lagged), "skipped": skipped,
                 # open model: what the schedule meant to send in the measured window
                 "intended": pacer.intended + skipped if self.job.mode == "open" else 0,
-                "tls": self.handshakes.totals()}
+                "tls": self.handshakes.totals(),
+                "protocol": protocol_of(self.job.model, self.job.engine, self.job.sub_model,
+                                        self.job.http),
+                **({"h2": dict(self.wire_counts)} if self.wire_counts else {})}

@@ -271,6 +271,11 @@ class ProcessModel(ClientModel):
         # the per-second signals of each load process (client.csv): [process, second, ...]
         out["seconds"] = [[i, *row] for i, t in enumerate(self.done)
                           for row in t.get("seconds", [])]
+        if self.done and "protocol" in self.done[0]:
+            out["protocol"] = self.done[0]["protocol"]
+        h2 = [t["h2"] for t in self.done if "h2" in t]
+        if h2:
+            out["h2"] = {k: sum(c.get(k, 0) for c in h2) for k in h2[0]}
         if any("tls" in t for t in self.done):   # not from Locust: it hides handshakes
             from harness.transports.tls import merge_tls
             out["tls"] = merge_tls([t["tls"] for t in self.done if "tls" in t])

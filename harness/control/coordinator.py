@@ -62,6 +62,7 @@ class Coordinator:
         self.journal = journal
         self.sink = sink             # reports.intervals.IntervalSink: closed intervals go out
         self.url = url
+        self.alpn: str | None = None   # what http = "auto" came to
         self.progress = progress
         self.router = Router(bind, curve_secret, authenticator)
         self.endpoint = self.router.endpoint
@@ -231,6 +232,16 @@ class Coordinator:
         return RunOutcome(results, list(self.members.workers.values()), self.dropped,
                           self.refused, self.interrupted)
 
+    def http(self, sc: Scenario, model: Any) -> str:
+        """The protocol the models speak: [target].http, "auto" resolved once per run by
+        one ALPN handshake with the target."""
+        if sc.http != "auto":
+            return sc.http
+        if self.alpn is None:
+            from harness.transports.tls import negotiated_http
+            self.alpn = negotiated_http(make_job(sc, model, self.url, 0, 1))
+        return self.alpn
+
     def run_model(self, index: int, model: Any, scenario: Scenario | None = None,
                   label: str | None = None) -> ModelResult:
         """One model across the workers; `scenario` and `label` for a step of a capacity
@@ -246,8 +257,10 @@ class Coordinator:
         # a worker back from a partition after PREPARE has no part in this model
         self.taking_part = {w.identity for w in workers}
         jobs = {}
+        http = self.http(sc, model)
         for w in workers:
-            jobs[w.identity] = make_job(sc, model, self.url, w.index, len(workers)).to_wire()
+            jobs[w.identity] = make_job(sc, model, self.url, w.index, len(workers),
+                                        http).to_wire()
             self.shipper.plan(w.identity, jobs[w.identity]["data"])
         if not self._ship_data(result):
             return result

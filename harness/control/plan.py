@@ -21,7 +21,10 @@ def data_entry(table: Any) -> dict[str, Any]:
             "blob": getattr(rows, "body", b""), "offset": getattr(rows, "offset", 0)}
 
 
-def make_job(scenario: Scenario, model: ModelSpec, url: str, index: int, workers: int) -> Job:
+def make_job(scenario: Scenario, model: ModelSpec, url: str, index: int, workers: int,
+             http: str | None = None) -> Job:
+    """One worker's slice; `http` is the protocol "auto" resolved to (control/alpn.py),
+    else the scenario's own."""
     concurrency = 1 if MODELS[model.model].single_user else \
         (model.concurrency or scenario.concurrency)
     stages = [[s.duration_s, s.target] for s in scenario.stages]
@@ -50,6 +53,7 @@ def make_job(scenario: Scenario, model: ModelSpec, url: str, index: int, workers
         cookies=scenario.cookies, max_body=scenario.max_body,
         max_memory=scenario.max_memory, user_offset=users_before(concurrency, index, workers),
         stream_index=index, stream_count=workers,
+        http=http or scenario.http, streams=scenario.streams,
         **share_fields(concurrency, scenario.rate, stages, scenario.total_requests, index,
                        workers, scenario.mode),
     )

@@ -10,6 +10,7 @@ stdlib, and by the type's name or message where no importable type exists.
 from __future__ import annotations
 
 import http.client
+import re
 import socket
 import ssl
 
@@ -26,6 +27,8 @@ TLS_VERIFY = "tls_verify"          # the server's certificate was rejected
 TLS_HANDSHAKE = "tls_handshake"    # any other TLS failure (protocol, alert, client cert)
 EXTRACT_FAILED = "extract_failed"  # a flow step's extraction found nothing: the flow aborts
 TEMPLATE_FAILED = "template_failed"  # a rendered value cannot go where it goes (CR/LF)
+H2_RESET = "h2_reset"              # HTTP/2: the server reset the stream (its code in detail)
+GOAWAY = "goaway"                  # HTTP/2: the connection went away before the answer
 ABORTED = "aborted"                # a flow iteration that did not reach its end
 OTHER = "other"
 # failures before a request reached HTTP: the target never saw it, so it is not `sent`
@@ -116,3 +119,50 @@ def classify_locust(exc: BaseException) -> str:
     if isinstance(exc, http.client.HTTPException) or any(n in text for n in _MALFORMED_NAMES):
         return MALFORMED
     return OTHER
+
+
+def classify_httpx(exc: BaseException) -> str:
+    """httpx's error tree (the sync and thread models over HTTP/2). httpcore hands h2's
+    events over as the text of a RemoteProtocolError: a stream reset and a GOAWAY are
+    told apart by it."""
+    import httpx  # only the processes that run httpx pay for importing it
+
+    if isinstance(exc, httpx.TimeoutException):
+        return TIMEOUT
+    cause = exc.__cause__ or exc.__context__
+    while cause is not None and not isinstance(cause, OSError):
+        cause = cause.__cause__ or cause.__context__
+    if isinstance(exc, httpx.ConnectError):
+        if isinstance(cause, OSError):
+            return classify_stdlib(cause) if classify_stdlib(cause) != RESET \
+                else TLS_HANDSHAKE
+        text = str(exc)
+        if "CERTIFICATE_VERIFY_FAILED" in text:
+            return TLS_VERIFY
+        if "Connection refused" in text:
+            return CONNECT_REFUSED
+        return TLS_HANDSHAKE if "SSL" in text else OTHER
+    if isinstance(exc, httpx.RemoteProtocolError):
+        text = str(exc)
+        code = re.search(r"error_code:(?:ErrorCodes\.)?(\w+)", text)
+        detail = f"/{h2_code_name(code.group(1))}" if code else ""   # errors.csv's detail
+        if "StreamReset" in text:
+            return H2_RESET + detail
+        if "ConnectionTerminated" in text:
+            return GOAWAY + detail
+        if "disconnected" in text or "closed" in text:
+            return RESET
+        return MALFORMED
+    if isinstance(exc, httpx.ReadError | httpx.WriteError):
+        return RESET
+    return OTHER
+
+
+def h2_code_name(code: int | str) -> str:
+    """An HTTP/2 error code by its RFC 9113 name (INTERNAL_ERROR), as errors.csv's detail
+    says it whichever client reported it; an unknown code in hex."""
+    from h2.errors import ErrorCodes
+    try:
+        return ErrorCodes(int(code)).name
+    except ValueError:
+        return str(code) if not str(code).isdigit() else f"0x{int(code):x}"

@@ -74,6 +74,8 @@ class Job:
     user_offset: int = 0      # global index of this slice's first user (per-user data)
     stream_index: int = 0     # this load process among all of them (sequential data)
     stream_count: int = 1
+    http: str = "1.1"         # the protocol spoken: "1.1" or "2" ("auto" is resolved first)
+    streams: int = 1          # HTTP/2: users sharing one connection as concurrent streams
 
     def to_wire(self) -> dict[str, Any]:
         return asdict(self)

@@ -20,12 +20,22 @@ class TransportKind:
     impl: str                 # "module:Class" of its Transport, imported where it runs
     blocking: bool            # driven from threads (sync, thread) or an event loop
     protocol: str = "HTTP/1.1"
+    http2: str | None = None  # the TRANSPORTS entry that speaks HTTP/2 in its place
+    # (http = "2"), driven the same way; None: this client cannot speak HTTP/2
+    shares: bool = True       # several users may share a connection as HTTP/2 streams
 
 
 TRANSPORTS: dict[str, TransportKind] = {
-    "stdlib": TransportKind("harness.transports.http1_stdlib:StdlibTransport", True),
+    "stdlib": TransportKind("harness.transports.http1_stdlib:StdlibTransport", True,
+                            http2="httpx-h2"),
     "aiohttp": TransportKind("harness.transports.http1_aiohttp:AiohttpTransport", False),
-    "fast": TransportKind("harness.transports.http1_fast:FastTransport", False),
+    "fast": TransportKind("harness.transports.http1_fast:FastTransport", False, http2="h2"),
+    "h2": TransportKind("harness.transports.http2:H2Transport", False, "HTTP/2"),
+    # httpcore's sync HTTP/2 takes a stream id and sends its HEADERS without one lock
+    # around both: threads sharing a connection open streams out of order, which a server
+    # must refuse (RFC 9113 5.1.1; the mock saw StreamIDTooLowError): one user a connection
+    "httpx-h2": TransportKind("harness.transports.http2_httpx:HttpxTransport", True,
+                              "HTTP/2", shares=False),
 }
 
 
@@ -52,10 +62,20 @@ class ModelKind:
         """The choices of `engine`: the transports, when there is more than one."""
         return self.transports if len(self.transports) > 1 else ()
 
-    def transport(self, engine: str | None) -> TransportKind:
+    def transport(self, engine: str | None, http: str = "1.1") -> TransportKind:
         """The transport a model of this kind sends through, given the `engine` chosen
-        (a model without a choice ignores it: the scenario's default names aiohttp)."""
-        return TRANSPORTS[engine if engine in self.engines else self.transports[0]]
+        (a model without a choice ignores it: the scenario's default names aiohttp) and
+        the protocol (http = "2": the engine's HTTP/2 counterpart)."""
+        kind = TRANSPORTS[engine if engine in self.engines else self.transports[0]]
+        if http == "2" and kind.http2 is not None:
+            return TRANSPORTS[kind.http2]
+        return kind
+
+    def speaks_http2(self, engine: str | None) -> bool:
+        if not self.transports:
+            return False
+        return TRANSPORTS[engine if engine in self.engines
+                          else self.transports[0]].http2 is not None
 
 
 MODELS: dict[str, ModelKind] = {
@@ -77,3 +97,14 @@ MODELS: dict[str, ModelKind] = {
                              server_name=False),
 }
 SUB_MODELS = ("thread", "asyncio")   # what the process model may run in its processes
+
+
+def protocol_of(model: str, engine: str, sub_model: str, http: str) -> str:
+    """What a model speaks on the wire for a job ("HTTP/1.1" or "HTTP/2"): Locust's peers
+    speak HTTP/1.1 only."""
+    kind = MODELS[model]
+    if kind.wraps:
+        kind = MODELS[sub_model]
+    if not kind.transports:
+        return "HTTP/1.1"
+    return kind.transport(engine, http).protocol

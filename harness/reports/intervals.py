@@ -22,12 +22,18 @@ from harness.core.outcome import ModelResult
 from harness.hdr import summarize
 from harness.reports.seconds import replace_seconds
 from harness.scenario import Scenario
-from harness.stats import IntervalStats, collect_cycles, error_kind, on_the_wire
+from harness.stats import (
+    IntervalStats,
+    collect_cycles,
+    error_detail,
+    error_kind,
+    on_the_wire,
+)
 
 TLS_COLUMNS = ["tls_handshakes", "tls_p50_ms", "tls_p99_ms", "tls_max_ms"]
 TIMESERIES_COLUMNS = ["model", "name", "second", "requests", "failures", "rps", "ok_rps",
                       "p50_ms", "p95_ms", "p99_ms", "max_ms", *TLS_COLUMNS]
-ERRORS_COLUMNS = ["model", "name", "second", "kind", "status", "count"]
+ERRORS_COLUMNS = ["model", "name", "second", "kind", "status", "count", "detail"]
 STATUSES_COLUMNS = ["model", "name", "second", "status", "count"]
 HISTOGRAM_COLUMNS = ["name", "second", "hist"]
 ROW_SETS = ("timeseries", "errors", "statuses", "histograms")   # _appenders' order
@@ -217,7 +223,7 @@ class IntervalSink:
         return {
             "timeseries": series,
             "errors": [{"model": label, "name": name, "second": second, "kind": kind,
-                        "status": status, "count": n}
+                        "status": status, "count": n, "detail": error_detail(key)}
                        for name, cell in sorted(cells.items())
                        for key, n in sorted(cell.errors.items())
                        for kind, status in [error_kind(key)]],

@@ -39,14 +39,14 @@ from harness.stats import IntervalStats, new_histogram, on_the_wire
 SUMMARY_COLUMNS = ["model", "name", "requests", "failures", "error_rate", "rps", "ok_rps",
                    "p50_ms", "p90_ms", "p95_ms", "p99_ms", "p999_ms", "max_ms", "mean_ms",
                    "min_ms", "bytes_in", "duration_s", "cpu_pct", "rss_peak_mb", "sent", "late",
-                   "skipped", *TLS_COLUMNS, "valid"]
+                   "skipped", *TLS_COLUMNS, "valid", "protocol"]
 # A load process at >= SATURATED_CPU of a core in a second (clients/process.py) measures itself
 # Columns added after the first release: files written before them still read.
-_LATER = ("ok_rps", "status", *TLS_COLUMNS, "valid")
+_LATER = ("ok_rps", "status", *TLS_COLUMNS, "valid", "protocol", "detail")
 
 _INT = ("requests", "failures", "bytes_in", "sent", "late", "skipped", "second", "count",
         "status", "tls_handshakes")
-_STR = ("model", "name", "kind")
+_STR = ("model", "name", "kind", "protocol", "detail")
 _BOOL = ("valid",)
 
 
@@ -87,6 +87,25 @@ class ModelTotals:
         """The client, not the target, set the pace for much of the run: its latencies
         hold its own queueing (Little's law), and its throughput is its own limit."""
         return self.sampled_s > 0 and self.saturated_s > SATURATED_SHARE * self.sampled_s
+
+
+def protocol(result: ModelResult, scenario: Scenario) -> str:
+    """What the model spoke, as its load processes said ("HTTP/2", "HTTP/1.1"); a model
+    none of whose processes reported (lost) is named by what the scenario asked."""
+    said = [t["protocol"] for t in result.totals.values() if t.get("protocol")]
+    if said:
+        return str(said[0])
+    return "HTTP/2" if scenario.http == "2" else "HTTP/1.1"
+
+
+def wire_meta(result: ModelResult) -> dict[str, int]:
+    """HTTP/2's connections and streams opened and requests a GOAWAY made us send again,
+    summed over the workers (the fast engine counts them; httpx does not say)."""
+    out: dict[str, int] = {}
+    for t in result.totals.values():
+        for k, v in (t.get("h2") or {}).items():
+            out[k] = out.get(k, 0) + int(v)
+    return out
 
 
 def tls_meta(result: ModelResult) -> dict[str, Any]:
@@ -166,6 +185,7 @@ def summary_frame(outcome: RunOutcome, scenario: Scenario) -> pd.DataFrame:
             "sent": totals.sent, "late": totals.late, "skipped": totals.skipped,
             # a measurement of the target only when the generator was not its limit
             "valid": not totals.client_saturated,
+            "protocol": protocol(result, scenario),
         }
         for name, cell in [*((n, per_name.get(n, IntervalStats())) for n in names),
                            (AGGREGATED, everything)]:
@@ -251,6 +271,9 @@ def write_run(run_dir: Path, scenario: Scenario, outcome: RunOutcome, summary: p
             "client_saturated_s": t.saturated_s, "client_sampled_s": t.sampled_s,
             "client_saturated_by": t.saturated_by,
         }
+        models_meta[r.label]["protocol"] = protocol(r, scenario)
+        if wire := wire_meta(r):
+            models_meta[r.label]["h2"] = wire
         if url.startswith("https://"):
             models_meta[r.label]["tls"] = tls_meta(r)
     meta = {

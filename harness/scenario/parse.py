@@ -24,6 +24,7 @@ from harness.scenario.spec import (
     MAX_PROCESSES,
     MAX_REQUESTS,
     MAX_SEED,
+    MAX_STREAMS,
     RUN_NAME,
     ModelSpec,
     Scenario,
@@ -69,6 +70,44 @@ def _models(ctx: Ctx, raw: Any) -> tuple[ModelSpec, ...]:
     return tuple(out)
 
 
+def _http2(ctx: Ctx, http: str, load: dict[str, Any], models: tuple[ModelSpec, ...]) -> int:
+    """[target].http against the models that can speak it, and
+    [load].streams_per_connection (HTTP/2 only): the streams value."""
+    streams = ctx.integer(load.get("streams_per_connection", 1),
+                          "[load].streams_per_connection", 1, MAX_STREAMS)
+    if streams > 1 and http == "1.1":
+        raise ctx.fail("[load].streams_per_connection", 'shares a connection as HTTP/2 '
+                                                       'streams: set [target].http = "2"')
+    if http == "1.1":
+        return streams
+    able = ", ".join(f'{name} (engine "fast")' if kind.engines else
+                     f'{name} (sub_model "thread")' if kind.wraps else name
+                     for name, kind in MODELS.items()
+                     if kind.wraps or kind.speaks_http2("fast"))
+    for i, m in enumerate(models):
+        kind = MODELS[m.model]
+        sub = MODELS[m.sub_model] if kind.wraps else kind
+        if sub.speaks_http2(m.engine):
+            if streams > 1 and not sub.transport(m.engine, "2").shares:
+                raise ctx.fail("[load].streams_per_connection",
+                               f'"{m.model}" sends HTTP/2 through httpx, whose sync client '
+                               "opens streams out of order when threads share a connection "
+                               "(a server must refuse them): it keeps one user a "
+                               'connection, so use 1, or the fast engine (asyncio or '
+                               'uvloop with engine = "fast")')
+            continue
+        if not sub.transports:
+            why = "Locust's clients speak HTTP/1.1 only"
+        elif kind.wraps:
+            why = "its asyncio processes send through aiohttp, whose client has no HTTP/2"
+        else:
+            why = 'aiohttp\'s client has no HTTP/2: set engine = "fast"'
+        what = f'"{m.model}"' + (f' (sub_model "{m.sub_model}")' if kind.wraps else "")
+        raise ctx.fail(f"[[models]][{i}].model", f"{what} cannot speak HTTP/2 ({why}); "
+                                                 f'http = "{http}" needs one of {able}')
+    return streams
+
+
 def parse_scenario(raw: dict[str, Any], source: str, base: Path | None = None) -> Scenario:
     """Validate a scenario's tables; `base` is the directory its relative paths (TLS
     files) are read from, None to read none (a run recovered from meta.json)."""
@@ -81,7 +120,7 @@ def parse_scenario(raw: dict[str, Any], source: str, base: Path | None = None) -
                    "max_body", "max_memory"), "[run]")
     load = ctx.table(raw.get("load", {}), "[load]")
     ctx.keys(load, ("mode", "concurrency", "rate", "stages", "think_time", "cookies",
-                    "arrivals"), "[load]")
+                    "arrivals", "streams_per_connection"), "[load]")
 
     duration = ctx.duration(run["duration"], "[run].duration") if "duration" in run else None
     total = ctx.integer(run["requests"], "[run].requests", 1, MAX_REQUESTS) \
@@ -131,6 +170,7 @@ def parse_scenario(raw: dict[str, Any], source: str, base: Path | None = None) -
                            f'"{m.model}" makes {", ".join(MODELS[m.model].handshakes)} '
                            f'handshakes only: handshake = "{target.handshake}" needs one of '
                            f'{", ".join(able)}')
+    streams = _http2(ctx, target.http, load, models)
     requests = parse_requests(ctx, raw.get("requests"), flows="flows" in raw)
     data = parse_data(ctx, raw.get("data"), base)
     names = {r.name for r in requests}
@@ -181,6 +221,8 @@ def parse_scenario(raw: dict[str, Any], source: str, base: Path | None = None) -
         raw=raw,
         tls=target.tls,
         handshake=target.handshake,
+        http=target.http,
+        streams=streams,
         mock_tls=target.mock_tls,
         data=data,
         flows=flows,

@@ -166,6 +166,8 @@ class CapacitySpec:
 
 
 HANDSHAKES = ("per-connection", "per-request", "resume")
+HTTP_VERSIONS = ("1.1", "2", "auto")
+MAX_STREAMS = 1000   # [load].streams_per_connection
 MAX_PEM_BYTES = 1 << 20
 
 
@@ -212,6 +214,8 @@ class Scenario:
     max_body: int = DEFAULT_MAX_BODY    # bytes of an answer a flow step may capture
     max_memory: int = 0                 # a load process's RSS ceiling (0: the default)
     notes: tuple[str, ...] = field(default=(), compare=False)   # said, not refused
+    http: str = "1.1"                      # [target].http: "1.1", "2" or "auto" (ALPN)
+    streams: int = 1                       # [load].streams_per_connection (HTTP/2)
     capacity: CapacitySpec | None = None   # [capacity]: every model searches
     abort_after_s: float | None = None     # [thresholds] abort_after: auto-stop
     arrivals: str = "constant"             # open model: ARRIVALS (evenly spaced, or Poisson)

@@ -13,6 +13,7 @@ from harness.scenario.ctx import Ctx, read_file, show
 from harness.scenario.spec import (
     HANDSHAKES,
     HOSTNAME,
+    HTTP_VERSIONS,
     MAX_PEM_BYTES,
     TlsSpec,
 )
@@ -27,10 +28,16 @@ class _Target:
     mock_tls: bool
     tls: TlsSpec
     handshake: str
+    http: str = "1.1"
 
 
 def parse_target(ctx: Ctx, raw: dict[str, Any], base: Path | None) -> _Target:
-    ctx.keys(raw, ("url", "mock", "tls", "handshake"), "[target]")
+    ctx.keys(raw, ("url", "mock", "tls", "handshake", "http"), "[target]")
+    http = raw.get("http", "1.1")
+    if http not in HTTP_VERSIONS:
+        raise ctx.fail("[target].http", "expected one of "
+                       + ", ".join(f'"{v}"' for v in HTTP_VERSIONS)
+                       + f" (auto: TLS's ALPN decides), got {show(http)}")
     url = raw.get("url")
     if url is not None:
         url, problem = target_url(url)
@@ -68,7 +75,7 @@ def parse_target(ctx: Ctx, raw: dict[str, Any], base: Path | None) -> _Target:
         raise ctx.fail(where, f"expected one of {', '.join(HANDSHAKES)}, got {show(handshake)}")
     if handshake == "resume" and isinstance(url, str) and url.startswith("http://"):
         raise ctx.fail(where, '"resume" resumes TLS sessions: it needs an https:// URL')
-    return _Target(url, mock, mock_tls, tls, handshake)
+    return _Target(url, mock, mock_tls, tls, handshake, http)
 
 
 _URL_PATH = re.compile(r"[\x21-\x7e]*")

@@ -92,5 +92,5 @@ def transport_for(job: Job) -> type[Transport]:
     kind = MODELS[job.model]
     if kind.wraps:   # the process model: its processes run the sub-model's users
         kind = MODELS[job.sub_model]
-    module, _, name = kind.transport(job.engine).impl.partition(":")
+    module, _, name = kind.transport(job.engine, job.http).impl.partition(":")
     return getattr(importlib.import_module(module), name)

@@ -75,6 +75,10 @@ class UserContext(ssl.SSLContext):
                 self.session_to_resume = session
 
 
+# what a client offers in ALPN, by the job's http
+ALPN = {"1.1": ["http/1.1"], "2": ["h2"], "auto": ["h2", "http/1.1"]}
+
+
 def client_context(job: Job) -> UserContext | None:
     """The context for this job's target, or None for plain HTTP. Raises ssl.SSLError /
     ValueError on PEM the scenario check let through (reported as a failed model)."""
@@ -83,7 +87,7 @@ def client_context(job: Job) -> UserContext | None:
     tls = job.tls
     ctx = UserContext(ssl.PROTOCOL_TLS_CLIENT)
     ctx.minimum_version = ssl.TLSVersion.TLSv1_2
-    ctx.set_alpn_protocols(["http/1.1"])
+    ctx.set_alpn_protocols(ALPN.get(job.http, ["http/1.1"]))
     ctx.resume = job.handshake == "resume"
     ctx.server_name = tls.get("server_name")
     if tls.get("verify", True):
@@ -97,6 +101,23 @@ def client_context(job: Job) -> UserContext | None:
     if tls.get("cert_pem") and tls.get("key_pem"):
         _load_client_pair(ctx, tls["cert_pem"], tls["key_pem"])
     return ctx
+
+
+def negotiated_http(job: Job) -> str:
+    """What [target].http = "auto" comes to: "2" when the server's ALPN picks h2 from our
+    offer of h2 and http/1.1, else "1.1" (plain http:// too, and a server that cannot be
+    reached: the run then fails as it would). One handshake, made before the run."""
+    import socket
+    ctx = client_context(job)
+    if ctx is None:
+        return "1.1"
+    host, port = job.host_port
+    try:
+        with socket.create_connection((host, port), timeout=job.timeout_s) as raw, \
+                ctx.wrap_socket(raw, server_hostname=ctx.server_name or host) as sock:
+            return "2" if sock.selected_alpn_protocol() == "h2" else "1.1"
+    except (OSError, ssl.SSLError):
+        return "1.1"
 
 
 def user_contexts(job: Job, users: int) -> list[UserContext | None]:

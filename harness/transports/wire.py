@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from importlib import metadata
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from harness.core.steps import RequestSpec
 
@@ -96,3 +96,39 @@ def request_bytes(spec: RequestSpec, host: str, port: int, base_path: str,
     lines = [f"{spec.method} {base_path}{spec.path} HTTP/1.1"]
     lines += [f"{k}: {v}" for k, v in headers_for(spec, host, port, default_port)]
     return ("\r\n".join(lines) + "\r\n\r\n").encode("ascii") + spec.body
+
+
+# HTTP/2 forbids connection-specific headers (RFC 9113 8.2.2); Host is :authority
+H2_DROP = frozenset(("connection", "keep-alive", "proxy-connection", "transfer-encoding",
+                     "upgrade", "host"))
+
+
+def h2_block(method: str, scheme: str, path: str,
+             headers: Sequence[tuple[str, str]]) -> list[tuple[bytes, bytes]]:
+    """HTTP/1.1's header set as an HTTP/2 header list: the pseudo-headers (:authority
+    is the Host header's value), then every other header lower-cased in the same order."""
+    authority = next(v for k, v in headers if k.lower() == "host")
+    # httpcore's order (the sync and thread models send through it): one order for all
+    out = [(b":method", method.encode("ascii")), (b":authority", authority.encode("latin-1")),
+           (b":scheme", scheme.encode("ascii")), (b":path", path.encode("latin-1"))]
+    for k, v in headers:
+        name = k.lower()
+        if name not in H2_DROP and (name != "te" or v.lower() == "trailers"):
+            out.append((name.encode("ascii"), v.encode("latin-1")))
+    return out
+
+
+def h2_headers(spec: RequestSpec, scheme: str, host: str, port: int, base_path: str,
+               default_port: int = 80) -> list[tuple[bytes, bytes]]:
+    """A fixed request's HTTP/2 header list, built once per spec."""
+    return h2_block(spec.method, scheme, base_path + spec.path,
+                    headers_for(spec, host, port, default_port))
+
+
+def h2_step_headers(step: Any, scheme: str, host: str, port: int,
+                    default_port: int = 80) -> list[tuple[bytes, bytes]]:
+    """A rendered flow step's (core.steps.Outgoing) HTTP/2 header list."""
+    headers = step.headers
+    if not any(k.lower() == "host" for k, _ in headers):
+        headers = [("Host", host_header(host, port, default_port)), *headers]
+    return h2_block(step.method, scheme, step.path, headers)
