@@ -2,7 +2,7 @@
 
     python -m bench [--full] [--check] [--base REV]
                     [--only target,models,lesson,scale,longwide,tls,journeys,web,data,capacity,
-                           profile,versus]
+                           profile,http2,versus]
 
 Quick mode (default) keeps the suite within about five minutes; --full measures longer.
 --check exits 1 when any goal is missed.
@@ -16,6 +16,7 @@ import sys
 from bench import (
     capacity,
     data,
+    http2,
     journeys,
     lesson,
     longwide,
@@ -31,9 +32,9 @@ from bench.common import write_report
 
 SUITES = {"target": target, "models": models, "lesson": lesson, "scale": scale,
           "longwide": longwide, "tls": tls, "journeys": journeys, "versus": versus, "web": web,
-          "data": data, "capacity": capacity, "profile": profile}
+          "data": data, "capacity": capacity, "profile": profile, "http2": http2}
 # versus: on demand (--only versus)
-DEFAULT = "target,models,lesson,scale,longwide,tls,journeys,web,data,capacity,profile"
+DEFAULT = "target,models,lesson,scale,longwide,tls,journeys,web,data,capacity,profile,http2"
 
 
 def main() -> int:

@@ -119,6 +119,7 @@ class H2Conn(asyncio.Protocol):
         self.streams: dict[int, _Out] = {}
         self.backlog: deque[_Out] = deque()   # waiting for a stream under the server's cap
         self.goaway: int | None = None        # the error code of a GOAWAY received
+        self.ssl_object: Any = None
 
     @property
     def usable(self) -> bool:
@@ -212,6 +213,9 @@ class H2Conn(asyncio.Protocol):
     def _end(self, sid: int) -> None:
         out = self.streams.pop(sid, None)
         if out is not None:
+            if self.group.fresh and self.ssl_object is not None:
+                # after an answer: a TLS 1.3 ticket comes after the handshake
+                self.group.ctx.keep_session(self.ssl_object)  # type: ignore[union-attr]
             out.tell()
             if (self.group.fresh or self.goaway is not None) and not self.streams:
                 self.close()   # the last stream of a fresh or GOAWAY'd connection
@@ -353,10 +357,10 @@ class _Group:
             secure.abort()
             raise RequestFailed(TLS_HANDSHAKE, "the server did not choose HTTP/2 in ALPN "
                                 f"(it chose {ssl_object.selected_alpn_protocol()!r})")
+        conn.ssl_object = ssl_object
         conn.begin(secure)
         if self.owner.on_handshake is not None:
             self.owner.on_handshake(k, took, ssl_object)
-        self.ctx.keep_session(ssl_object)  # type: ignore[union-attr]
 
     async def send(self, out: _Out) -> Any:
         """Open (or wait for) the connection, then send: the path off the hot one."""

@@ -376,3 +376,56 @@ path = "/"
     assert total(("unexpected_status", "503", "")) == faults["error"]
     assert total(("timeout", "0", "")) == faults["hang"]
     assert meta["requests_sent"] == meta["mockserver_stats"]["requests_total"]
+
+
+def test_the_login_journey_over_http2(tmp_path):
+    """The shipped journey as a user runs it, over HTTP/2 (--set target.http=2): every
+    token and session cookie its models extracted reached the mock intact, over h2."""
+    from tests.conftest import ROOT
+    proc = run_harness("run", str(ROOT / "scenarios" / "journey-login.toml"), "--set",
+                       'target.http="2"', "--set", 'run.duration="1s"', "--set",
+                       'run.warmup="0s"', "--out", str(tmp_path / "out"), "--quiet",
+                       timeout=240)
+    assert proc.returncode == 0, proc.stderr
+    run_dir = proc.stdout.strip().splitlines()[-1]
+    meta = load_meta(run_dir)
+    stats = meta["mockserver_stats"]
+    rows = {(r["model"], r["name"]): r for r in _summary(run_dir)}
+    me = sum(int(rows[(m, n)]["requests"]) for m in meta["models"]
+             for n in ("profile", "by-cookie"))
+    assert me > 20 and stats["auth_ok"] == me and stats["auth_rejected"] == 0
+    assert meta["requests_sent"] == stats["requests_total"] == stats["by_protocol"]["HTTP/2"]
+    assert all(r["failures"] == "0" for r in rows.values())
+    assert {m["protocol"] for m in meta["models"].values()} == {"HTTP/2"}
+
+
+@pytest.mark.parametrize("handshake", ["per-request", "resume"])
+def test_handshake_modes_over_http2(tmp_path, handshake):
+    """per-request: a TLS connection (and handshake) per request; resume: the same, each
+    resuming its user's session -- over HTTP/2, as the mock counts them."""
+    _, meta = _run(tmp_path, f"""
+[run]
+requests = 60
+[target]
+http = "2"
+handshake = "{handshake}"
+[target.mock]
+tls = true
+[load]
+concurrency = 3
+[[requests]]
+name = "home"
+path = "/"
+{FAST}
+[[models]]
+model = "thread"
+""")
+    stats = meta["mockserver_stats"]
+    assert stats["by_protocol"]["HTTP/2"] == meta["requests_sent"] == 3 * 60
+    assert stats["h2"]["connections"] == 3 * 60 == stats["tls_handshakes"] - 1
+    for label, model in meta["models"].items():
+        assert model["tls"]["handshakes"] == 60, label
+        if handshake == "resume":
+            assert model["tls"]["resumed"] >= 60 - 3, (label, model["tls"])
+        else:
+            assert model["tls"]["resumed"] == 0, label
