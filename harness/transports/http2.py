@@ -58,6 +58,58 @@ MAX_HEADER_LIST = 64 * 1024
 Headers = list[tuple[bytes, bytes]]
 
 
+def _hpack_int(n: int, bits: int, first: int) -> bytes:
+    """An HPACK integer with a `bits`-bit prefix (RFC 7541 5.1)."""
+    top = (1 << bits) - 1
+    if n < top:
+        return bytes((first | n,))
+    out, n = bytearray((first | top,)), n - top
+    while n >= 128:
+        out.append((n & 127) | 128)
+        n >>= 7
+    out.append(n)
+    return bytes(out)
+
+
+def stateless_block(headers: Headers) -> bytes:
+    """A header list HPACK-encoded without the dynamic table: a pair in the static table
+    by its index, every other header a literal without indexing (its name by the static
+    index where there is one), strings as they are. The same bytes are right on every
+    request of every connection, so a fixed request's block is encoded once (h2's encoder
+    costs ~20% of an HTTP/2 request's client CPU, measured) and a server's decoder table
+    is left as it was."""
+    from hpack.table import HeaderTable
+    static = HeaderTable.STATIC_TABLE
+    pairs: dict[tuple[bytes, bytes], int] = {}
+    names: dict[bytes, int] = {}
+    for i, pair in enumerate(static, 1):
+        pairs.setdefault(pair, i)
+        names.setdefault(pair[0], i)
+    out = bytearray()
+    for name, value in headers:
+        if (name, value) in pairs:
+            out += _hpack_int(pairs[(name, value)], 7, 0x80)
+            continue
+        index = names.get(name, 0)
+        out += _hpack_int(index, 4, 0x00)
+        if not index:
+            out += _hpack_int(len(name), 7, 0) + name
+        out += _hpack_int(len(value), 7, 0) + value
+    return bytes(out)
+
+
+class _Encoded:
+    """Stands in for h2's encoder while a fixed request's HEADERS go out: its block."""
+
+    __slots__ = ("block",)
+
+    def __init__(self, block: bytes) -> None:
+        self.block = block
+
+    def encode(self, headers: Any, huffman: bool = True) -> bytes:
+        return self.block
+
+
 class _Graceful(h2.connection.H2Connection):
     """h2 closes its state machine when a GOAWAY arrives, and then refuses every frame
     after it -- the answers of the streams at or below its last id too, which the server
@@ -74,11 +126,13 @@ class _Out:
     """One request: what to send, who is told, what came back so far."""
 
     __slots__ = ("k", "headers", "body", "capture", "wanted", "waiter", "receiver",
-                 "deadline", "status", "nbytes", "got", "chunks", "max_body")
+                 "deadline", "status", "nbytes", "got", "chunks", "max_body", "encoded")
 
     def __init__(self, k: int, headers: Headers, body: bytes, deadline: float,
-                 capture: int = KEEP_NOTHING, wanted: frozenset[bytes] = frozenset()) -> None:
+                 capture: int = KEEP_NOTHING, wanted: frozenset[bytes] = frozenset(),
+                 encoded: _Encoded | None = None) -> None:
         self.k, self.headers, self.body, self.deadline = k, headers, body, deadline
+        self.encoded = encoded   # a fixed request's block, encoded once
         self.capture, self.wanted = capture, wanted
         self.waiter: asyncio.Future[Any] | None = None
         self.receiver: Receiver | None = None
@@ -108,7 +162,13 @@ class H2Conn(asyncio.Protocol):
     def __init__(self, group: _Group) -> None:
         self.group = group
         self.loop = asyncio.get_running_loop()
-        config = h2.config.H2Configuration(client_side=True, header_encoding=None)
+        # our header lists are built lower-cased and valid (wire.h2_block): h2 need not
+        # normalise and check them again on every request; an answer's headers are taken
+        # as they come, as httpcore takes them for the sync and thread models
+        config = h2.config.H2Configuration(client_side=True, header_encoding=None,
+                                           normalize_outbound_headers=False,
+                                           validate_outbound_headers=False,
+                                           validate_inbound_headers=False)
         self.h2 = _Graceful(config=config)
         self.h2.local_settings = h2.settings.Settings(client=True, initial_values={
             h2.settings.SettingCodes.ENABLE_PUSH: 0,
@@ -119,6 +179,8 @@ class H2Conn(asyncio.Protocol):
         self.streams: dict[int, _Out] = {}
         self.backlog: deque[_Out] = deque()   # waiting for a stream under the server's cap
         self.goaway: int | None = None        # the error code of a GOAWAY received
+        self.reading = False                  # in data_received: it writes at its end
+        self.flush_due = False                # a write is scheduled for this loop turn
         self.ssl_object: Any = None
 
     @property
@@ -145,17 +207,24 @@ class H2Conn(asyncio.Protocol):
             self.backlog.append(out)
             return
         body = out.body
+        encoder = h2c.encoder
         try:
             sid = h2c.get_next_available_stream_id()
+            if out.encoded is not None:
+                h2c.encoder = out.encoded   # type: ignore[assignment]
             h2c.send_headers(sid, out.headers, end_stream=not body)
             if body:   # request bodies are small: sent now, within the initial window
                 h2c.send_data(sid, body, end_stream=True)
         except h2.exceptions.ProtocolError as exc:
             out.fail(RequestFailed(OTHER, f"cannot send on this connection: {exc}"))
             return
+        finally:
+            h2c.encoder = encoder
         self.streams[sid] = out
         self.group.counts["streams"] += 1
-        self._flush()
+        if not self.reading and not self.flush_due:   # one write per loop turn, not each
+            self.flush_due = True
+            self.loop.call_soon(self._flush)
 
     def data_received(self, data: bytes) -> None:
         try:
@@ -163,6 +232,15 @@ class H2Conn(asyncio.Protocol):
         except h2.exceptions.ProtocolError as exc:
             self._abort(RequestFailed(MALFORMED, f"HTTP/2 protocol error: {exc}"))
             return
+        self.reading = True
+        try:
+            self._events(events)
+        finally:
+            self.reading = False
+        self._next()
+        self._flush()
+
+    def _events(self, events: list[Any]) -> None:
         for event in events:   # a GOAWAY first: no answer in this read sends on it
             if type(event) is h2.events.ConnectionTerminated:
                 self.goaway = event.error_code
@@ -181,8 +259,6 @@ class H2Conn(asyncio.Protocol):
                     out.fail(RequestFailed(f"{H2_RESET}/{code}", f"RST_STREAM {code}"))
             elif kind is h2.events.ConnectionTerminated:
                 self._goaway(event.error_code, event.last_stream_id)
-        self._next()
-        self._flush()
 
     def _head(self, sid: int, headers: Headers) -> None:
         out = self.streams.get(sid)
@@ -274,6 +350,7 @@ class H2Conn(asyncio.Protocol):
             out.fail(failed)
 
     def _flush(self) -> None:
+        self.flush_due = False
         data = self.h2.data_to_send()
         if data and self.transport is not None:
             self.transport.write(data)
@@ -391,8 +468,10 @@ class H2Transport(Transport):
         super().__init__(job, on_handshake)
         host, port = job.host_port
         scheme = "https" if job.secure else "http"
-        self.fixed = [(h2_headers(s, scheme, host, port, job.base_path, job.default_port),
-                       s.body) for s in job.specs]
+        self.fixed = []
+        for s in job.specs:
+            headers = h2_headers(s, scheme, host, port, job.base_path, job.default_port)
+            self.fixed.append((headers, s.body, _Encoded(stateless_block(headers))))
         self.scheme, self.authority = scheme, (host, port)
         self.contexts = user_contexts(job, job.concurrency)
         self.counts = {"connections": 0, "streams": 0, "retried": 0}
@@ -413,8 +492,8 @@ class H2Transport(Transport):
         scheme, (host, port) = self.scheme, self.authority
 
         def send(k: int) -> Any:
-            headers, body = fixed[k]
-            out = _Out(k, headers, body, loop.time() + timeout)
+            headers, body, encoded = fixed[k]
+            out = _Out(k, headers, body, loop.time() + timeout, encoded=encoded)
             conn = group.conn
             if conn is not None and conn.usable:
                 out.waiter = waiter = loop.create_future()
@@ -426,8 +505,8 @@ class H2Transport(Transport):
             conn = group.conn
             if conn is None or not conn.usable:
                 return False
-            headers, body = fixed[k]
-            out = _Out(k, headers, body, loop.time() + timeout)
+            headers, body, encoded = fixed[k]
+            out = _Out(k, headers, body, loop.time() + timeout, encoded=encoded)
             out.receiver = receiver
             conn.start(out)
             return True
