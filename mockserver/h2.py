@@ -29,7 +29,7 @@ import h2.settings
 from h2.errors import ErrorCodes
 from hyperframe.frame import GoAwayFrame
 
-from mockserver.h2frames import FrameGuard, FrameLimits
+from mockserver.h2frames import Encoded, FrameGuard, FrameLimits, stateless_block
 from mockserver.http import HANG, RESET, Reply, Request, error_response
 from mockserver.state import ServerState
 
@@ -39,7 +39,8 @@ ADMIN_BODY_BYTES = 1 << 20
 _DROP = frozenset((b"connection", b"keep-alive", b"transfer-encoding", b"proxy-connection",
                    b"upgrade"))
 _SPLIT_CACHE_MAX = 512
-_split_cache: dict[int, tuple[bytes, tuple[list[tuple[bytes, bytes]], bytes] | None]] = {}
+Split = tuple[list[tuple[bytes, bytes]], bytes, Encoded]   # headers, body, HPACK block
+_split_cache: dict[int, tuple[bytes, Split | None]] = {}
 
 ZERO_WINDOW = "zero_window"
 TOO_MANY_STREAMS = "too_many_streams"
@@ -47,16 +48,17 @@ HEADER_LIST = "header_list_too_large"
 PROTOCOL = "protocol_error"
 
 
-def split_reply(data: bytes) -> tuple[list[tuple[bytes, bytes]], bytes] | None:
-    """An HTTP/1.1 response's bytes as (h2 headers with :status first, body), or None when
-    they are no HTTP/1.1 response (the malformed fault's garbage). Cached per reply object:
-    the app hands out the same cached bytes for the same answer."""
+def split_reply(data: bytes) -> Split | None:
+    """An HTTP/1.1 response's bytes as (h2 headers with :status first, body, the headers'
+    HPACK block), or None when they are no HTTP/1.1 response (the malformed fault's
+    garbage). Cached per reply object: the app hands out the same cached bytes for the
+    same answer, whose block is then encoded once (h2frames.stateless_block)."""
     hit = _split_cache.get(id(data))
     if hit is not None and hit[0] is data:
         return hit[1]
     head, sep, body = data.partition(b"\r\n\r\n")
     lines = head.split(b"\r\n")
-    out: tuple[list[tuple[bytes, bytes]], bytes] | None = None
+    out: Split | None = None
     status = lines[0][9:12]
     if sep and lines[0].startswith(b"HTTP/1.") and status.isdigit():
         headers = [(b":status", status)]
@@ -65,7 +67,7 @@ def split_reply(data: bytes) -> tuple[list[tuple[bytes, bytes]], bytes] | None:
             name = name.strip().lower()
             if colon and name not in _DROP:
                 headers.append((name, value.strip()))
-        out = (headers, body)
+        out = (headers, body, Encoded(stateless_block(headers)))
     if len(_split_cache) >= _SPLIT_CACHE_MAX:
         _split_cache.clear()
     _split_cache[id(data)] = (data, out)
@@ -114,7 +116,11 @@ class H2Protocol(asyncio.Protocol):
         self.loop = asyncio.get_running_loop()
         self.transport: asyncio.Transport | None = None
         limits = state.config.limits
-        config = h2.config.H2Configuration(client_side=False, header_encoding=None)
+        # our answers' headers come from split_reply, lower-cased and valid: h2 need not
+        # normalise and check them again on every answer (a peer's are still checked)
+        config = h2.config.H2Configuration(client_side=False, header_encoding=None,
+                                           normalize_outbound_headers=False,
+                                           validate_outbound_headers=False)
         self.conn = h2.connection.H2Connection(config=config)
         self.conn.local_settings = h2.settings.Settings(client=False, initial_values={
             h2.settings.SettingCodes.MAX_CONCURRENT_STREAMS: MAX_STREAMS,
@@ -130,6 +136,7 @@ class H2Protocol(asyncio.Protocol):
         self.last_active = self.loop.time()
         self.messages = 0
         self.stuck_at: tuple[int, float] | None = None
+        self.reading = False             # in data_received: one write at its end
         self.highest = 0                 # the highest stream id the peer opened
         self.last: int | None = None     # our GOAWAY's last stream id, once sent
         self.paused: asyncio.Future[None] | None = None
@@ -235,6 +242,14 @@ class H2Protocol(asyncio.Protocol):
         except h2.exceptions.ProtocolError as exc:
             self._offend(PROTOCOL, exc.error_code or ErrorCodes.PROTOCOL_ERROR)
             return
+        self.reading = True
+        try:
+            self._events(events)
+        finally:
+            self.reading = False
+        self._flush()
+
+    def _events(self, events: list[Any]) -> None:
         for event in events:
             kind = type(event)
             if kind is h2.events.RequestReceived:
@@ -255,7 +270,6 @@ class H2Protocol(asyncio.Protocol):
             elif kind is h2.events.ConnectionTerminated:
                 self.transport.close()  # type: ignore[union-attr]
                 return
-        self._flush()
 
     def _request(self, sid: int, headers: list[tuple[bytes, bytes]], ended: bool) -> None:
         if self.last is not None:   # opened after our GOAWAY: not processed, not counted
@@ -337,13 +351,17 @@ class H2Protocol(asyncio.Protocol):
             self.state.stats.bytes_out += len(reply.data)
             self.transport.close()
             return
-        headers, body = parts
+        headers, body, block = parts
         streamed = reply.stream is not None
         whole = not body and not streamed   # the head is all of it (HEAD, 204, ...)
+        conn = self.conn
+        encoder, conn.encoder = conn.encoder, block   # type: ignore[assignment]
         try:
-            self.conn.send_headers(sid, headers, end_stream=whole)
+            conn.send_headers(sid, headers, end_stream=whole)
         except h2.exceptions.ProtocolError:
             whole = True
+        finally:
+            conn.encoder = encoder
         if whole:
             self.streams.pop(sid, None)
         elif body:
@@ -433,6 +451,8 @@ class H2Protocol(asyncio.Protocol):
     # -- writing and closing --------------------------------------------------------------
 
     def _flush(self) -> None:
+        if self.reading:
+            return   # the read being handled writes what it answered at its end, at once
         data = self.conn.data_to_send()
         if data and self.transport is not None:
             self.transport.write(data)

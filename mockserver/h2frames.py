@@ -5,14 +5,17 @@ h2 is a correct state machine, not a guard: it acks every PING and SETTINGS, let
 open and reset streams as fast as it likes (CVE-2023-44487, rapid reset) and gathers a
 header block's CONTINUATION frames until END_HEADERS (the 2024 CONTINUATION floods). So
 each connection's bytes pass this scanner first: it keeps no payload, only each frame's
-type, flags and length, and says which bound a read crossed. Used by the mockserver's
-HTTP/2 front end and by the harness's HTTP/2 transport alike: a hostile peer is the same
-on either side of a connection.
+type, flags and length, and says which bound a read crossed.
+
+Beside it, `stateless_block`: a header list HPACK-encoded once for every connection, the
+one HTTP/2 wire helper both ends share (the mock's answers, the harness's fast engine:
+transports/http2.py imports it from here, the mockserver importing nothing of the harness).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 
@@ -131,3 +134,56 @@ class FrameGuard:
         if self.empty > limits.empty_per_s:
             return EMPTY_FRAMES
         return None
+
+
+def _hpack_int(n: int, bits: int, first: int) -> bytes:
+    """An HPACK integer with a `bits`-bit prefix (RFC 7541 5.1)."""
+    top = (1 << bits) - 1
+    if n < top:
+        return bytes((first | n,))
+    out, n = bytearray((first | top,)), n - top
+    while n >= 128:
+        out.append((n & 127) | 128)
+        n >>= 7
+    out.append(n)
+    return bytes(out)
+
+
+def stateless_block(headers: list[tuple[bytes, bytes]]) -> bytes:
+    """A header list HPACK-encoded without the dynamic table: a pair in the static table
+    by its index, every other header a literal without indexing (its name by the static
+    index where there is one), strings as they are. The same bytes are right on every
+    block of every connection, so a fixed request's block (the harness's fast engine) or a
+    cached answer's (the mock) is encoded once -- h2's encoder cost ~20% of an HTTP/2
+    request's client CPU, profiled -- and the peer's decoder table is left as it was."""
+    from hpack.table import HeaderTable
+    static = HeaderTable.STATIC_TABLE
+    pairs: dict[tuple[bytes, bytes], int] = {}
+    names: dict[bytes, int] = {}
+    for i, pair in enumerate(static, 1):
+        pairs.setdefault(pair, i)
+        names.setdefault(pair[0], i)
+    out = bytearray()
+    for name, value in headers:
+        if (name, value) in pairs:
+            out += _hpack_int(pairs[(name, value)], 7, 0x80)
+            continue
+        index = names.get(name, 0)
+        out += _hpack_int(index, 4, 0x00)
+        if not index:
+            out += _hpack_int(len(name), 7, 0) + name
+        out += _hpack_int(len(value), 7, 0) + value
+    return bytes(out)
+
+
+class Encoded:
+    """Stands in for h2's encoder (`conn.encoder`) while one HEADERS goes out: the block
+    encoded once by stateless_block."""
+
+    __slots__ = ("block",)
+
+    def __init__(self, block: bytes) -> None:
+        self.block = block
+
+    def encode(self, headers: Any, huffman: bool = True) -> bytes:
+        return self.block

@@ -52,62 +52,11 @@ from harness.core.steps import KEEP_BODY, KEEP_NOTHING, Outgoing
 from harness.transports.base import Link, OnHandshake, Receiver, Transport
 from harness.transports.tls import UserContext, user_contexts
 from harness.transports.wire import h2_headers, h2_step_headers
+from mockserver.h2frames import Encoded, stateless_block
 
 WINDOW = 1 << 24          # our receive window: a fast target is never held by our acks
 MAX_HEADER_LIST = 64 * 1024
 Headers = list[tuple[bytes, bytes]]
-
-
-def _hpack_int(n: int, bits: int, first: int) -> bytes:
-    """An HPACK integer with a `bits`-bit prefix (RFC 7541 5.1)."""
-    top = (1 << bits) - 1
-    if n < top:
-        return bytes((first | n,))
-    out, n = bytearray((first | top,)), n - top
-    while n >= 128:
-        out.append((n & 127) | 128)
-        n >>= 7
-    out.append(n)
-    return bytes(out)
-
-
-def stateless_block(headers: Headers) -> bytes:
-    """A header list HPACK-encoded without the dynamic table: a pair in the static table
-    by its index, every other header a literal without indexing (its name by the static
-    index where there is one), strings as they are. The same bytes are right on every
-    request of every connection, so a fixed request's block is encoded once (h2's encoder
-    costs ~20% of an HTTP/2 request's client CPU, measured) and a server's decoder table
-    is left as it was."""
-    from hpack.table import HeaderTable
-    static = HeaderTable.STATIC_TABLE
-    pairs: dict[tuple[bytes, bytes], int] = {}
-    names: dict[bytes, int] = {}
-    for i, pair in enumerate(static, 1):
-        pairs.setdefault(pair, i)
-        names.setdefault(pair[0], i)
-    out = bytearray()
-    for name, value in headers:
-        if (name, value) in pairs:
-            out += _hpack_int(pairs[(name, value)], 7, 0x80)
-            continue
-        index = names.get(name, 0)
-        out += _hpack_int(index, 4, 0x00)
-        if not index:
-            out += _hpack_int(len(name), 7, 0) + name
-        out += _hpack_int(len(value), 7, 0) + value
-    return bytes(out)
-
-
-class _Encoded:
-    """Stands in for h2's encoder while a fixed request's HEADERS go out: its block."""
-
-    __slots__ = ("block",)
-
-    def __init__(self, block: bytes) -> None:
-        self.block = block
-
-    def encode(self, headers: Any, huffman: bool = True) -> bytes:
-        return self.block
 
 
 class _Graceful(h2.connection.H2Connection):
@@ -130,7 +79,7 @@ class _Out:
 
     def __init__(self, k: int, headers: Headers, body: bytes, deadline: float,
                  capture: int = KEEP_NOTHING, wanted: frozenset[bytes] = frozenset(),
-                 encoded: _Encoded | None = None) -> None:
+                 encoded: Encoded | None = None) -> None:
         self.k, self.headers, self.body, self.deadline = k, headers, body, deadline
         self.encoded = encoded   # a fixed request's block, encoded once
         self.capture, self.wanted = capture, wanted
@@ -471,7 +420,7 @@ class H2Transport(Transport):
         self.fixed = []
         for s in job.specs:
             headers = h2_headers(s, scheme, host, port, job.base_path, job.default_port)
-            self.fixed.append((headers, s.body, _Encoded(stateless_block(headers))))
+            self.fixed.append((headers, s.body, Encoded(stateless_block(headers))))
         self.scheme, self.authority = scheme, (host, port)
         self.contexts = user_contexts(job, job.concurrency)
         self.counts = {"connections": 0, "streams": 0, "retried": 0}

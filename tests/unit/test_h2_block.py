@@ -9,8 +9,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from harness.core.steps import RequestSpec
-from harness.transports.http2 import stateless_block
 from harness.transports.wire import h2_headers
+from mockserver.h2frames import stateless_block
 
 token = st.text("abcdefghijklmnopqrstuvwxyz-0123456789", min_size=1, max_size=300)
 

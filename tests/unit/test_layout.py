@@ -169,11 +169,16 @@ def test_core_imports_nothing_above_it():
 
 
 def test_transports_sit_below_the_clients():
-    """A transport knows nothing of users, runs or reports: it imports only core/ and the
-    base modules; and the clients never name a concrete transport -- they take it from
+    """A transport knows nothing of users, runs or reports: it imports only core/, the
+    base modules and the HTTP/2 wire helpers it shares with the mock; and the clients
+    never name a concrete transport -- they take it from
     the registry (core.registry.TRANSPORTS), so a new protocol is one module and one line."""
     graph = room_graph()
-    assert set(graph.get("transports", {})) <= {"core", "base"}, graph.get("transports")
+    assert set(graph.get("transports", {})) <= {"core", "base", "mockserver"}, \
+        graph.get("transports")
+    # of the mockserver, only the HTTP/2 wire helpers both ends of a connection share
+    assert {e.rsplit(" -> ", 1)[1] for e in graph["transports"].get("mockserver", ())} <= \
+        {"mockserver.h2frames"}, graph["transports"]["mockserver"]
     concrete = {edge for edge in graph.get("clients", {}).get("transports", set())
                 if not edge.endswith(("transports.base", "transports.wire",
                                       "transports.tls"))}
