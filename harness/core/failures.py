@@ -153,6 +153,10 @@ def classify_httpx(exc: BaseException) -> str:
         if "disconnected" in text or "closed" in text:
             return RESET
         return MALFORMED
+    if isinstance(exc, httpx.LocalProtocolError) and "received" in str(exc):
+        # httpcore hands h2's refusal of what the server sent (an oversized header list,
+        # a CONTINUATION flood) over as a *local* protocol error
+        return MALFORMED
     if isinstance(exc, httpx.ReadError | httpx.WriteError):
         return RESET
     return OTHER

@@ -62,8 +62,10 @@ def decide(scenario: Scenario, summary: pd.DataFrame,
     agg = summary[summary["name"] == AGGREGATED].copy()
     if len(agg) < 2:
         return None
+    if "protocol" not in agg:   # a summary.csv written before the column
+        agg["protocol"] = "HTTP/1.1"
     table = agg[["model", "rps", "p50_ms", "p99_ms", "failures", "error_rate", "cpu_pct",
-                 "rss_peak_mb"]].reset_index(drop=True)
+                 "rss_peak_mb", "protocol"]].reset_index(drop=True)
     healthy = table[table["error_rate"] < HEALTHY_ERROR_RATE]
     kind = workload_kind(scenario, summary)
     if not len(healthy):   # a winner among failing models would be a false verdict
@@ -155,11 +157,14 @@ def _why(best: pd.Series, rival: pd.Series) -> str:
 
 
 def format_verdict(v: Verdict) -> str:
-    lines = ["model                     rps     p50 ms    p99 ms  errors   cpu%   rss MB"]
+    lines = ["model                     rps     p50 ms    p99 ms  errors   cpu%   rss MB"
+             "  us/req  protocol"]
     for row in v.table.itertuples():
         mark = " *" if row.winner else ""
+        # client CPU per request: what each model (and HTTP/2) costs the generator
         lines.append(f"{row.model:<20}{row.rps:>10.0f}{row.p50_ms:>11.2f}{row.p99_ms:>10.2f}"
-                     f"{row.failures:>8d}{row.cpu_pct:>7.0f}{row.rss_peak_mb:>9.1f}{mark}")
+                     f"{row.failures:>8d}{row.cpu_pct:>7.0f}{row.rss_peak_mb:>9.1f}"
+                     f"{cpu_us_per_request(row.cpu_pct, row.rps):>8.0f}  {row.protocol}{mark}")
     if v.winner is None:
         lines.append(f"verdict: no winner: {v.reason}")
         return "\n".join(lines)

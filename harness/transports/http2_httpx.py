@@ -9,20 +9,24 @@ its last stream id on a new connection itself. The client's default headers are 
 each request carries exactly the documented header set (wire.py), which httpcore turns
 into the same HTTP/2 header list as the fast engine's (the same pseudo-header order,
 Host as :authority). Bodies are read in bounded chunks (iter_raw: no decoding), counted,
-or kept up to max_body for a flow step; a request's deadline is checked between reads,
-each read bounded by the timeout, so a request takes at most about twice the timeout.
+or kept up to max_body for a flow step; a request's deadline is the stdlib transport's
+sweeper's (it shuts the socket under a read past it: a server sending PINGs for ever
+never lets httpx's per-read timeout fire).
 """
 
 from __future__ import annotations
 
+import socket
 import time
 from typing import Any
 
+import h2.exceptions
 import httpx
 
 from harness.core.extraction import Answer
 from harness.core.failures import (
     BODY_TOO_LARGE,
+    MALFORMED,
     TIMEOUT,
     TLS_HANDSHAKE,
     RequestFailed,
@@ -31,20 +35,27 @@ from harness.core.failures import (
 from harness.core.job import Job
 from harness.core.steps import Outgoing
 from harness.transports.base import Link, OnHandshake, Transport
+from harness.transports.http1_stdlib import Deadlines
 from harness.transports.tls import UserContext, user_contexts
 from harness.transports.wire import READ_CHUNK, headers_for
 
 
-class _TlsTimer:
-    """httpcore's trace hook, around its TLS handshake: the handshake's time and SSL
-    object, for tls_ms and the session counts (transports/tls.py)."""
+class _Trace:
+    """httpcore's trace hook for one request: the connection's socket as it is made (the
+    deadline sweeper shuts it under a read that would not end), and the TLS handshake's
+    time and SSL object, for tls_ms and the session counts (transports/tls.py)."""
 
-    def __init__(self) -> None:
+    def __init__(self, group: _Group) -> None:
+        self.group = group
         self.started = 0
         self.done: tuple[int, Any] | None = None
 
     def __call__(self, event: str, info: dict[str, Any]) -> None:
-        if event == "connection.start_tls.started":
+        if event == "connection.connect_tcp.complete":
+            stream = info.get("return_value")
+            if stream is not None:
+                self.group.sock = stream.get_extra_info("socket")
+        elif event == "connection.start_tls.started":
             self.started = time.perf_counter_ns()
         elif event == "connection.start_tls.complete" and self.started:
             stream = info.get("return_value")
@@ -63,6 +74,7 @@ class HttpxTransport(Transport):
                       for s in job.specs]
         self.contexts = user_contexts(job, job.concurrency)
         self.groups: list[_Group] = []
+        self.deadlines = Deadlines.shared()   # the stdlib transport's sweeper: one a process
 
     def user(self, i: int) -> Link:
         job = self.job
@@ -88,13 +100,14 @@ class HttpxTransport(Transport):
                   ) -> tuple[int, int, bytes, list[tuple[str, str]]]:
         job = self.job
         deadline = time.monotonic() + job.timeout_s
-        timer = _TlsTimer() if job.secure else None
-        extensions = {"trace": timer} if timer is not None else {}
+        trace = _Trace(group)
+        group.expired = False
+        self.deadlines.arm(group, deadline)
         try:
             with group.client().stream(method, url, headers=headers, content=body or None,
-                                       extensions=extensions) as resp:
-                if timer is not None and timer.done is not None:
-                    self._handshake(group, k, *timer.done)
+                                       extensions={"trace": trace}) as resp:
+                if trace.done is not None:
+                    self._handshake(group, k, *trace.done)
                 size, kept = 0, []
                 for chunk in resp.iter_raw(READ_CHUNK):
                     size += len(chunk)
@@ -113,8 +126,14 @@ class HttpxTransport(Transport):
         except RequestFailed:
             group.close()
             raise
-        except httpx.HTTPError as exc:
-            raise RequestFailed(classify_httpx(exc), str(exc) or type(exc).__name__) from None
+        except (httpx.HTTPError, h2.exceptions.ProtocolError) as exc:
+            group.close()   # the connection is in no state to be used again
+            if group.expired:
+                raise RequestFailed(TIMEOUT, "no complete response in time") from None
+            kind = classify_httpx(exc) if isinstance(exc, httpx.HTTPError) else MALFORMED
+            raise RequestFailed(kind, str(exc) or type(exc).__name__) from None
+        finally:
+            self.deadlines.disarm(group)
 
     def _handshake(self, group: _Group, k: int, took: int, ssl_object: Any) -> None:
         if ssl_object is not None and ssl_object.selected_alpn_protocol() != "h2":
@@ -141,6 +160,20 @@ class _Group:
     def __init__(self, job: Job, ctx: UserContext | None) -> None:
         self.job, self.ctx = job, ctx
         self._client: httpx.Client | None = None
+        self.sock: Any = None      # its connection's socket, once made
+        self.expired = False       # the deadline sweeper shut it under a request
+
+    def expire(self) -> None:
+        """Past the deadline (the sweeper's thread): shut the socket under the read --
+        a server that keeps sending PINGs, or anything but an answer, never lets a read
+        time out by itself."""
+        self.expired = True
+        sock = self.sock
+        if sock is not None:
+            try:
+                socket.socket.shutdown(sock, socket.SHUT_RDWR)
+            except OSError:
+                pass
 
     def client(self) -> httpx.Client:
         if self._client is None:
@@ -154,5 +187,6 @@ class _Group:
 
     def close(self) -> None:
         client, self._client = self._client, None
+        self.sock = None
         if client is not None:
             client.close()

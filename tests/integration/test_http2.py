@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 import urllib.request
 from pathlib import Path
 
@@ -429,3 +430,50 @@ model = "thread"
             assert model["tls"]["resumed"] >= 60 - 3, (label, model["tls"])
         else:
             assert model["tls"]["resumed"] == 0, label
+
+
+@pytest.mark.parametrize(("fault", "kinds"), [
+    ("endless_body", {"timeout"}),
+    ("ping_flood", {"timeout"}),
+    ("continuation_flood", {"malformed_response"}),
+    ("huge_headers", {"malformed_response"}),
+    ("silent", {"timeout"}),
+])
+def test_a_hostile_http2_target_never_takes_the_generator_down(tmp_path, fault, kinds):
+    """A server that misbehaves over HTTP/2 from its first answer on: every model's run
+    ends in its time, each request with a bounded kind, its load processes' memory
+    bounded (an endless body is counted and dropped, never held)."""
+    peer = H2Peer(fault=fault)
+    started = time.monotonic()
+    try:
+        path = write_scenario(tmp_path / "hostile.toml", f"""
+[run]
+duration = "1.5s"
+timeout = "0.5s"
+[target]
+http = "2"
+[load]
+concurrency = 2
+[[requests]]
+name = "home"
+path = "/"
+{FAST}
+[[models]]
+model = "thread"
+""")
+        proc = run_harness("run", str(path), "--target", peer.url, "--out",
+                           str(tmp_path / "out"), "--quiet", timeout=120)
+    finally:
+        peer.stop()
+    assert proc.returncode == 1, proc.stderr   # no request succeeded: the run failed
+    assert "Traceback" not in proc.stderr
+    assert time.monotonic() - started < 60
+    run_dir = proc.stdout.strip().splitlines()[-1]
+    meta = load_meta(run_dir)
+    import csv
+    with open(Path(run_dir) / "errors.csv") as f:
+        rows = list(csv.DictReader(f))
+    for label, model in meta["models"].items():
+        got = {r["kind"] for r in rows if r["model"] == label}
+        assert got == kinds, (label, got)
+        assert model["rss_peak_bytes"] < 400 << 20, (label, model["rss_peak_bytes"])

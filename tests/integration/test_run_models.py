@@ -191,7 +191,11 @@ def test_several_models_get_a_verdict(tmp_path):
     assert "verdict: asyncio-aiohttp for this io-slow workload" in proc.stdout
     verdict = pd.read_csv(run_dir / "verdict.csv")
     assert list(verdict.columns) == ["model", "rps", "p50_ms", "p99_ms", "failures",
-                                     "error_rate", "cpu_pct", "rss_peak_mb", "winner"]
+                                     "error_rate", "cpu_pct", "rss_peak_mb", "protocol",
+                                     "winner"]
+    assert set(verdict["protocol"]) == {"HTTP/1.1"}
+    # the console table says what each model costs its client per request
+    assert "us/req  protocol" in proc.stdout
     winner = verdict[verdict["winner"]]
     assert winner["model"].tolist() == ["asyncio-aiohttp"]
     rps = dict(zip(verdict["model"], verdict["rps"], strict=True))
