@@ -55,6 +55,24 @@ class _Snapshot(Collector):
         for kind, n in sorted(snap["faults"].items()):
             faults.add_metric([kind], n)
         yield faults
+        protocols = CounterMetricFamily("mock_requests_by_protocol",
+                                        "Requests answered, by protocol", labels=["protocol"])
+        for name, n in sorted(snap.get("by_protocol", {}).items()):
+            protocols.add_metric([name], n)
+        yield protocols
+        h2 = snap.get("h2", {})
+        for name, help_text, key in (
+                ("mock_h2_connections", "Connections that spoke HTTP/2", "connections"),
+                ("mock_h2_streams", "HTTP/2 streams opened by peers", "streams"),
+                ("mock_h2_goaways", "Graceful HTTP/2 GOAWAYs sent", "goaways")):
+            family = CounterMetricFamily(name, help_text)
+            family.add_metric([], h2.get(key, 0))
+            yield family
+        offenders = CounterMetricFamily("mock_h2_offenders", "HTTP/2 connections closed for "
+                                        "an attack, by kind", labels=["kind"])
+        for kind, n in sorted(h2.get("offenders", {}).items()):
+            offenders.add_metric([kind], n)
+        yield offenders
         for name, help_text, key in _COUNTERS:
             family = CounterMetricFamily(name, help_text)
             family.add_metric([], snap[key])

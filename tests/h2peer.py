@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import contextlib
 import socket
-import threading
 from dataclasses import dataclass, field
 
 import h2.config
@@ -15,6 +14,8 @@ import h2.connection
 import h2.events
 from h2.errors import ErrorCodes
 from hyperframe.frame import ContinuationFrame, HeadersFrame, PingFrame
+
+from tests.rawserver import Listening
 
 # A hostile server's ways (`fault`), each from the first request on: an answer whose body
 # never ends (within flow control, so the client keeps opening its window), PING frames
@@ -24,7 +25,7 @@ FAULTS = ("endless_body", "ping_flood", "continuation_flood", "huge_headers", "s
 
 
 @dataclass
-class H2Peer:
+class H2Peer(Listening):
     fault: str | None = None  # one of FAULTS
     goaway_when: int = 0      # on the connection that has opened this many streams:
     # answer the first, GOAWAY(last_stream_id = the first), never answer the rest
@@ -33,31 +34,10 @@ class H2Peer:
     connections: int = 0
 
     def __post_init__(self) -> None:
-        self.sock = socket.socket()
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(128)
-        self.port = self.sock.getsockname()[1]
-        self.lock = threading.Lock()
-        self.done = False
-        threading.Thread(target=self._accept, daemon=True).start()
+        self.listen()
 
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def _accept(self) -> None:
-        while not self.done:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            with self.lock:
-                self.connections += 1
-                first = self.connections == 1
-            threading.Thread(target=self._serve, args=(conn, first), daemon=True).start()
-
-    def _serve(self, sock: socket.socket, first: bool) -> None:
+    def _serve(self, sock: socket.socket, n: int) -> None:
+        first = n == 1
         if self.fault is not None:
             with sock, contextlib.suppress(OSError):
                 self._hostile(sock)
@@ -110,7 +90,7 @@ class H2Peer:
         """Read the client's preface and first request, then misbehave until it hangs up
         (or the server stops)."""
         if self.fault == "silent":
-            while not self.done and sock.recv(65536):
+            while not self.stopped and sock.recv(65536):
                 pass
             return
         h2c = h2.connection.H2Connection(h2.config.H2Configuration(
@@ -140,7 +120,7 @@ class H2Peer:
             head = HeadersFrame(sid)
             head.data = b"\x88"   # :status 200, and never END_HEADERS
             sock.sendall(h2c.data_to_send() + head.serialize())
-        while not self.done:
+        while not self.stopped:
             if self.fault == "ping_flood":
                 sock.sendall(b"".join(PingFrame(0, b"%08d" % i).serialize()
                                       for i in range(100)))
@@ -169,5 +149,5 @@ class H2Peer:
                         active.discard(event.stream_id)
 
     def stop(self) -> None:
-        self.done = True
+        self.stopped = True
         self.sock.close()

@@ -39,20 +39,14 @@ class Seen:
     at: float = 0.0     # wall time the head was read (which model's window it fell in)
 
 
-@dataclass
-class RawServer:
-    close_after: int | None = None      # responses per connection; the last says close
-    http10: bool = False                # answer HTTP/1.0 without keep-alive (then close)
-    body: bytes = b"ok"
-    redirect: str | None = None         # answer 301 to this Location (but for itself)
-    fault: str | None = None            # one of FAULTS: a hostile answer to every request
-    extra_headers: str = ""             # lines added to every ordinary answer ("K: v\r\n")
-    requests: list[Seen] = field(default_factory=list)
-    connections: int = 0
+class Listening:
+    """A loopback listener serving each connection in a thread of its own: `_serve(conn,
+    n)` with n its ordinal (1 for the first). Subclasses call `listen()` when set up."""
 
-    def __post_init__(self) -> None:
-        if self.fault == "gzip_bomb":
-            gzip_bomb()   # made before the first request waits for it
+    connections: int
+    sock: socket.socket
+
+    def listen(self) -> None:
         self.sock = socket.socket()
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.sock.bind(("127.0.0.1", 0))
@@ -74,9 +68,30 @@ class RawServer:
                 return
             with self.lock:
                 self.connections += 1
-            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+                n = self.connections
+            threading.Thread(target=self._serve, args=(conn, n), daemon=True).start()
 
-    def _serve(self, conn: socket.socket) -> None:
+    def _serve(self, conn: socket.socket, n: int) -> None:
+        raise NotImplementedError
+
+
+@dataclass
+class RawServer(Listening):
+    close_after: int | None = None      # responses per connection; the last says close
+    http10: bool = False                # answer HTTP/1.0 without keep-alive (then close)
+    body: bytes = b"ok"
+    redirect: str | None = None         # answer 301 to this Location (but for itself)
+    fault: str | None = None            # one of FAULTS: a hostile answer to every request
+    extra_headers: str = ""             # lines added to every ordinary answer ("K: v\r\n")
+    requests: list[Seen] = field(default_factory=list)
+    connections: int = 0
+
+    def __post_init__(self) -> None:
+        if self.fault == "gzip_bomb":
+            gzip_bomb()   # made before the first request waits for it
+        self.listen()
+
+    def _serve(self, conn: socket.socket, n: int) -> None:
         buf = b""
         answered = 0
         conn.settimeout(30)

@@ -26,7 +26,7 @@ fault in every transport. A new protocol is one module here and one registry lin
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, ClassVar, Protocol
 
@@ -81,6 +81,38 @@ class Transport:
 
     async def __aexit__(self, *exc: object) -> None:
         return None
+
+
+class Swept(Transport):
+    """An event-loop transport whose requests' deadlines one task checks every 0.1 s (or a
+    quarter of the timeout), not a timer each: subclasses name what is swept -- things
+    with `check_timeout(now)` and `close()` -- in `swept()`."""
+
+    sweeper: Any = None
+
+    def swept(self) -> Iterable[Any]:
+        raise NotImplementedError
+
+    async def _sweep_timeouts(self) -> None:
+        import asyncio
+        loop = asyncio.get_running_loop()
+        every = min(0.1, self.job.timeout_s / 4)
+        while True:
+            await asyncio.sleep(every)
+            now = loop.time()
+            for item in list(self.swept()):
+                item.check_timeout(now)
+
+    async def __aenter__(self) -> Swept:
+        import asyncio
+        self.sweeper = asyncio.ensure_future(self._sweep_timeouts())
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self.sweeper is not None:
+            self.sweeper.cancel()
+        for item in list(self.swept()):
+            item.close()
 
 
 def transport_for(job: Job) -> type[Transport]:

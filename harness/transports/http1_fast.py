@@ -33,7 +33,7 @@ from harness.core.failures import (
 )
 from harness.core.job import Job
 from harness.core.steps import AS_BYTES, KEEP_BODY, KEEP_NOTHING, StepView
-from harness.transports.base import Link, OnHandshake, Receiver, Transport
+from harness.transports.base import Link, OnHandshake, Receiver, Swept
 from harness.transports.tls import UserContext, user_contexts
 from harness.transports.wire import request_bytes
 
@@ -383,7 +383,7 @@ class FastClient:
             self.conn.close()
 
 
-class FastTransport(Transport):
+class FastTransport(Swept):
     """A FastClient per user, the fixed requests' bytes built once, one sweeper for every
     user's timeout. A user's `send` on a kept-alive connection returns the request's bare
     future (the hot path: no coroutine per request); a new connection goes through
@@ -398,7 +398,6 @@ class FastTransport(Transport):
                       s.method == "HEAD") for s in job.specs]
         self.contexts = user_contexts(job, job.concurrency)
         self.clients: list[FastClient] = []
-        self.sweeper: asyncio.Future[None] | None = None
 
     def user(self, i: int) -> Link:
         job = self.job
@@ -429,21 +428,5 @@ class FastTransport(Transport):
             return True
         return Link(send, exchange, client.close, post)
 
-    async def _sweep_timeouts(self) -> None:
-        loop = asyncio.get_running_loop()
-        every = min(0.1, self.job.timeout_s / 4)
-        while True:
-            await asyncio.sleep(every)
-            now = loop.time()
-            for client in self.clients:
-                client.check_timeout(now)
-
-    async def __aenter__(self) -> FastTransport:
-        self.sweeper = asyncio.ensure_future(self._sweep_timeouts())
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        if self.sweeper is not None:
-            self.sweeper.cancel()
-        for client in self.clients:
-            client.close()
+    def swept(self) -> list[FastClient]:
+        return self.clients

@@ -49,7 +49,7 @@ from harness.core.failures import (
 )
 from harness.core.job import Job
 from harness.core.steps import KEEP_BODY, KEEP_NOTHING, Outgoing
-from harness.transports.base import Link, OnHandshake, Receiver, Transport
+from harness.transports.base import Link, OnHandshake, Receiver, Swept
 from harness.transports.tls import UserContext, user_contexts
 from harness.transports.wire import h2_headers, h2_step_headers
 from mockserver.h2frames import Encoded, stateless_block
@@ -409,7 +409,7 @@ class _Group:
         task.add_done_callback(self.owner.tasks.discard)
 
 
-class H2Transport(Transport):
+class H2Transport(Swept):
     """Groups of users over shared connections, each fixed request's header block built
     once, one sweeper for every stream's deadline."""
 
@@ -427,7 +427,6 @@ class H2Transport(Transport):
         self.groups: list[_Group] = []
         self.conns: set[H2Conn] = set()   # every open connection, GOAWAY'd ones too
         self.tasks: set[asyncio.Task[None]] = set()
-        self.sweeper: asyncio.Future[None] | None = None
 
     def user(self, i: int) -> Link:
         job = self.job
@@ -472,23 +471,10 @@ class H2Transport(Transport):
                 group.conn.close()
         return Link(send, exchange, close, post)
 
-    async def _sweep_timeouts(self) -> None:
-        loop = asyncio.get_running_loop()
-        every = min(0.1, self.job.timeout_s / 4)
-        while True:
-            await asyncio.sleep(every)
-            now = loop.time()
-            for conn in list(self.conns):
-                conn.check_timeout(now)
-
-    async def __aenter__(self) -> H2Transport:
-        self.sweeper = asyncio.ensure_future(self._sweep_timeouts())
-        return self
+    def swept(self) -> set[H2Conn]:
+        return self.conns
 
     async def __aexit__(self, *exc: object) -> None:
-        if self.sweeper is not None:
-            self.sweeper.cancel()
         for task in self.tasks:
             task.cancel()
-        for conn in list(self.conns):
-            conn.close()
+        await super().__aexit__(*exc)

@@ -15,7 +15,7 @@ import pytest
 from h2.errors import ErrorCodes
 from hyperframe.frame import ContinuationFrame, HeadersFrame, PingFrame, SettingsFrame
 
-from tests.conftest import Mock, start_mockserver
+from tests.conftest import Mock, raw_exchange, start_mockserver
 
 PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 REQUEST = [(":method", "GET"), (":path", "/"), (":scheme", "http"), (":authority", "x")]
@@ -41,20 +41,7 @@ def _attack(mock: Mock, data: bytes, *, wait: float = 10.0) -> tuple[int | None,
     """Send `data` on a new h2c connection (after the client preface and SETTINGS) and
     read until the mock closes it: (the GOAWAY's error code, seconds until closed)."""
     started = time.monotonic()
-    with socket.create_connection(("127.0.0.1", mock.port), timeout=wait) as sock:
-        try:
-            sock.sendall(data)
-        except (BrokenPipeError, ConnectionResetError):
-            pass   # closed on us mid-flood: what it answered is still to be read
-        received = b""
-        while True:
-            try:
-                chunk = sock.recv(65536)
-            except (TimeoutError, ConnectionResetError):
-                break
-            if not chunk:
-                break
-            received += chunk
+    received = raw_exchange(mock.port, data, timeout=wait)
     return _goaway_code(received), time.monotonic() - started
 
 

@@ -477,3 +477,58 @@ model = "thread"
         got = {r["kind"] for r in rows if r["model"] == label}
         assert got == kinds, (label, got)
         assert model["rss_peak_bytes"] < 400 << 20, (label, model["rss_peak_bytes"])
+
+
+def test_streams_beyond_the_servers_cap_wait_for_a_stream(tmp_path):
+    """200 users a connection against the mock's SETTINGS_MAX_CONCURRENT_STREAMS of 128:
+    the requests past the cap wait for a stream (inside their latency), never open one
+    the server would refuse -- no failure, no offender, one connection."""
+    _, meta = _run(tmp_path, """
+[run]
+requests = 3000
+[target]
+http = "2"
+[target.mock]
+latency = { dist = "fixed", ms = 20 }
+[load]
+concurrency = 200
+streams_per_connection = 200
+[[requests]]
+name = "home"
+path = "/"
+[[models]]
+model = "uvloop"
+engine = "fast"
+""")
+    stats = meta["mockserver_stats"]
+    model = meta["models"]["uvloop-fast"]
+    assert model["errors"] == [] and model["requests_sent"] == 3000 == stats["requests_total"]
+    assert stats["h2"]["offenders"] == {} and model["h2"]["connections"] == 1
+
+
+def test_the_open_model_over_http2(tmp_path):
+    """The open model's one timer over h2 streams (10 users a connection): the schedule's
+    sends, every one counted by the mock, latency from the intended send."""
+    run_dir, meta = _run(tmp_path, """
+[run]
+duration = "2s"
+[target]
+http = "2"
+[load]
+mode = "open"
+rate = 400
+concurrency = 20
+streams_per_connection = 10
+[[requests]]
+name = "home"
+path = "/"
+[[models]]
+model = "uvloop"
+engine = "fast"
+""")
+    stats = meta["mockserver_stats"]
+    assert meta["requests_sent"] == stats["requests_total"] == stats["by_protocol"]["HTTP/2"]
+    rows = {r["name"]: r for r in _summary(run_dir)}
+    assert 0.9 * 400 < float(rows["Aggregated"]["rps"]) < 1.1 * 400
+    assert rows["Aggregated"]["failures"] == "0"
+    assert meta["models"]["uvloop-fast"]["h2"]["connections"] == 2

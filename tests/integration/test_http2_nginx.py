@@ -19,6 +19,7 @@ import pytest
 import trustme
 
 from tests.conftest import load_meta, run_harness, write_scenario
+from tests.integration.test_http2 import MODELS
 
 
 def _nginx() -> str | None:
@@ -29,22 +30,6 @@ def _nginx() -> str | None:
 pytestmark = pytest.mark.skipif(_nginx() is None, reason="nginx is not installed (apt-get "
                                                          "install nginx to run these tests)")
 
-ALL = """
-[[models]]
-model = "sync"
-[[models]]
-model = "thread"
-[[models]]
-model = "asyncio"
-engine = "fast"
-[[models]]
-model = "uvloop"
-engine = "fast"
-[[models]]
-model = "process"
-sub_model = "thread"
-processes = 2
-"""
 
 
 def _port() -> int:
@@ -120,7 +105,7 @@ ca = "ca.pem"
 [[requests]]
 name = "home"
 path = "/"
-{ALL}""")
+{MODELS}""")
     assert meta["requests_sent"] == len(lines) == 5 * 1500
     assert {line[0] for line in lines} == {"HTTP/2.0"}
     assert {line[3] for line in lines} == {"200"}

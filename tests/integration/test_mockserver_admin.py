@@ -138,6 +138,11 @@ def test_metrics_equal_stats_across_processes():
         mock.get_json("/_mock/config", "PUT", json.dumps({
             "faults": {"error": {"p": 0.2, "status": 503}}}).encode())
         sent = hammer(mock, ["/", "/bytes/50", "/status/404"] * 20, 6)
+        import httpx   # and a few over HTTP/2 (h2c), counted by protocol
+        with httpx.Client(http1=False, http2=True, trust_env=False) as h2c:
+            for _ in range(5):
+                h2c.get(mock.url + "/")
+        sent += 5
         conn = http.client.HTTPConnection(mock.host, mock.port, timeout=10)
         stats = json.loads(_scrape(conn, "/_mock/stats"))
         text = _scrape(conn, "/_mock/metrics").decode()
@@ -157,6 +162,11 @@ def test_metrics_equal_stats_across_processes():
                     "malformed_requests"):
             assert samples[(f"mock_{key.removesuffix('_total')}_total", ())] == stats[key]
         assert samples[("mock_processes", ())] == 2
+        for protocol, n in stats["by_protocol"].items():
+            assert samples[("mock_requests_by_protocol_total", (("protocol", protocol),))] == n
+        assert stats["by_protocol"]["HTTP/2"] == 5 == stats["h2"]["streams"]
+        for key in ("connections", "streams", "goaways"):
+            assert samples[(f"mock_h2_{key}_total", ())] == stats["h2"][key]
         # the stats answer went out between the two scrapes: bytes only grow
         assert samples[("mock_bytes_out_total", ())] >= stats["bytes_out"] > 0
     finally:
