@@ -138,7 +138,7 @@ def test_metrics_equal_stats_across_processes():
         mock.get_json("/_mock/config", "PUT", json.dumps({
             "faults": {"error": {"p": 0.2, "status": 503}}}).encode())
         sent = hammer(mock, ["/", "/bytes/50", "/status/404"] * 20, 6)
-        import httpx   # and a few over HTTP/2 (h2c), counted by protocol
+        import httpx  # and a few over HTTP/2 (h2c), counted by protocol
         with httpx.Client(http1=False, http2=True, trust_env=False) as h2c:
             for _ in range(5):
                 h2c.get(mock.url + "/")
