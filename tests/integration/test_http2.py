@@ -531,4 +531,6 @@ engine = "fast"
     rows = {r["name"]: r for r in _summary(run_dir)}
     assert 0.9 * 400 < float(rows["Aggregated"]["rps"]) < 1.1 * 400
     assert rows["Aggregated"]["failures"] == "0"
-    assert meta["models"]["uvloop-fast"]["h2"]["connections"] == 2
+    # connections open as the schedule first needs a user of theirs: at 400/s of ~1 ms
+    # answers the first ten users' connection may be the only one
+    assert 1 <= meta["models"]["uvloop-fast"]["h2"]["connections"] <= 2
