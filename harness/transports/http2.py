@@ -131,6 +131,9 @@ class H2Conn(asyncio.Protocol):
         self.reading = False                  # in data_received: it writes at its end
         self.flush_due = False                # a write is scheduled for this loop turn
         self.ssl_object: Any = None
+        # the server's first SETTINGS: until it comes its stream cap is unknown (h2 would
+        # let us open 2**32), so no stream starts before it
+        self.settled: asyncio.Future[None] = self.loop.create_future()
 
     @property
     def usable(self) -> bool:
@@ -208,6 +211,8 @@ class H2Conn(asyncio.Protocol):
                     out.fail(RequestFailed(f"{H2_RESET}/{code}", f"RST_STREAM {code}"))
             elif kind is h2.events.ConnectionTerminated:
                 self._goaway(event.error_code, event.last_stream_id)
+            elif kind is h2.events.RemoteSettingsChanged and not self.settled.done():
+                self.settled.set_result(None)
 
     def _head(self, sid: int, headers: Headers) -> None:
         out = self.streams.get(sid)
@@ -291,6 +296,8 @@ class H2Conn(asyncio.Protocol):
         self._abort(failed)
 
     def _abort(self, failed: RequestFailed) -> None:
+        if not self.settled.done():   # whoever waits for its SETTINGS hears it is gone
+            self.settled.set_result(None)
         outs = list(self.streams.values()) + list(self.backlog)
         self.streams.clear()
         self.backlog.clear()
@@ -356,6 +363,13 @@ class _Group:
         if self.ctx is not None:
             await self._start_tls(loop, transport, conn, k)
         self.counts["connections"] += 1
+        try:   # its SETTINGS first: a burst of streams past its cap would be refused
+            await asyncio.wait_for(asyncio.shield(conn.settled), timeout)
+        except TimeoutError:
+            conn.close()
+            raise RequestFailed(TIMEOUT, "no SETTINGS from the server in time") from None
+        if conn.transport is None:
+            raise RequestFailed(RESET, "closed before its SETTINGS")
         self.conn = conn
         return conn
 

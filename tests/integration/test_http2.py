@@ -482,8 +482,10 @@ model = "thread"
 def test_streams_beyond_the_servers_cap_wait_for_a_stream(tmp_path):
     """200 users a connection against the mock's SETTINGS_MAX_CONCURRENT_STREAMS of 128:
     the requests past the cap wait for a stream (inside their latency), never open one
-    the server would refuse -- no failure, no offender, one connection."""
-    _, meta = _run(tmp_path, """
+    the server would refuse -- no failure, no offender, one connection. (CI beside a CPU
+    hog saw the mock count 128 fewer than were sent: the users' first burst went out
+    before the server's SETTINGS, past its cap; a connection now waits for them.)"""
+    run_dir, meta = _run(tmp_path, """
 [run]
 requests = 3000
 [target]
@@ -504,6 +506,7 @@ engine = "fast"
     model = meta["models"]["uvloop-fast"]
     assert model["errors"] == [] and model["requests_sent"] == 3000 == stats["requests_total"]
     assert stats["h2"]["offenders"] == {} and model["h2"]["connections"] == 1
+    assert all(r["failures"] == "0" for r in _summary(run_dir))
 
 
 def test_the_open_model_over_http2(tmp_path):
