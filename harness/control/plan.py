@@ -23,8 +23,8 @@ def data_entry(table: Any) -> dict[str, Any]:
 
 def make_job(scenario: Scenario, model: ModelSpec, url: str, index: int, workers: int,
              http: str | None = None) -> Job:
-    """One worker's slice; `http` is the protocol "auto" resolved to (control/alpn.py),
-    else the scenario's own."""
+    """One worker's slice; `http` is the protocol "auto" resolved to (the coordinator
+    asks transports.tls.negotiated_http once a run), else the scenario's own."""
     concurrency = 1 if MODELS[model.model].single_user else \
         (model.concurrency or scenario.concurrency)
     stages = [[s.duration_s, s.target] for s in scenario.stages]

@@ -72,10 +72,7 @@ class ModelKind:
         return kind
 
     def speaks_http2(self, engine: str | None) -> bool:
-        if not self.transports:
-            return False
-        return TRANSPORTS[engine if engine in self.engines
-                          else self.transports[0]].http2 is not None
+        return bool(self.transports) and self.transport(engine).http2 is not None
 
 
 MODELS: dict[str, ModelKind] = {
